@@ -1,0 +1,150 @@
+"""
+The catalogue: the whitelist of transforms a client may call, and the parser
+of transform names into pipelines.
+
+A client only ever names a transform; the catalogue looks that name up in a
+dictionary of entries registered in code.  No attribute lookup is ever done
+on client input, so C{__class__} or C{__init__} are simply unknown names.
+
+A name may chain several transforms with C{|}: C{cummingsify|reverse} applies
+C{cummingsify}, then C{reverse}.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+
+from service import transforms
+from service.errors import BadRequest, UnknownTransform
+
+#: The separator of pipeline steps in a transform name.
+PIPE = "|"
+
+#: The longest transform name (pipeline included) a client may send, in
+#: characters.
+MAX_NAME_LENGTH = 256
+
+#: The most steps one pipeline may have.
+MAX_PIPELINE_STEPS = 16
+
+
+@dataclass(frozen=True)
+class Transform:
+    """
+    One entry of the catalogue.
+
+    @ivar name: the name clients call it by.
+    @ivar description: one line saying what it does to a poem.
+    @ivar function: takes the poem and returns the new poem, or a L{Deferred}
+        firing with it.
+    @ivar offloadable: C{True} when C{function} is pure, thread-safe and
+        synchronous, so the service may run it in a worker thread to keep a
+        large poem from stalling the reactor.  Transforms that use the
+        reactor must say C{False}.
+    """
+
+    name: str
+    description: str
+    function: Callable[[str], "str | Deferred[str]"]
+    offloadable: bool = True
+
+
+def _quoted(name: str) -> str:
+    """
+    Quote a client-supplied name for a message: escaped, and cut short.
+    """
+    return repr(name[:64] + ("…" if len(name) > 64 else ""))
+
+
+class Catalogue:
+    """
+    The named transforms a service offers, in the order they were added.
+    """
+
+    def __init__(self, entries: Iterable[Transform] = ()) -> None:
+        self._entries: dict[str, Transform] = {}
+        for entry in entries:
+            self.add(entry)
+
+    def add(self, entry: Transform) -> None:
+        """
+        Register C{entry}.
+
+        @raise ValueError: if the name is taken or could not be called
+            (empty, or containing the pipeline separator or white space).
+        """
+        if not entry.name or PIPE in entry.name or entry.name != "".join(entry.name.split()):
+            raise ValueError(f"unusable transform name {entry.name!r}")
+        if entry.name in self._entries:
+            raise ValueError(f"transform {entry.name!r} is already registered")
+        self._entries[entry.name] = entry
+
+    def __iter__(self) -> Iterator[Transform]:
+        return iter(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, name: str) -> Transform:
+        """
+        The entry called exactly C{name}.
+
+        @raise UnknownTransform: if there is none.
+        """
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownTransform(f"unknown transform {_quoted(name)}") from None
+
+    def pipeline(self, name: str) -> tuple[Transform, ...]:
+        """
+        Parse a transform name into the entries it chains, left to right.
+        Spaces around C{|} are ignored.  Every step is checked before
+        anything runs.
+
+        @raise BadRequest: for an empty name, an empty step, a name over
+            L{MAX_NAME_LENGTH} characters or more than L{MAX_PIPELINE_STEPS}
+            steps.
+        @raise UnknownTransform: for a step that is not in the catalogue.
+        """
+        if not name:
+            raise BadRequest("the transform name is empty")
+        if len(name) > MAX_NAME_LENGTH:
+            raise BadRequest(f"the transform name is longer than {MAX_NAME_LENGTH} characters")
+        steps = [step.strip() for step in name.split(PIPE)]
+        if len(steps) > MAX_PIPELINE_STEPS:
+            raise BadRequest(f"a pipeline has at most {MAX_PIPELINE_STEPS} steps")
+        if not all(steps):
+            raise BadRequest(f"empty step in pipeline {_quoted(name)}")
+        return tuple(self.lookup(step) for step in steps)
+
+
+def builtinCatalogue(clock: IReactorTime) -> Catalogue:
+    """
+    The transforms every gateway offers.
+
+    @param clock: schedules the asynchronous transforms.
+    """
+    return Catalogue(
+        [
+            Transform("cummingsify", "lowercase everything, as e. e. cummings might", transforms.cummingsify),
+            Transform("reverse", "the same lines, last line first", transforms.reverse),
+            Transform("mirror", "every line written backwards, as in a mirror", transforms.mirror),
+            Transform("titlecase", "Every Word Starts With A Capital", transforms.titlecase),
+            Transform("piglatin", "every word in pig latin: science becomes iencescay", transforms.piglatin),
+            Transform(
+                "shuffle", "the words of each line shuffled, the same way every time", transforms.shuffle
+            ),
+            Transform(
+                "rot13", "every letter rotated thirteen places; twice gives the poem back", transforms.rot13
+            ),
+            Transform(
+                "echo",
+                "each line echoed by its last word, after a pause (asynchronous)",
+                transforms.echo(clock),
+                offloadable=False,
+            ),
+        ]
+    )

@@ -1,0 +1,224 @@
+"""
+The transform service: catalogue, pipelines, limits, deadlines and errors,
+on a fake clock.
+"""
+
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from service import (
+    BadRequest,
+    Catalogue,
+    Limits,
+    Overloaded,
+    PoemTooLarge,
+    Transform,
+    TransformFailed,
+    TransformService,
+    TransformTimeout,
+    UnknownTransform,
+    builtinCatalogue,
+)
+from service.catalogue import MAX_NAME_LENGTH, MAX_PIPELINE_STEPS
+from service.transforms import ECHO_PAUSE
+from tests.helpers import POEMS, captureLogs, misbehavingCatalogue
+
+
+class ServiceTestCase(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.service = self.makeService()
+
+    def makeService(self, **limits):
+        return TransformService(misbehavingCatalogue(self.clock), self.clock, Limits(**limits))
+
+    def failsWith(self, result, *errorTypes):
+        return self.failureResultOf(result, *errorTypes).value
+
+
+class CatalogueTests(SynchronousTestCase):
+    def test_onlyCatalogueEntriesCanBeCalled(self):
+        """
+        Names that are attributes of Python objects are just unknown names.
+        """
+        catalogue = builtinCatalogue(Clock())
+        for name in ["__class__", "__init__", "lookup", "_entries", "pipeline", "transforms", "upper"]:
+            self.assertRaises(UnknownTransform, catalogue.lookup, name)
+
+    def test_duplicateOrUnusableNames(self):
+        catalogue = Catalogue([Transform("a", "A", str.upper)])
+        self.assertRaises(ValueError, catalogue.add, Transform("a", "again", str.lower))
+        for bad in ["", "a|b", "a b"]:
+            self.assertRaises(ValueError, catalogue.add, Transform(bad, "bad", str.lower))
+
+    def test_pipelineParsing(self):
+        catalogue = builtinCatalogue(Clock())
+        steps = catalogue.pipeline("cummingsify | reverse|echo")
+        self.assertEqual([step.name for step in steps], ["cummingsify", "reverse", "echo"])
+
+    def test_badPipelines(self):
+        catalogue = builtinCatalogue(Clock())
+        for name in ["", "|", "cummingsify|", "|reverse", "a||b", "x" * (MAX_NAME_LENGTH + 1)]:
+            self.assertRaises(BadRequest, catalogue.pipeline, name)
+        self.assertRaises(BadRequest, catalogue.pipeline, "|".join(["reverse"] * (MAX_PIPELINE_STEPS + 1)))
+        self.assertEqual(len(catalogue.pipeline("|".join(["reverse"] * MAX_PIPELINE_STEPS))), 16)
+
+
+class TransformServiceTests(ServiceTestCase):
+    def test_transform(self):
+        result = self.service.transform("cummingsify", "HELLO WORLD")
+        self.assertEqual(self.successResultOf(result), "hello world")
+        self.assertEqual(self.service.inFlight, 0)
+
+    def test_listsTheCatalogue(self):
+        names = [entry.name for entry in self.service.transforms()]
+        self.assertIn("cummingsify", names)
+        self.assertIn("echo", names)
+
+    def test_pipelineMixingSyncAndAsyncSteps(self):
+        """
+        Steps run left to right, asynchronous ones included.
+        """
+        result = self.service.transform("cummingsify|echo|reverse", "ONE TWO\nTHREE")
+        self.assertNoResult(result)
+        self.clock.advance(ECHO_PAUSE)
+        self.assertEqual(self.successResultOf(result), "three … three … three\none two … two … two")
+
+    def test_everyPoemThroughALongPipeline(self):
+        name = "cummingsify|shuffle|piglatin|titlecase|mirror|reverse|rot13|echo"
+        for poem in POEMS.values():
+            result = self.service.transform(name, poem)
+            self.clock.advance(ECHO_PAUSE)
+            self.assertIsInstance(self.successResultOf(result), str)
+
+    def test_unknownStepRunsNothing(self):
+        """
+        A pipeline with an unknown step fails before any step runs.
+        """
+        calls = []
+        catalogue = Catalogue([Transform("count", "counts", lambda poem: calls.append(poem) or poem)])
+        service = TransformService(catalogue, self.clock)
+        error = self.failsWith(service.transform("count|nope", "poem"), UnknownTransform)
+        self.assertEqual(error.message, "unknown transform 'nope'")
+        self.assertEqual(calls, [])
+
+    def test_badNames(self):
+        for name in ["", "__class__", "a||b", "cummingsify.reverse"]:
+            error = self.failsWith(self.service.transform(name, "poem"), BadRequest, UnknownTransform)
+            self.assertIn(error.name, {"bad-request", "unknown-transform"})
+
+    def test_sizeLimitInUTF8Bytes(self):
+        service = self.makeService(maxPoemBytes=10)
+        self.assertEqual(self.successResultOf(service.transform("cummingsify", "A" * 10)), "a" * 10)
+        self.failsWith(service.transform("cummingsify", "A" * 11), PoemTooLarge)
+        self.assertEqual(self.successResultOf(service.transform("cummingsify", "É" * 5)), "é" * 5)
+        error = self.failsWith(service.transform("cummingsify", "É" * 6), PoemTooLarge)
+        self.assertEqual(error.message, "the poem is 12 bytes; the limit is 10 bytes")
+
+    def test_loneSurrogateIsABadRequest(self):
+        self.failsWith(self.service.transform("cummingsify", "a\ud800b"), BadRequest)
+
+    def test_resultOverTheLimitFails(self):
+        service = self.makeService(maxPoemBytes=20)
+        result = service.transform("echo", "a few words")
+        self.clock.advance(ECHO_PAUSE)
+        error = self.failsWith(result, TransformFailed)
+        self.assertIn("transformed poem", error.message)
+
+    def test_raisingTransformFailsAndIsLogged(self):
+        """
+        A transform that raises gives L{TransformFailed}; the cause is logged
+        with its traceback, not swallowed.
+        """
+        events = captureLogs(self)
+        error = self.failsWith(self.service.transform("cummingsify|explode", "poem"), TransformFailed)
+        self.assertEqual(error.message, "transform 'explode' failed")
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertTrue(any(event.get("transform") == "explode" for event in events))
+
+    def test_answerThatIsNotAPoemFails(self):
+        events = captureLogs(self)
+        self.failsWith(self.service.transform("number", "poem"), TransformFailed)
+        self.assertTrue(any(event.get("kind") == "int" for event in events))
+
+    def test_deadline(self):
+        """
+        A request still running at its deadline fails with
+        L{TransformTimeout}; the late result is discarded.
+        """
+        late = Deferred()
+        catalogue = Catalogue([Transform("slow", "slow", lambda poem: late, offloadable=False)])
+        service = TransformService(catalogue, self.clock, Limits(deadline=2.0))
+        result = service.transform("slow", "poem")
+        self.clock.advance(1.9)
+        self.assertNoResult(result)
+        self.clock.advance(0.1)
+        error = self.failsWith(result, TransformTimeout)
+        self.assertEqual(error.message, "no result within 2 seconds")
+        self.assertEqual(service.inFlight, 0)
+        late.callback("too late")  # discarded, raises nothing
+
+    def test_deadlineCoversTheWholePipeline(self):
+        service = self.makeService(deadline=ECHO_PAUSE * 2.5)
+        result = service.transform("echo|echo|echo", "poem")
+        self.clock.advance(ECHO_PAUSE * 2)
+        self.assertNoResult(result)
+        self.clock.advance(ECHO_PAUSE)
+        self.failsWith(result, TransformTimeout)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_overloaded(self):
+        service = self.makeService(maxInFlight=2)
+        first, second = service.transform("stall", "1"), service.transform("echo", "2")
+        self.failsWith(service.transform("cummingsify", "3"), Overloaded)
+        self.clock.advance(ECHO_PAUSE)
+        self.successResultOf(second)
+        self.assertEqual(self.successResultOf(service.transform("cummingsify", "A")), "a")
+        first.cancel()
+        self.failsWith(first, CancelledError)
+        self.assertEqual(service.inFlight, 0)
+
+    def test_callerCancels(self):
+        """
+        Cancelling a request cancels the running step and frees its slot.
+        """
+        result = self.service.transform("echo", "poem")
+        result.cancel()
+        self.failureResultOf(result, CancelledError)
+        self.assertEqual(self.service.inFlight, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class OffloadTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.offloaded = []
+
+        def offload(function, poem):
+            self.offloaded.append(poem)
+            return succeed(function(poem))
+
+        self.service = TransformService(
+            misbehavingCatalogue(self.clock), self.clock, Limits(offloadBytes=100), offload=offload
+        )
+
+    def test_largePoemsAreOffloaded(self):
+        self.successResultOf(self.service.transform("cummingsify|reverse", "A" * 100))
+        self.assertEqual(self.offloaded, ["A" * 100, "a" * 100])
+
+    def test_smallPoemsAreNot(self):
+        self.successResultOf(self.service.transform("cummingsify", "A" * 99))
+        self.assertEqual(self.offloaded, [])
+
+    def test_asynchronousTransformsAreNot(self):
+        result = self.service.transform("echo", "A" * 100)
+        self.clock.advance(ECHO_PAUSE)
+        self.successResultOf(result)
+        self.assertEqual(self.offloaded, [])
+
+
+class LimitsTests(SynchronousTestCase):
+    def test_mustBePositive(self):
+        for bad in [dict(maxPoemBytes=0), dict(deadline=0), dict(maxInFlight=0), dict(deadline=float("nan"))]:
+            self.assertRaises(ValueError, Limits, **bad)

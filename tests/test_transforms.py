@@ -1,0 +1,111 @@
+"""
+Every built-in transform, on every bundled poem.
+"""
+
+import re
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from service import builtinCatalogue, transforms
+from tests.helpers import POEMS
+
+
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+class EveryTransformOnEveryPoemTests(SynchronousTestCase):
+    def test_everyTransformChangesEveryPoem(self):
+        """
+        Every catalogue entry turns every bundled poem into a different,
+        non-empty poem with as many lines.
+        """
+        clock = Clock()
+        catalogue = builtinCatalogue(clock)
+        self.assertGreaterEqual(len(catalogue), 6)
+        for entry in catalogue:
+            for name, poem in POEMS.items():
+                result = self.successResultOf(_run(entry.function, poem, clock))
+                self.assertIsInstance(result, str)
+                self.assertNotEqual(result, poem, f"{entry.name} on {name}")
+                self.assertEqual(result.count("\n"), poem.count("\n"), f"{entry.name} on {name}")
+
+    def test_descriptionsAreOneLine(self):
+        for entry in builtinCatalogue(Clock()):
+            self.assertTrue(entry.description)
+            self.assertNotIn("\n", entry.description)
+
+
+def _run(function, poem, clock):
+    from twisted.internet.defer import maybeDeferred
+
+    result = maybeDeferred(function, poem)
+    clock.advance(transforms.ECHO_PAUSE)
+    return result
+
+
+class TransformTests(SynchronousTestCase):
+    def test_cummingsifyIsTheTutorials(self):
+        self.assertEqual(transforms.cummingsify("HELLO World"), "hello world")
+        for poem in POEMS.values():
+            self.assertEqual(transforms.cummingsify(poem), poem.lower())
+
+    def test_reverseLines(self):
+        self.assertEqual(transforms.reverse("one\ntwo\nthree\n"), "three\ntwo\none\n")
+        self.assertEqual(transforms.reverse("one\ntwo"), "two\none")
+        for poem in POEMS.values():
+            self.assertEqual(transforms.reverse(transforms.reverse(poem)), poem)
+
+    def test_mirror(self):
+        self.assertEqual(transforms.mirror("abc\ndef"), "cba\nfed")
+        for poem in POEMS.values():
+            self.assertEqual(transforms.mirror(transforms.mirror(poem)), poem)
+
+    def test_titlecase(self):
+        self.assertEqual(
+            transforms.titlecase("the fascination of what's DIFFICULT"),
+            "The Fascination Of What's Difficult",
+        )
+        self.assertEqual(transforms.titlecase("perché l’immago"), "Perché L’immago")
+
+    def test_piglatin(self):
+        self.assertEqual(transforms.piglatin("science"), "iencescay")
+        self.assertEqual(transforms.piglatin("old"), "oldway")
+        self.assertEqual(transforms.piglatin("Science! true"), "Iencescay! uetray")
+        self.assertEqual(transforms.piglatin("quiet rhythm"), "ietquay ythmrhay")
+        self.assertEqual(transforms.piglatin("HEART"), "EARTHAY")
+
+    def test_shuffleIsADeterministicPermutationOfEachLine(self):
+        for poem in POEMS.values():
+            shuffled = transforms.shuffle(poem)
+            self.assertEqual(shuffled, transforms.shuffle(poem))
+            for before, after in zip(poem.split("\n"), shuffled.split("\n"), strict=True):
+                self.assertEqual(sorted(words(before)), sorted(words(after)))
+                self.assertEqual(re.match(r"\s*", before).group(), re.match(r"\s*", after).group())
+
+    def test_rot13(self):
+        self.assertEqual(transforms.rot13("Hello"), "Uryyb")
+        for poem in POEMS.values():
+            self.assertEqual(transforms.rot13(transforms.rot13(poem)), poem)
+
+    def test_echoAnswersLater(self):
+        """
+        C{echo} is asynchronous: nothing until the pause has passed, then
+        every line with words is followed by its last word twice.
+        """
+        clock = Clock()
+        result = transforms.echo(clock)("Science! true daughter\n\nthou art!")
+        self.assertNoResult(result)
+        clock.advance(transforms.ECHO_PAUSE)
+        self.assertEqual(
+            self.successResultOf(result),
+            "Science! true daughter … daughter … daughter\n\nthou art! … art … art",
+        )
+
+    def test_echoCancelled(self):
+        clock = Clock()
+        result = transforms.echo(clock)("poem")
+        result.cancel()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.failureResultOf(result)
