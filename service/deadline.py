@@ -5,6 +5,7 @@ Deadlines for Deferreds, reported as L{TransformTimeout}.
 from typing import TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
@@ -26,7 +27,7 @@ def withDeadline(
     """
 
     def timedOut(result: "_T | Failure", timeout: float) -> "_T | Failure":
-        if isinstance(result, Failure) and result.check(CancelledError):
+        if isinstance(result, Failure) and result.check(CancelledError, ConnectingCancelledError):
             raise TransformTimeout(f"{waitingFor} within {timeout:g} seconds")
         return result
 

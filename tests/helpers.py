@@ -52,13 +52,19 @@ _LISTENING = re.compile(r"(\w+) listening on (\S+):(\d+)$")
 
 class GatewayProcess:
     """
-    A real C{xform serve} on free loopback ports, its log read in a thread.
+    A real C{xform serve} on free loopback ports, its log (standard output
+    and error) read in a thread.
 
     @ivar ports: listener name -> port number, once started.
     @ivar log: every line it has written to standard error so far.
     """
 
-    def __init__(self, *arguments: str, listeners=("netstring",)) -> None:
+    #: The command that starts the gateway; its arguments follow.
+    command = (sys.executable, "-m", "gateway", "serve")
+
+    def __init__(self, *arguments: str, listeners=("netstring",), command=None) -> None:
+        if command is not None:
+            self.command = command
         self.arguments = list(arguments)
         for name in listeners:
             if f"--{name}" not in self.arguments:
@@ -73,10 +79,10 @@ class GatewayProcess:
         Start it and wait until every listener says where it listens.
         """
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", *self.arguments],
+            [*self.command, *self.arguments],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -88,7 +94,7 @@ class GatewayProcess:
         return self
 
     def _readLog(self) -> None:
-        for line in self.process.stderr:
+        for line in self.process.stdout:
             with self._changed:
                 self.log.append(line.rstrip("\n"))
                 match = _LISTENING.search(self.log[-1])

@@ -1,0 +1,40 @@
+# Two commands on a fresh machine:
+#   make run    install into .venv and start the gateway with its defaults
+#   make test   install everything the tests need and run the whole suite
+
+PYTHON ?= python3
+VENV ?= .venv
+DEBIAN_PACKAGES := $(shell cat .ci/debian-packages.txt)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint deps install clean
+
+run: install
+	$(VENV)/bin/xform serve
+
+test: deps install lint
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --config-settings editable_mode=compat -e '.[test]'
+	touch $@
+
+# The Debian packages the tests use (netcat-openbsd, ...), installed only
+# when missing.
+deps:
+	@missing=$$(for package in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q 'ok installed' || echo $$package; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

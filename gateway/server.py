@@ -1,0 +1,111 @@
+"""
+The gateway's service tree: one L{TransformService} shared by a listener per
+protocol, each listener built from an endpoint string.
+"""
+
+from collections.abc import Callable
+
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.protocol import Factory
+from twisted.python import usage
+
+from gateway.listening import ListeningService
+from gateway.logs import LEVELS
+from gateway.workers import WorkerThreads
+from protocols.netstring import TransformFactory
+from service import Limits, TransformService, builtinCatalogue
+
+#: The value of a listener option that switches that listener off.
+OFF = "off"
+
+
+def _positive(kind: type) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if not value > 0:
+            raise ValueError(f"{text} is not a positive number")
+        return value
+
+    parse.coerceDoc = "Must be a positive number."
+    return parse
+
+
+class ServeOptions(usage.Options):
+    """
+    The options of C{xform serve} (and of the C{xform-gateway} twistd
+    plugin).
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Serve the poetry transform service. Listeners take Twisted endpoint strings "
+        "(e.g. tcp:10001:interface=0.0.0.0) or 'off'."
+    )
+
+    optParameters = [
+        ["netstring", None, "tcp:10001:interface=127.0.0.1", "Endpoint of the netstring protocol, or 'off'."],
+        ["max-poem-bytes", None, Limits.maxPoemBytes, "Largest poem accepted, in bytes.", _positive(int)],
+        ["deadline", None, Limits.deadline, "Seconds a request may take.", _positive(float)],
+        ["max-in-flight", None, Limits.maxInFlight, "Requests served at once.", _positive(int)],
+        [
+            "idle-timeout",
+            None,
+            30.0,
+            "Seconds a client may stay silent before its request is whole.",
+            _positive(float),
+        ],
+        ["workers", None, 2, "Threads that transform large poems.", _positive(int)],
+        ["log-level", None, "info", f"One of: {', '.join(LEVELS)}."],
+    ]
+
+    def postOptions(self) -> None:
+        if self["log-level"] not in LEVELS:
+            raise usage.UsageError(f"--log-level must be one of: {', '.join(LEVELS)}")
+        if all(self[name] == OFF for name in LISTENERS):
+            raise usage.UsageError("every listener is off: nothing to serve")
+
+
+def _netstringFactory(service: TransformService, options: ServeOptions, reactor) -> Factory:
+    return TransformFactory(service, reactor, idleTimeout=options["idle-timeout"])
+
+
+#: The listeners of the gateway: option name -> builder of its factory.
+LISTENERS: dict[str, Callable[[TransformService, ServeOptions, object], Factory]] = {
+    "netstring": _netstringFactory,
+}
+
+
+def makeService(options: ServeOptions, reactor) -> MultiService:
+    """
+    Build the gateway: worker threads, the shared L{TransformService}, and a
+    L{ListeningService} for each listener that is not C{off}.
+
+    @raise usage.UsageError: if an endpoint string is invalid.
+    """
+    root = MultiService()
+    workers = WorkerThreads(reactor, options["workers"])
+    workers.setServiceParent(root)
+    limits = Limits(
+        maxPoemBytes=options["max-poem-bytes"],
+        deadline=options["deadline"],
+        maxInFlight=options["max-in-flight"],
+    )
+    service = TransformService(builtinCatalogue(reactor), reactor, limits, offload=workers.offload)
+    for name, makeFactory in LISTENERS.items():
+        description = options[name]
+        if description == OFF:
+            continue
+        try:
+            endpoint = serverFromString(reactor, description)
+        except (ValueError, KeyError, TypeError) as error:
+            raise usage.UsageError(f"--{name}: invalid endpoint {description!r}: {error}") from None
+        ListeningService(name, endpoint, makeFactory(service, options, reactor)).setServiceParent(root)
+    return root
+
+
+def listeners(root: MultiService) -> list[ListeningService]:
+    """
+    The listening services of a tree made by L{makeService}.
+    """
+    return [child for child in root if isinstance(child, ListeningService)]

@@ -1,0 +1,40 @@
+"""
+Worker threads that keep heavy transforms off the reactor thread.
+"""
+
+from collections.abc import Callable
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+
+class WorkerThreads(Service):
+    """
+    A pool of threads, running while this service runs, for the service's
+    offloadable transforms of large poems.  Python's GIL still serialises
+    the work, but the reactor keeps its turn every few milliseconds instead
+    of waiting for a whole transform, so other clients are not stalled.
+    """
+
+    def __init__(self, reactor: IReactorFromThreads, size: int) -> None:
+        self.setName("workers")
+        self._reactor = reactor
+        self._pool = ThreadPool(minthreads=0, maxthreads=size, name="xform-workers")
+
+    def startService(self) -> None:
+        super().startService()
+        self._pool.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self._pool.stop()
+
+    def offload(self, function: Callable[[str], str], poem: str) -> "Deferred[str]":
+        """
+        Run C{function(poem)} in a worker thread; the result arrives in the
+        reactor thread.  Cancelling the L{Deferred} discards the result.
+        """
+        return deferToThreadPool(self._reactor, self._pool, function, poem)

@@ -1,0 +1,3 @@
+"""
+Thin wire adapters over the transform service, one module per protocol.
+"""

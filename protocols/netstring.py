@@ -1,0 +1,398 @@
+"""
+The netstring transform protocol of the Twisted introduction's Part 12, with
+the Part 13 client.
+
+The wire, byte by byte::
+
+    client -> server   <length>:<transform>.<poem>,
+    server -> client   <length>:<new poem>,      then the server closes
+
+C{<length>} is the payload's length in bytes, in decimal ASCII without
+leading zeros; the payload is UTF-8 and is split at its first C{.}, so a
+transform name never holds a dot and a poem may.  Only the first netstring of
+a connection is read; whatever follows it is ignored.  On any error --
+malformed netstring, over the size limit, no C{.}, unknown transform, invalid
+UTF-8, a failing transform, the deadline -- the server closes the connection
+without answering: the protocol has no way to say why, so the server logs the
+reason.  A client may half-close after sending (C{nc -N}) and still get its
+answer.  A client that sends nothing, or not a whole netstring, is dropped
+after an idle timeout.
+
+L{NetstringDecoder} and L{encodeNetstring} hold the framing, shared by the
+server (L{TransformFactory}), the asynchronous client (L{TransformProxy}) and
+the blocking client of L{gateway.syncclient}.
+"""
+
+from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.internet.endpoints import connectProtocol
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from service.catalogue import MAX_NAME_LENGTH
+from service.deadline import withDeadline
+from service.errors import (
+    BadRequest,
+    Overloaded,
+    TransformError,
+    TransformFailed,
+    TransformTimeout,
+)
+from service.transformer import TransformService
+
+#: Separates the transform name from the poem in a request's payload.
+SEPARATOR = b"."
+
+
+class NetstringError(Exception):
+    """
+    The bytes received are not a valid netstring, or announce one over the
+    size limit.
+    """
+
+
+class NoReply(TransformFailed):
+    """
+    The server closed the connection without answering.  The netstring
+    protocol answers every error that way, so the cause is not known here:
+    an unknown transform, a poem over the server's limit, a failure...
+    """
+
+
+def encodeNetstring(payload: bytes) -> bytes:
+    """
+    Frame C{payload} as one netstring.
+    """
+    return b"%d:%s," % (len(payload), payload)
+
+
+class NetstringDecoder:
+    """
+    A strict, incremental netstring parser: feed it bytes as they arrive and
+    pop complete payloads.
+
+    It refuses a length with a leading zero or anything but digits, a length
+    over C{maxLength} as soon as the digits show it, and a payload not
+    followed by a comma.
+    """
+
+    def __init__(self, maxLength: int) -> None:
+        """
+        @param maxLength: the largest payload accepted, in bytes.
+        """
+        self.maxLength = maxLength
+        self._maxDigits = len(str(maxLength))
+        self._buffer = bytearray()
+        self._payloadLength: int | None = None
+
+    def feed(self, data: bytes) -> None:
+        """
+        Add received bytes.
+        """
+        self._buffer += data
+
+    def pop(self) -> bytes | None:
+        """
+        Take the next complete payload.
+
+        @return: the payload, or C{None} if no complete netstring has arrived
+            yet.
+        @raise NetstringError: if the bytes cannot be a valid netstring.
+        """
+        if self._payloadLength is None:
+            colon = self._buffer.find(b":", 0, self._maxDigits + 1)
+            digits = bytes(self._buffer[: self._maxDigits + 1 if colon < 0 else colon])
+            self._checkLength(digits, complete=colon >= 0)
+            if colon < 0:
+                return None
+            self._payloadLength = int(digits)
+            del self._buffer[: colon + 1]
+        end = self._payloadLength
+        if len(self._buffer) <= end:
+            return None
+        if self._buffer[end] != ord(","):
+            raise NetstringError(f"the {end}-byte payload is not followed by a comma")
+        payload = bytes(memoryview(self._buffer)[:end])
+        del self._buffer[: end + 1]
+        self._payloadLength = None
+        return payload
+
+    def _checkLength(self, digits: bytes, complete: bool) -> None:
+        if not digits.isdigit():
+            if digits or complete:
+                raise NetstringError("it does not start with a decimal length and a colon")
+            return
+        if len(digits) > 1 and digits.startswith(b"0"):
+            raise NetstringError("its length has a leading zero")
+        if len(digits) > self._maxDigits or int(digits) > self.maxLength:
+            raise NetstringError(f"its length is over the limit of {self.maxLength} bytes")
+
+
+def encodeRequest(transform: str, poem: str) -> bytes:
+    """
+    The payload of a request for C{transform} of C{poem}.
+
+    @raise BadRequest: if the transform name holds a C{.}, which would move
+        the split.
+    """
+    name = transform.encode("utf-8")
+    if SEPARATOR in name:
+        raise BadRequest(f"a transform name cannot contain {SEPARATOR.decode()!r}")
+    return name + SEPARATOR + poem.encode("utf-8")
+
+
+def decodeRequest(payload: bytes) -> tuple[str, str]:
+    """
+    Split a request's payload into the transform name and the poem.
+
+    @raise BadRequest: if there is no C{.} or the payload is not UTF-8.
+    """
+    name, separator, poem = payload.partition(SEPARATOR)
+    if not separator:
+        raise BadRequest("the request has no '.' between the transform name and the poem")
+    try:
+        return name.decode("utf-8"), poem.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadRequest(f"the request is not valid UTF-8 (byte {error.start} of its part)") from None
+
+
+def maxRequestBytes(service: TransformService) -> int:
+    """
+    The largest request payload worth reading for C{service}: the longest
+    transform name, the C{.}, and the largest poem.  The service itself
+    decides about the exact poem size.
+    """
+    return 4 * MAX_NAME_LENGTH + len(SEPARATOR) + service.limits.maxPoemBytes
+
+
+def _describePeer(transport) -> str:
+    peer = transport.getPeer()
+    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+    return f"{host}:{port}" if host is not None else str(peer)
+
+
+@implementer(IHalfCloseableProtocol)
+class TransformProtocol(Protocol, TimeoutMixin):
+    """
+    Serve one request: read a netstring, transform, answer, close.
+
+    @ivar factory: the L{TransformFactory} that made this protocol.
+    """
+
+    log = Logger()
+    factory: "TransformFactory"
+
+    _decoder: NetstringDecoder | None = None
+    _request: "Deferred[str] | None" = None
+    _received = 0
+    _replied = False
+
+    def connectionMade(self) -> None:
+        self.callLater = self.factory.clock.callLater
+        self._peer = _describePeer(self.transport)
+        self._decoder = NetstringDecoder(maxRequestBytes(self.factory.service))
+        self.setTimeout(self.factory.idleTimeout)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._decoder is None:
+            return  # the request has arrived; anything after it is ignored
+        self._received += len(data)
+        self.resetTimeout()
+        self._decoder.feed(data)
+        try:
+            payload = self._decoder.pop()
+        except NetstringError as error:
+            self._refuse(BadRequest(f"malformed netstring: {error}"))
+            return
+        if payload is not None:
+            self._decoder = None
+            self.setTimeout(None)
+            self._startTransform(payload)
+
+    def _startTransform(self, payload: bytes) -> None:
+        try:
+            name, poem = decodeRequest(payload)
+        except BadRequest as error:
+            self._refuse(error)
+            return
+        self._request = self.factory.service.transform(name, poem)
+        self._request.addCallbacks(self._reply, self._transformFailed)
+        self._request.addErrback(self.log.failure, "while answering {peer}", peer=self._peer)
+
+    def _reply(self, poem: str) -> None:
+        self._replied = True
+        self.transport.write(encodeNetstring(poem.encode("utf-8")))
+        self.transport.loseConnection()
+        # A client that never reads its answer must not hold it forever.
+        self.setTimeout(self.factory.idleTimeout)
+
+    def _transformFailed(self, failure: Failure) -> None:
+        if failure.check(CancelledError):
+            return  # the client went away first; nobody to tell
+        failure.trap(TransformError)
+        self._refuse(failure.value)
+
+    def _refuse(self, error: TransformError) -> None:
+        ours = isinstance(error, (TransformFailed, TransformTimeout, Overloaded))
+        emit = self.log.warn if ours else self.log.info
+        emit(
+            "netstring {peer}: closing without a reply: {error}: {reason}",
+            peer=self._peer,
+            error=error.name,
+            reason=error.message,
+        )
+        self.transport.loseConnection()
+
+    def readConnectionLost(self) -> None:
+        """
+        The client half-closed.  If its request is whole, it still gets the
+        answer; otherwise it never can, so the connection is closed.
+        """
+        if self._decoder is not None:
+            self._decoder = None
+            self.setTimeout(None)
+            self._refuse(
+                BadRequest(
+                    f"the client stopped sending after {self._received} bytes, before a whole netstring"
+                )
+            )
+
+    def writeConnectionLost(self) -> None:
+        """
+        Nothing to do: the server writes at most one answer, then closes.
+        """
+
+    def timeoutConnection(self) -> None:
+        if self._replied:
+            self.log.info("netstring {peer}: did not read its reply in time; dropping it", peer=self._peer)
+            self.transport.abortConnection()
+        else:
+            self.log.info(
+                "netstring {peer}: no whole request within {seconds:g} s; dropping it",
+                peer=self._peer,
+                seconds=self.factory.idleTimeout,
+            )
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.setTimeout(None)
+        if self._request is not None and not self._request.called:
+            self._request.cancel()
+
+
+class TransformFactory(Factory):
+    """
+    Serve the netstring protocol for a L{TransformService}.
+
+    @ivar service: the shared transform service.
+    @ivar clock: schedules the idle timeouts.
+    @ivar idleTimeout: seconds a client may take to send its whole request,
+        and to read its answer.
+    """
+
+    protocol = TransformProtocol
+    noisy = False
+
+    def __init__(self, service: TransformService, clock: IReactorTime, idleTimeout: float = 30.0) -> None:
+        self.service = service
+        self.clock = clock
+        self.idleTimeout = idleTimeout
+
+
+class TransformClientProtocol(Protocol):
+    """
+    Send one request and wait for its one answer.
+
+    @ivar reply: fires with the new poem once the exchange is over and the
+        connection closed, or fails with L{NoReply} or L{NetstringError}.
+        It is made and fired here, once; cancelling it drops the connection.
+    """
+
+    _poem: str | None = None
+    _error: Exception | None = None
+
+    def __init__(self, request: bytes, maxReplyBytes: int) -> None:
+        self._request = request
+        self._decoder = NetstringDecoder(maxReplyBytes)
+        self.reply: Deferred[str] = Deferred(lambda _: self.transport.abortConnection())
+
+    def connectionMade(self) -> None:
+        self.transport.write(encodeNetstring(self._request))
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._poem is not None or self._error is not None:
+            return
+        self._decoder.feed(data)
+        try:
+            payload = self._decoder.pop()
+            if payload is None:
+                return
+            self._poem = payload.decode("utf-8")
+        except (NetstringError, UnicodeDecodeError) as error:
+            self._error = NetstringError(f"unreadable reply: {error}")
+            self.transport.abortConnection()
+            return
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self.reply.called:
+            return  # cancelled
+        if self._poem is not None:
+            self.reply.callback(self._poem)
+        else:
+            self.reply.errback(self._error or NoReply("the server closed the connection without a reply"))
+
+
+class TransformProxy:
+    """
+    The Part 13 client: ask a netstring transform server to transform poems.
+
+    Each call opens one connection, as the protocol requires.
+    """
+
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        clock: IReactorTime,
+        timeout: float = 10.0,
+        maxReplyBytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        """
+        @param endpoint: where the server listens.
+        @param clock: measures C{timeout}.
+        @param timeout: seconds for the whole exchange, connecting included.
+        @param maxReplyBytes: the largest answer accepted.
+        """
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.maxReplyBytes = maxReplyBytes
+        self._clock = clock
+
+    def xform(self, transform: str, poem: str) -> "Deferred[str]":
+        """
+        Transform C{poem} with C{transform} on the server.
+
+        @return: a L{Deferred} firing with the new poem, or failing with
+            L{NoReply} (the server refused or failed: the protocol does not
+            say which), L{TransformTimeout}, L{BadRequest} (a name with a
+            C{.}), L{NetstringError} (a garbled answer) or the connection
+            error (e.g. L{twisted.internet.error.ConnectionRefusedError}).
+        """
+        try:
+            request = encodeRequest(transform, poem)
+        except BadRequest:
+            return fail()
+        exchange = Deferred.fromCoroutine(self._exchange(request))
+        return withDeadline(exchange, self.timeout, self._clock, "no reply")
+
+    async def _exchange(self, request: bytes) -> str:
+        protocol = TransformClientProtocol(request, self.maxReplyBytes)
+        await connectProtocol(self.endpoint, protocol)
+        return await protocol.reply

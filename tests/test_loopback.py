@@ -1,0 +1,37 @@
+"""
+The behaviour suite over each protocol, with real sockets on 127.0.0.1 and
+the real reactor.
+"""
+
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
+from twisted.trial.unittest import TestCase
+
+from protocols.netstring import NoReply, TransformFactory, TransformProxy
+from tests.behaviour import TransformBehaviour, serverService
+from tests.helpers import captureLogs
+
+
+class NetstringBehaviourTests(TransformBehaviour, TestCase):
+    """
+    Netstrings: every error is a connection closed without a reply, which
+    the Part 13 client reports as L{NoReply}; the server logs the error's
+    name.
+    """
+
+    async def setUp(self):
+        self.events = captureLogs(self)
+        self.service = serverService()
+        port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            TransformFactory(self.service, reactor)
+        )
+        self.addCleanup(port.stopListening)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+        self.proxy = TransformProxy(endpoint, reactor)
+
+    def transform(self, name, poem):
+        return self.proxy.xform(name, poem)
+
+    async def assertRefused(self, result, errorName):
+        await self.assertFailure(result, NoReply)
+        self.assertIn(errorName, [event.get("error") for event in self.events])

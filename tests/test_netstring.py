@@ -1,0 +1,349 @@
+"""
+The netstring protocol on in-memory transports: the framing, the server, and
+the Part 13 client, all on a fake clock.
+"""
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import CancelledError
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.test.iosim import ConnectionCompleter
+from twisted.trial.unittest import SynchronousTestCase
+
+from protocols.netstring import (
+    NetstringDecoder,
+    NetstringError,
+    NoReply,
+    TransformFactory,
+    TransformProxy,
+    encodeNetstring,
+    maxRequestBytes,
+)
+from service import BadRequest, Limits, TransformService, TransformTimeout
+from service.transforms import ECHO_PAUSE
+from tests.helpers import POEMS, captureLogs, misbehavingCatalogue
+
+HELLO = b"23:cummingsify.HELLO WORLD,"
+PEER = IPv4Address("TCP", "192.0.2.7", 40000)
+
+
+class NetstringDecoderTests(SynchronousTestCase):
+    def popAll(self, decoder):
+        return list(iter(decoder.pop, None))
+
+    def test_wholeAndSplit(self):
+        decoder = NetstringDecoder(100)
+        for byte in b"5:hello,0:,3:a.b,":
+            decoder.feed(bytes([byte]))
+        self.assertEqual(self.popAll(decoder), [b"hello", b"", b"a.b"])
+
+    def test_incomplete(self):
+        decoder = NetstringDecoder(100)
+        decoder.feed(b"12")
+        self.assertIsNone(decoder.pop())
+        decoder.feed(b":hello")
+        self.assertIsNone(decoder.pop())
+        decoder.feed(b" world!,")
+        self.assertEqual(decoder.pop(), b"hello world!")
+
+    def test_errors(self):
+        cases = {
+            b"x:": "does not start with a decimal length",
+            b":": "does not start with a decimal length",
+            b"-1:": "does not start with a decimal length",
+            b" 1:a,": "does not start with a decimal length",
+            b"01:a,": "leading zero",
+            b"00": "leading zero",
+            b"101:": "over the limit of 100 bytes",
+            b"1000": "over the limit of 100 bytes",
+            b"3:abc;": "not followed by a comma",
+        }
+        for data, message in cases.items():
+            decoder = NetstringDecoder(100)
+            decoder.feed(data)
+            error = self.assertRaises(NetstringError, decoder.pop)
+            self.assertIn(message, str(error), data)
+
+    def test_limitIsInclusive(self):
+        decoder = NetstringDecoder(100)
+        decoder.feed(encodeNetstring(b"x" * 100))
+        self.assertEqual(decoder.pop(), b"x" * 100)
+
+
+class ServerTestCase(SynchronousTestCase):
+    maxPoemBytes = 1000
+
+    def setUp(self):
+        self.clock = MemoryReactorClock()
+        self.service = TransformService(
+            misbehavingCatalogue(self.clock), self.clock, Limits(maxPoemBytes=self.maxPoemBytes, deadline=3.0)
+        )
+        self.factory = TransformFactory(self.service, self.clock, idleTimeout=30.0)
+        self.events = captureLogs(self)
+
+    def connect(self):
+        protocol = self.factory.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def request(self, *chunks):
+        protocol, transport = self.connect()
+        for chunk in chunks:
+            protocol.dataReceived(chunk)
+        return protocol, transport
+
+    def assertReplied(self, transport, expected):
+        self.assertEqual(transport.value(), expected)
+        self.assertTrue(transport.disconnecting)
+
+    def assertRefused(self, transport, errorName):
+        """
+        The connection was closed without a byte of reply, and the reason
+        was logged once, naming the client.
+        """
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.disconnecting or transport.disconnected)
+        refusals = [
+            event for event in self.events if "error" in event and event.get("peer") == "192.0.2.7:40000"
+        ]
+        self.assertEqual([event["error"] for event in refusals], [errorName])
+
+
+class NetstringServerTests(ServerTestCase):
+    def test_tutorialExample(self):
+        protocol, transport = self.request(HELLO)
+        self.assertReplied(transport, b"11:hello world,")
+
+    def test_byteByByte(self):
+        protocol, transport = self.request(*[bytes([byte]) for byte in HELLO])
+        self.assertReplied(transport, b"11:hello world,")
+
+    def test_oddChunks(self):
+        request = encodeNetstring(b"reverse." + POEMS["science"].encode())
+        chunks, sizes, start = [], [1, 2, 3, 5, 7, 11, 13], 0
+        while start < len(request):
+            size = sizes[len(chunks) % len(sizes)]
+            chunks.append(request[start : start + size])
+            start += size
+        protocol, transport = self.request(*chunks)
+        expected = "\n".join(reversed(POEMS["science"][:-1].split("\n"))) + "\n"
+        self.assertReplied(transport, encodeNetstring(expected.encode()))
+
+    def test_severalClientsInterleaved(self):
+        """
+        Requests from several connections, arriving interleaved, are each
+        answered on their own connection.
+        """
+        connections = [self.connect() for _ in range(5)]
+        requests = [encodeNetstring(f"cummingsify.POEM {i}".encode()) for i in range(5)]
+        for start in range(0, max(map(len, requests)), 4):
+            for (protocol, _), request in zip(connections, requests, strict=True):
+                if request[start : start + 4]:
+                    protocol.dataReceived(request[start : start + 4])
+        for i, (_, transport) in enumerate(connections):
+            self.assertReplied(transport, encodeNetstring(f"poem {i}".encode()))
+
+    def test_asynchronousTransform(self):
+        protocol, transport = self.request(b"10:echo.HELLO,")
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(ECHO_PAUSE)
+        self.assertReplied(transport, encodeNetstring("HELLO … hello … hello".encode()))
+
+    def test_utf8Poem(self):
+        poem = POEMS["alla_sera"]
+        protocol, transport = self.request(encodeNetstring(b"cummingsify." + poem.encode()))
+        self.assertReplied(transport, encodeNetstring(poem.lower().encode()))
+
+    def test_dotsStayInThePoem(self):
+        protocol, transport = self.request(b"18:cummingsify.A.B.C.,")
+        self.assertReplied(transport, b"6:a.b.c.,")
+
+    def test_emptyPoem(self):
+        protocol, transport = self.request(b"12:cummingsify.,")
+        self.assertReplied(transport, b"0:,")
+
+    def test_bytesAfterTheRequestAreIgnored(self):
+        """
+        Only the first netstring is read, so C{echo '23:...,' | nc} works
+        despite the newline.
+        """
+        protocol, transport = self.request(HELLO + b"\n" + b"garbage")
+        self.assertReplied(transport, b"11:hello world,")
+
+    def test_framingLimitFollowsTheService(self):
+        self.assertEqual(maxRequestBytes(self.service), self.maxPoemBytes + 1 + 4 * 256)
+        poem = b"A" * self.maxPoemBytes
+        protocol, transport = self.request(encodeNetstring(b"cummingsify." + poem))
+        self.assertReplied(transport, encodeNetstring(poem.lower()))
+
+    def test_badInputs(self):
+        """
+        Each bad request closes its connection without a reply and logs
+        why, with the error's name.
+        """
+        cases = [
+            (b"abc:cummingsify.HELLO,", "bad-request"),
+            (b"023:cummingsify.HELLO WORLD,", "bad-request"),
+            (b"23:cummingsify.HELLO WORLD;", "bad-request"),
+            (b"99999999:", "bad-request"),
+            (b"11:cummingsify,", "bad-request"),
+            (b"6:.HELLO,", "bad-request"),
+            (b"10:nope.HELLO,", "unknown-transform"),
+            (b"15:__class__.HELLO,", "unknown-transform"),
+            (encodeNetstring(b"cummingsify.\xff\xfe\xfd"), "bad-request"),
+            (encodeNetstring(b"cummingsify." + b"A" * (self.maxPoemBytes + 1)), "poem-too-large"),
+            (b"13:explode.HELLO,", "transform-failed"),
+            (b"12:number.HELLO,", "transform-failed"),
+        ]
+        for data, errorName in cases:
+            del self.events[:]
+            protocol, transport = self.request(data)
+            self.assertRefused(transport, errorName)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertEqual(self.service.inFlight, 0)
+
+    def test_oversizeLengthIsRefusedBeforeThePayload(self):
+        protocol, transport = self.request(b"2000000")
+        self.assertRefused(transport, "bad-request")
+
+    def test_deadline(self):
+        protocol, transport = self.request(b"11:stall.HELLO,")
+        self.clock.advance(2.9)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.1)
+        self.assertRefused(transport, "timeout")
+        self.assertEqual(self.service.inFlight, 0)
+
+    def test_clientLeavesDuringTheTransform(self):
+        """
+        A client that goes away abandons its request: the service stops
+        waiting for it and nothing is logged as an error.
+        """
+        protocol, transport = self.request(b"11:stall.HELLO,")
+        self.assertEqual(self.service.inFlight, 1)
+        protocol.connectionLost(Failure(ConnectionRefusedError()))
+        self.assertEqual(self.service.inFlight, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertFalse([event for event in self.events if event.get("log_failure")])
+
+
+class HalfCloseTests(ServerTestCase):
+    def test_wholeRequestThenHalfClose(self):
+        """
+        C{nc -N} shuts its sending side down after the request; the answer
+        still comes.
+        """
+        protocol, transport = self.request(b"10:echo.HELLO,")
+        protocol.readConnectionLost()
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(ECHO_PAUSE)
+        self.assertReplied(transport, encodeNetstring("HELLO … hello … hello".encode()))
+
+    def test_partialRequestThenHalfClose(self):
+        protocol, transport = self.request(b"23:cummingsify.HEL")
+        protocol.readConnectionLost()
+        self.assertRefused(transport, "bad-request")
+        self.assertIn("after 18 bytes", self.events[-1]["reason"])
+
+
+class IdleTimeoutTests(ServerTestCase):
+    def test_silentClientIsDropped(self):
+        protocol, transport = self.connect()
+        self.clock.advance(29.9)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.value(), b"")
+
+    def test_partialRequestIsDropped(self):
+        protocol, transport = self.request(b"23:cummingsify")
+        self.clock.advance(30)
+        self.assertTrue(transport.disconnecting)
+
+    def test_activityKeepsTheConnection(self):
+        """
+        The timeout counts from the last bytes received, so a slow but
+        steady client is served.
+        """
+        protocol, transport = self.connect()
+        for byte in HELLO:
+            self.clock.advance(20)
+            protocol.dataReceived(bytes([byte]))
+        self.assertReplied(transport, b"11:hello world,")
+
+    def test_replyThatIsNeverRead(self):
+        """
+        A client that does not read its reply is dropped after the idle
+        timeout instead of holding the reply forever.
+        """
+        protocol, transport = self.request(HELLO)
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.disconnected)
+        self.clock.advance(30)
+        self.assertTrue(transport.disconnected)
+
+    def test_noTimerAfterTheConnectionEnds(self):
+        protocol, transport = self.request(HELLO)
+        protocol.connectionLost(Failure(ConnectionRefusedError()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class TransformProxyTests(SynchronousTestCase):
+    """
+    The Part 13 client against the real server protocol, over in-memory
+    connections made by a fake reactor.
+    """
+
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        service = TransformService(misbehavingCatalogue(self.reactor), self.reactor, Limits(deadline=60))
+        TCP4ServerEndpoint(self.reactor, 10001).listen(TransformFactory(service, self.reactor))
+        self.completer = ConnectionCompleter(self.reactor)
+        self.proxy = TransformProxy(
+            TCP4ClientEndpoint(self.reactor, "127.0.0.1", 10001), self.reactor, timeout=5
+        )
+
+    def test_xform(self):
+        result = self.proxy.xform("cummingsify|echo", "HELLO")
+        pump = self.completer.succeedOnce()
+        pump.flush()
+        self.reactor.advance(ECHO_PAUSE)
+        pump.flush()
+        self.assertEqual(self.successResultOf(result), "hello … hello … hello")
+
+    def test_noReply(self):
+        result = self.proxy.xform("nope", "HELLO")
+        self.completer.succeedOnce().flush()
+        self.failureResultOf(result, NoReply)
+
+    def test_connectionRefused(self):
+        result = self.proxy.xform("cummingsify", "HELLO")
+        self.completer.failOnce()
+        self.failureResultOf(result, ConnectionRefusedError)
+
+    def test_timeout(self):
+        result = self.proxy.xform("stall", "HELLO")
+        pump = self.completer.succeedOnce()
+        pump.flush()
+        self.reactor.advance(5)
+        pump.flush()
+        error = self.failureResultOf(result, TransformTimeout).value
+        self.assertEqual(error.message, "no reply within 5 seconds")
+        self.assertTrue(pump.client.transport.disconnecting or pump.client.transport.disconnected)
+
+    def test_timeoutWhileConnecting(self):
+        result = self.proxy.xform("cummingsify", "HELLO")
+        self.reactor.advance(5)
+        self.failureResultOf(result, TransformTimeout)
+
+    def test_cancel(self):
+        result = self.proxy.xform("stall", "HELLO")
+        self.completer.succeedOnce().flush()
+        result.cancel()
+        self.failureResultOf(result, CancelledError)
+
+    def test_nameWithADot(self):
+        self.failureResultOf(self.proxy.xform("a.b", "HELLO"), BadRequest)

@@ -1,0 +1,220 @@
+"""
+The real thing: C{xform serve} as a process on free loopback ports, talked
+to by netcat, by the synchronous client C{xform transform} and by the Part 13
+client.
+"""
+
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.trial.unittest import TestCase
+
+from gateway.server import ServeOptions
+from protocols.netstring import NoReply, TransformProxy, encodeNetstring
+from service import transforms
+from tests.helpers import POEMS, ROOT, GatewayProcess
+
+#: A poem of about 900 KB, and one of 2 MiB and a bit.
+BIG_POEM = (POEMS["ecstasy"] * 300)[:900_000]
+HUGE_POEM = "A" * (2 * 1024 * 1024 + 1)
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    with GatewayProcess() as process:
+        yield process
+
+
+def xform(*arguments, input=None, timeout=30):
+    """
+    Run the C{xform} command; return its exit status, output and errors.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", *arguments],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    return done.returncode, done.stdout, done.stderr.decode()
+
+
+def netcat(port, data):
+    done = subprocess.run(["nc", "-N", "127.0.0.1", str(port)], input=data, capture_output=True, timeout=30)
+    return done.stdout
+
+
+def server(gateway):
+    return f"netstring://127.0.0.1:{gateway.ports['netstring']}"
+
+
+def test_netcatTutorialExample(gateway):
+    """
+    C{printf '23:cummingsify.HELLO WORLD,' | nc -N 127.0.0.1 PORT} prints
+    C{11:hello world,}.
+    """
+    assert netcat(gateway.ports["netstring"], b"23:cummingsify.HELLO WORLD,") == b"11:hello world,"
+
+
+def test_netcatAsynchronousPipeline(gateway):
+    request = encodeNetstring(b"cummingsify|echo.HELLO\nWORLD")
+    expected = encodeNetstring("hello … hello … hello\nworld … world … world".encode())
+    assert netcat(gateway.ports["netstring"], request) == expected
+
+
+def test_netcatBadRequestGetsNothing(gateway):
+    assert netcat(gateway.ports["netstring"], b"10:nope.HELLO,") == b""
+    gateway.waitForLog(lambda: gateway.logged("unknown-transform: unknown transform 'nope'"))
+
+
+@pytest.mark.parametrize("name", sorted(POEMS))
+def test_syncClientEveryPoem(gateway, name):
+    status, out, err = xform(
+        "transform", "titlecase|reverse", str(ROOT / "poems" / f"{name}.txt"), "-s", server(gateway)
+    )
+    assert (status, err) == (0, "")
+    assert out.decode() == transforms.reverse(transforms.titlecase(POEMS[name]))
+
+
+def test_syncClientReadsStandardInput(gateway):
+    assert xform("transform", "cummingsify", "--server", server(gateway), input=b"HELLO") == (0, b"hello", "")
+
+
+def test_syncClientBigPoem(gateway):
+    status, out, err = xform("transform", "cummingsify", "-s", server(gateway), input=BIG_POEM.encode())
+    assert (status, err) == (0, "")
+    assert out.decode() == BIG_POEM.lower()
+
+
+def test_hugePoemRefusedByDefault(gateway):
+    status, out, err = xform("transform", "cummingsify", "-s", server(gateway), input=HUGE_POEM.encode())
+    assert (status, out) == (1, b"")
+    assert "closed the connection without a reply" in err
+    gateway.waitForLog(
+        lambda: gateway.logged(
+            "closing without a reply: bad-request: malformed netstring: its length is over the limit"
+        )
+    )
+
+
+def test_hugePoemAcceptedWithARaisedLimit():
+    with GatewayProcess("--max-poem-bytes", "3000000") as raised:
+        status, out, err = xform("transform", "cummingsify", "-s", server(raised), input=HUGE_POEM.encode())
+    assert (status, err) == (0, "")
+    assert out.decode() == HUGE_POEM.lower()
+
+
+def test_syncClientErrors(gateway):
+    status, out, err = xform("transform", "nope", "-s", server(gateway), input=b"poem")
+    assert (status, out) == (1, b"")
+    assert "closed the connection without a reply" in err
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused = closed.getsockname()[1]
+    status, out, err = xform(
+        "transform", "cummingsify", "-s", f"netstring://127.0.0.1:{refused}", input=b"poem"
+    )
+    assert (status, err) == (
+        1,
+        f"xform: netstring://127.0.0.1:{refused}: connection refused (is the gateway running?)\n",
+    )
+
+    with socket.socket() as silent:  # accepts connections (in its backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"netstring://127.0.0.1:{silent.getsockname()[1]}"
+        status, out, err = xform("transform", "cummingsify", "-s", address, "-t", "0.5", input=b"poem")
+    assert (status, err) == (1, f"xform: {address}: no reply within 0.5 seconds\n")
+
+
+def test_syncClientUsageErrors(tmp_path):
+    status, out, err = xform("transform", "cummingsify", "-s", "gopher://x", input=b"")
+    assert status == 2 and "is not a server URL" in err
+    status, out, err = xform("transform", "cummingsify", str(tmp_path / "missing.txt"))
+    assert status == 2 and "cannot read" in err
+    (tmp_path / "latin1.txt").write_bytes("perché".encode("latin-1"))
+    status, out, err = xform("transform", "cummingsify", str(tmp_path / "latin1.txt"))
+    assert status == 2 and "is not UTF-8 text" in err
+
+
+def test_idleClientIsDropped():
+    with GatewayProcess("--idle-timeout", "0.5") as gateway:
+        with socket.create_connection(("127.0.0.1", gateway.ports["netstring"]), timeout=20) as idle:
+            idle.sendall(b"23:cummingsify.HEL")
+            assert idle.recv(100) == b""
+        gateway.waitForLog(lambda: gateway.logged("no whole request within 0.5 s; dropping it"))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_cleanExitOnSignal(signum):
+    gateway = GatewayProcess().start()
+    port = gateway.ports["netstring"]
+    assert gateway.stop(signum) == 0
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def test_twistdPlugin(tmp_path):
+    """
+    The same service runs under twistd as the C{xform-gateway} plugin.
+    """
+    twistd = (str(Path(sys.executable).with_name("twistd")), "-n", "--pidfile=", "xform-gateway")
+    with GatewayProcess(command=twistd) as gateway:
+        assert netcat(gateway.ports["netstring"], b"23:cummingsify.HELLO WORLD,") == b"11:hello world,"
+
+
+def test_portInUse(gateway):
+    port = gateway.ports["netstring"]
+    status, out, err = xform("serve", "--netstring", f"tcp:{port}:interface=127.0.0.1")
+    assert status == 1
+    assert "netstring cannot listen: Couldn't listen on 127.0.0.1:" in err
+    assert "Address already in use" in err
+
+
+def test_serveUsageErrors():
+    status, out, err = xform("serve", "--netstring", "nonsense:1")
+    assert status == 2 and "--netstring: invalid endpoint 'nonsense:1'" in err
+    status, out, err = xform("serve", "--netstring", "off")
+    assert status == 2 and "every listener is off" in err
+    status, out, err = xform("serve", "--deadline", "-1")
+    assert status == 2 and "deadline" in err
+
+
+def test_helpDocumentsEveryOption():
+    status, out, err = xform("serve", "--help")
+    assert status == 0
+    for long, *_ in ServeOptions.optParameters:
+        assert f"--{long}=" in out.decode()
+    status, out, err = xform("--help")
+    assert status == 0 and b"serve" in out and b"transform" in out
+
+
+class TransformProxyTests(TestCase):
+    """
+    The Part 13 client against the real gateway process.
+    """
+
+    def setUp(self):
+        self.gateway = GatewayProcess().start()
+        self.addCleanup(self.gateway.stop)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.gateway.ports["netstring"])
+        self.proxy = TransformProxy(endpoint, reactor)
+
+    async def test_xform(self):
+        poem = POEMS["science"]
+        self.assertEqual(
+            await self.proxy.xform("piglatin|shuffle", poem), transforms.shuffle(transforms.piglatin(poem))
+        )
+
+    async def test_bigPoem(self):
+        self.assertEqual(await self.proxy.xform("cummingsify", BIG_POEM), BIG_POEM.lower())
+
+    async def test_refusal(self):
+        await self.assertFailure(self.proxy.xform("nope", "poem"), NoReply)
