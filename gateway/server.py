@@ -4,6 +4,7 @@ protocol, each listener built from an endpoint string.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
@@ -18,6 +19,30 @@ from service import Limits, TransformService, builtinCatalogue
 
 #: The value of a listener option that switches that listener off.
 OFF = "off"
+
+
+@dataclass(frozen=True)
+class Listener:
+    """
+    One protocol the gateway can serve.
+
+    @ivar default: the endpoint string it listens on unless told otherwise.
+    @ivar makeFactory: builds its protocol factory from the shared service,
+        the options and the reactor.
+    """
+
+    default: str
+    makeFactory: Callable[[TransformService, "ServeOptions", object], Factory]
+
+
+def _netstringFactory(service: TransformService, options: "ServeOptions", reactor) -> Factory:
+    return TransformFactory(service, reactor, idleTimeout=options["idle-timeout"])
+
+
+#: The protocols of the gateway, by the name of their option, in start order.
+LISTENERS: dict[str, Listener] = {
+    "netstring": Listener("tcp:10001:interface=127.0.0.1", _netstringFactory),
+}
 
 
 def _positive(kind: type) -> Callable[[str], int | float]:
@@ -44,7 +69,10 @@ class ServeOptions(usage.Options):
     )
 
     optParameters = [
-        ["netstring", None, "tcp:10001:interface=127.0.0.1", "Endpoint of the netstring protocol, or 'off'."],
+        *(
+            [name, None, listener.default, f"Endpoint of the {name} protocol, or 'off'."]
+            for name, listener in LISTENERS.items()
+        ),
         ["max-poem-bytes", None, Limits.maxPoemBytes, "Largest poem accepted, in bytes.", _positive(int)],
         ["deadline", None, Limits.deadline, "Seconds a request may take.", _positive(float)],
         ["max-in-flight", None, Limits.maxInFlight, "Requests served at once.", _positive(int)],
@@ -66,16 +94,6 @@ class ServeOptions(usage.Options):
             raise usage.UsageError("every listener is off: nothing to serve")
 
 
-def _netstringFactory(service: TransformService, options: ServeOptions, reactor) -> Factory:
-    return TransformFactory(service, reactor, idleTimeout=options["idle-timeout"])
-
-
-#: The listeners of the gateway: option name -> builder of its factory.
-LISTENERS: dict[str, Callable[[TransformService, ServeOptions, object], Factory]] = {
-    "netstring": _netstringFactory,
-}
-
-
 def makeService(options: ServeOptions, reactor) -> MultiService:
     """
     Build the gateway: worker threads, the shared L{TransformService}, and a
@@ -92,7 +110,7 @@ def makeService(options: ServeOptions, reactor) -> MultiService:
         maxInFlight=options["max-in-flight"],
     )
     service = TransformService(builtinCatalogue(reactor), reactor, limits, offload=workers.offload)
-    for name, makeFactory in LISTENERS.items():
+    for name, listener in LISTENERS.items():
         description = options[name]
         if description == OFF:
             continue
@@ -100,7 +118,9 @@ def makeService(options: ServeOptions, reactor) -> MultiService:
             endpoint = serverFromString(reactor, description)
         except (ValueError, KeyError, TypeError) as error:
             raise usage.UsageError(f"--{name}: invalid endpoint {description!r}: {error}") from None
-        ListeningService(name, endpoint, makeFactory(service, options, reactor)).setServiceParent(root)
+        ListeningService(name, endpoint, listener.makeFactory(service, options, reactor)).setServiceParent(
+            root
+        )
     return root
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from twisted.internet.defer import Deferred
 from twisted.logger import globalLogPublisher
 
+from gateway.server import LISTENERS
 from service import Catalogue, Transform, builtinCatalogue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,8 @@ _LISTENING = re.compile(r"(\w+) listening on (\S+):(\d+)$")
 class GatewayProcess:
     """
     A real C{xform serve} on free loopback ports, its log (standard output
-    and error) read in a thread.
+    and error) read in a thread.  The listeners named in C{listeners} are
+    on, on free ports; the others are off, unless the arguments say.
 
     @ivar ports: listener name -> port number, once started.
     @ivar log: every line it has written to standard error so far.
@@ -66,9 +68,9 @@ class GatewayProcess:
         if command is not None:
             self.command = command
         self.arguments = list(arguments)
-        for name in listeners:
+        for name in LISTENERS:
             if f"--{name}" not in self.arguments:
-                self.arguments += [f"--{name}", "tcp:0:interface=127.0.0.1"]
+                self.arguments += [f"--{name}", "tcp:0:interface=127.0.0.1" if name in listeners else "off"]
         self.expected = set(listeners)
         self.ports: dict[str, int] = {}
         self.log: list[str] = []

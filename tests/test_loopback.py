@@ -4,10 +4,12 @@ the real reactor.
 """
 
 from twisted.internet import reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
+from twisted.internet.endpoints import serverFromString
 from twisted.trial.unittest import TestCase
 
-from protocols.netstring import NoReply, TransformFactory, TransformProxy
+from gateway.clients import transformClient
+from gateway.urls import ServerURL
+from protocols.netstring import NoReply, TransformFactory
 from tests.behaviour import TransformBehaviour, serverService
 from tests.helpers import captureLogs
 
@@ -26,11 +28,10 @@ class NetstringBehaviourTests(TransformBehaviour, TestCase):
             TransformFactory(self.service, reactor)
         )
         self.addCleanup(port.stopListening)
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
-        self.proxy = TransformProxy(endpoint, reactor)
+        self.client = transformClient(reactor, ServerURL("netstring", "127.0.0.1", port.getHost().port))
 
     def transform(self, name, poem):
-        return self.proxy.xform(name, poem)
+        return self.client.xform(name, poem)
 
     async def assertRefused(self, result, errorName):
         await self.assertFailure(result, NoReply)

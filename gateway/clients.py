@@ -1,0 +1,48 @@
+"""
+Asynchronous transform clients, chosen by the scheme of a server URL: what
+the poetry client and the upstream transforms talk to other servers with.
+
+A client has one method, C{xform(transform, poem)}, returning a L{Deferred}
+that fires with the new poem or fails with the errors of L{service.errors}
+(as far as its protocol can tell them apart), L{TransformTimeout} when the
+server is too slow, or the connection error.
+"""
+
+from collections.abc import Callable
+from typing import Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint
+
+from gateway.urls import ServerURL
+from protocols.netstring import TransformProxy
+
+
+class TransformClient(Protocol):
+    def xform(self, transform: str, poem: str) -> "Deferred[str]": ...
+
+
+def _netstringClient(reactor, server: ServerURL, timeout: float) -> TransformClient:
+    return TransformProxy(HostnameEndpoint(reactor, server.host, server.port), reactor, timeout)
+
+
+#: How to make a client for each scheme: (reactor, server, timeout) -> client.
+CLIENTS: dict[str, Callable[[object, ServerURL, float], TransformClient]] = {
+    "netstring": _netstringClient,
+}
+
+
+def transformClient(reactor, server: ServerURL, timeout: float = 10.0) -> TransformClient:
+    """
+    A client for C{server}, over the protocol its scheme names.
+
+    @param timeout: seconds each exchange may take, connecting included.
+    @raise ValueError: if no client speaks that scheme.
+    """
+    try:
+        makeClient = CLIENTS[server.scheme]
+    except KeyError:
+        raise ValueError(
+            f"the {server.scheme}:// scheme has no client yet; use {', '.join(CLIENTS)}"
+        ) from None
+    return makeClient(reactor, server, timeout)
