@@ -9,16 +9,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-
-def describeAddress(address: object) -> str:
-    """
-    C{host:port} for an IP address (C{[host]:port} for IPv6), the path for a
-    UNIX socket, or the address's own text otherwise.
-    """
-    host, port = getattr(address, "host", None), getattr(address, "port", None)
-    if host is not None and port is not None:
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return str(getattr(address, "name", address))
+from protocols.addresses import describeAddress
 
 
 class ListeningService(Service):

@@ -36,6 +36,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from protocols.addresses import describeAddress
 from service.catalogue import MAX_NAME_LENGTH
 from service.deadline import withDeadline
 from service.errors import (
@@ -172,12 +173,6 @@ def maxRequestBytes(service: TransformService) -> int:
     return 4 * MAX_NAME_LENGTH + len(SEPARATOR) + service.limits.maxPoemBytes
 
 
-def _describePeer(transport) -> str:
-    peer = transport.getPeer()
-    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
-    return f"{host}:{port}" if host is not None else str(peer)
-
-
 @implementer(IHalfCloseableProtocol)
 class TransformProtocol(Protocol, TimeoutMixin):
     """
@@ -196,7 +191,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
 
     def connectionMade(self) -> None:
         self.callLater = self.factory.clock.callLater
-        self._peer = _describePeer(self.transport)
+        self._peer = describeAddress(self.transport.getPeer())
         self._decoder = NetstringDecoder(maxRequestBytes(self.factory.service))
         self.setTimeout(self.factory.idleTimeout)
 
@@ -248,6 +243,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
             error=error.name,
             reason=error.message,
         )
+        self._decoder = None
         self.transport.loseConnection()
 
     def readConnectionLost(self) -> None:
@@ -256,7 +252,6 @@ class TransformProtocol(Protocol, TimeoutMixin):
         answer; otherwise it never can, so the connection is closed.
         """
         if self._decoder is not None:
-            self._decoder = None
             self.setTimeout(None)
             self._refuse(
                 BadRequest(

@@ -205,6 +205,15 @@ class NetstringServerTests(ServerTestCase):
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
         self.assertEqual(self.service.inFlight, 0)
 
+    def test_refusedOnceWhateverFollows(self):
+        """
+        Bytes arriving after a malformed netstring do not log the refusal
+        again.
+        """
+        protocol, transport = self.request(b"x", b"y", b"1:a,")
+        protocol.readConnectionLost()
+        self.assertRefused(transport, "bad-request")
+
     def test_oversizeLengthIsRefusedBeforeThePayload(self):
         protocol, transport = self.request(b"2000000")
         self.assertRefused(transport, "bad-request")
