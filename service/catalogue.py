@@ -142,7 +142,7 @@ def builtinCatalogue(clock: IReactorTime) -> Catalogue:
             ),
             Transform(
                 "echo",
-                "each line echoed by its last word, after a pause (asynchronous)",
+                "each line echoed by its last word (asynchronous, a few lines per turn)",
                 transforms.echo(clock),
                 offloadable=False,
             ),

@@ -3,18 +3,21 @@ The built-in transforms: what the gateway can do to a poem.
 
 Every function here takes a poem (C{str}) and returns the new poem.  All but
 L{echo} are pure and thread-safe, so the service may run them in a worker
-thread when a poem is large; L{echo} is asynchronous and answers through the
-reactor, which proves that every protocol copes with a transform that returns
-a L{Deferred} (Part 12's exercise 4).
+thread when a poem is large; L{echo} is asynchronous: it works through the
+poem a few lines at a time, cooperatively, and answers through the reactor,
+which proves that every protocol copes with a transform that returns a
+L{Deferred} (Part 12's exercise 4).
 """
 
 import codecs
 import hashlib
 import random
 import re
+from collections.abc import Callable, Iterator
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import deferLater
+from twisted.internet.task import Cooperator, TaskStopped
 
 # A word: a run of letters, with inner apostrophes ("what's", "swell'd").
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
@@ -23,8 +26,8 @@ _LETTERS = re.compile(r"[^\W\d_]+")
 _SPACE = re.compile(r"(\s+)")
 _VOWELS = frozenset("aeiouàèéìíòóùú")
 
-#: How long the asynchronous L{echo} transform waits before it answers.
-ECHO_PAUSE = 0.05
+#: How many lines the asynchronous L{echo} transform handles in one step.
+ECHO_LINES_PER_TURN = 100
 
 
 def _mapLines(function, poem: str) -> str:
@@ -121,7 +124,10 @@ def rot13(poem: str) -> str:
     return codecs.encode(poem, "rot13")
 
 
-def _echoLine(line: str) -> str:
+def echoLine(line: str) -> str:
+    """
+    Follow a line with its last word twice, fading, like an echo.
+    """
     words = _WORD.findall(line)
     if not words:
         return line
@@ -129,23 +135,32 @@ def _echoLine(line: str) -> str:
     return f"{line} … {last} … {last}"
 
 
-def echoLines(poem: str) -> str:
+def echo(clock: IReactorTime) -> Callable[[str], "Deferred[str]"]:
     """
-    Follow every line with its last word twice, fading, like an echo.
+    Make the asynchronous echo transform: L{echoLine} on every line, worked
+    through a few lines per turn of the reactor by a L{Cooperator}, so that a
+    large poem never holds the reactor for long.  It returns a L{Deferred}
+    that the reactor fires later; cancelling it stops the work.
+
+    @param clock: schedules the turns (the reactor, or a test clock).
     """
-    return _mapLines(_echoLine, poem)
+    cooperator = Cooperator(scheduler=lambda work: clock.callLater(0, work))
 
+    def echoCooperatively(poem: str) -> "Deferred[str]":
+        lines = poem.split("\n")
 
-def echo(clock: IReactorTime):
-    """
-    Make the asynchronous echo transform: it returns a L{Deferred} that the
-    reactor fires with L{echoLines} of the poem after L{ECHO_PAUSE} seconds.
-    Cancelling that L{Deferred} cancels the pending call.
+        def echoInTurns() -> Iterator[None]:
+            for start in range(0, len(lines), ECHO_LINES_PER_TURN):
+                stop = start + ECHO_LINES_PER_TURN
+                lines[start:stop] = map(echoLine, lines[start:stop])
+                yield None
 
-    @param clock: the reactor (or a test clock) that schedules the answer.
-    """
+        task = cooperator.cooperate(echoInTurns())
+        result: Deferred[str] = Deferred(lambda _: task.stop())
+        task.whenDone().addCallbacks(
+            lambda _: result.callback("\n".join(lines)),
+            lambda failure: None if failure.check(TaskStopped) else result.errback(failure),
+        )
+        return result
 
-    def echoLater(poem: str):
-        return deferLater(clock, ECHO_PAUSE, echoLines, poem)
-
-    return echoLater
+    return echoCooperatively

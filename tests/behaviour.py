@@ -15,7 +15,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred, gatherResults
 
 from service import Limits, TransformService, transforms
-from tests.helpers import POEMS, misbehavingCatalogue
+from tests.helpers import POEMS, echoed, misbehavingCatalogue
 
 #: The server's poem size limit, small enough to test cheaply.
 MAX_POEM_BYTES = 64 * 1024
@@ -43,7 +43,7 @@ class TransformBehaviour:
 
     async def test_pipelineWithAnAsynchronousStep(self):
         poem = POEMS["fascination"]
-        expected = transforms.reverse(transforms.echoLines(transforms.cummingsify(poem)))
+        expected = transforms.reverse(echoed(transforms.cummingsify(poem)))
         self.assertEqual(await self.transform("cummingsify|echo|reverse", poem), expected)
 
     async def test_nonASCII(self):
@@ -84,7 +84,7 @@ class TransformBehaviour:
     async def test_concurrentRequests(self):
         poems = [f"POEM NUMBER {i}\nTHE END" for i in range(20)]
         results = await gatherResults([self.transform("cummingsify|echo", poem) for poem in poems])
-        self.assertEqual(results, [transforms.echoLines(poem.lower()) for poem in poems])
+        self.assertEqual(results, [echoed(poem.lower()) for poem in poems])
 
     async def test_aStalledRequestDoesNotHoldUpOthers(self):
         stalled = ensureDeferred(self.assertRefused(self.transform("stall", "poem"), "timeout"))

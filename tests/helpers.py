@@ -16,10 +16,17 @@ from twisted.internet.defer import Deferred
 from twisted.logger import globalLogPublisher
 
 from gateway.server import LISTENERS
-from service import Catalogue, Transform, builtinCatalogue
+from service import Catalogue, Transform, builtinCatalogue, transforms
 
 ROOT = Path(__file__).resolve().parent.parent
 POEMS = {path.stem: path.read_text("utf-8") for path in sorted((ROOT / "poems").glob("*.txt"))}
+
+
+def echoed(poem: str) -> str:
+    """
+    What the C{echo} transform makes of C{poem}.
+    """
+    return "\n".join(map(transforms.echoLine, poem.split("\n")))
 
 
 def explode(poem: str) -> str:

@@ -4,11 +4,13 @@ Every built-in transform, on every bundled poem.
 
 import re
 
-from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor
+from twisted.internet.defer import CancelledError
+from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from service import builtinCatalogue, transforms
-from tests.helpers import POEMS
+from tests.helpers import POEMS, echoed
 
 
 def words(text: str) -> list[str]:
@@ -41,7 +43,7 @@ def _run(function, poem, clock):
     from twisted.internet.defer import maybeDeferred
 
     result = maybeDeferred(function, poem)
-    clock.advance(transforms.ECHO_PAUSE)
+    clock.advance(0)
     return result
 
 
@@ -91,21 +93,50 @@ class TransformTests(SynchronousTestCase):
 
     def test_echoAnswersLater(self):
         """
-        C{echo} is asynchronous: nothing until the pause has passed, then
-        every line with words is followed by its last word twice.
+        C{echo} is asynchronous: nothing until the reactor turns, then every
+        line with words is followed by its last word twice.
         """
         clock = Clock()
         result = transforms.echo(clock)("Science! true daughter\n\nthou art!")
         self.assertNoResult(result)
-        clock.advance(transforms.ECHO_PAUSE)
+        clock.advance(0)
         self.assertEqual(
             self.successResultOf(result),
             "Science! true daughter … daughter … daughter\n\nthou art! … art … art",
         )
 
-    def test_echoCancelled(self):
+    def test_echoCancelledBeforeItStarts(self):
         clock = Clock()
         result = transforms.echo(clock)("poem")
         result.cancel()
+        self.failureResultOf(result, CancelledError)
+        clock.advance(0)
         self.assertEqual(clock.getDelayedCalls(), [])
-        self.failureResultOf(result)
+
+
+class EchoOnTheReactorTests(TestCase):
+    """
+    The echo transform on the real reactor.
+    """
+
+    LONG_POEM = "a line of a long poem\n" * 100_000
+
+    async def test_echoLetsTheReactorTurn(self):
+        """
+        A long poem is echoed over several turns of the reactor: a call
+        scheduled just after the work started runs before the work ends.
+        """
+        result = transforms.echo(reactor)(self.LONG_POEM)
+        self.assertFalse(await deferLater(reactor, 0, lambda: result.called))
+        self.assertEqual(await result, echoed(self.LONG_POEM))
+
+    async def test_cancelStopsTheWork(self):
+        """
+        Cancelling stops the work; trial fails the test if a turn is still
+        scheduled afterwards.
+        """
+        result = transforms.echo(reactor)(self.LONG_POEM)
+        await deferLater(reactor, 0, lambda: None)
+        result.cancel()
+        self.failureResultOf(result, CancelledError)
+        await deferLater(reactor, 0, lambda: None)
