@@ -7,7 +7,7 @@ VENV ?= .venv
 DEBIAN_PACKAGES := $(shell cat .ci/debian-packages.txt)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint deps install clean
+.PHONY: run test lint bench deps install clean
 
 run: install
 	$(VENV)/bin/xform serve
@@ -18,6 +18,10 @@ test: deps install lint
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Throughput and latency against a baseline server, printed (see bench/run.py).
+bench: install
+	$(VENV)/bin/python bench/run.py
 
 install: $(VENV)/.installed
 

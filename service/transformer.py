@@ -130,7 +130,8 @@ class TransformService:
 
         self.inFlight += 1
         result = Deferred.fromCoroutine(self._run(steps, poem))
-        withDeadline(result, self.limits.deadline, self._clock, "no result")
+        if not result.called:  # a result already here needs no deadline
+            withDeadline(result, self.limits.deadline, self._clock, "no result")
         result.addBoth(self._finished)
         return result
 

@@ -1,0 +1,30 @@
+"""
+The baseline for the netstring benchmark: the Twisted introduction's Part 12
+transformation server as the tutorial wrote it -- a NetstringReceiver that
+lowercases and closes -- with no limits, deadlines, logging or offloading.
+It shows what our gateway's robustness costs.
+
+    python bench/baseline.py PORT
+"""
+
+import sys
+
+from twisted.internet import reactor
+from twisted.internet.protocol import ServerFactory
+from twisted.protocols.basic import NetstringReceiver
+
+
+class TutorialTransformProtocol(NetstringReceiver):
+    MAX_LENGTH = 64 * 1024 * 1024
+
+    def stringReceived(self, request):
+        name, _, poem = request.partition(b".")
+        if name == b"cummingsify":
+            self.sendString(poem.decode("utf-8").lower().encode("utf-8"))
+        self.transport.loseConnection()
+
+
+factory = ServerFactory.forProtocol(TutorialTransformProtocol)
+factory.noisy = False
+reactor.listenTCP(int(sys.argv[1]), factory, interface="127.0.0.1")
+reactor.run()
