@@ -5,6 +5,8 @@ thread) where a path must go out exactly as written.
 """
 
 import http.client
+import shutil
+import tempfile
 from pathlib import Path
 
 import treq
@@ -294,8 +296,9 @@ class PoemRouteTests(HTTPTestCase):
     """
 
     def poems(self):
-        directory = self.mktemp()
-        (poems := Path(directory) / "poems").mkdir(parents=True)
+        directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, directory)
+        (poems := directory / "poems").mkdir()
         (poems / "a.txt").write_text("A Title\n\nfirst line\n", "utf-8")
         (poems / "b.txt").write_text("\n  Second  \nline\n", "utf-8")
         (poems / "notes.md").write_text("not a poem", "utf-8")
