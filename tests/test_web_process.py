@@ -5,7 +5,10 @@ C{ws://} and C{http://}, and the options of the web listener.
 
 import http.client
 import json
+import re
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -145,3 +148,15 @@ def test_webUsageErrors(tmp_path):
     assert status == 2 and "--poems:" in err and "is not a directory" in err
     status, out, err = xform("serve", "--web", "nonsense:1")
     assert status == 2 and "--web: invalid endpoint 'nonsense:1'" in err
+
+
+def test_docsWebSocketExample(gateway):
+    """
+    The Python example of docs/protocols.md runs as written, against this
+    gateway's port.
+    """
+    docs = (ROOT / "docs" / "protocols.md").read_text("utf-8")
+    example = re.search(r"```python\n(.*?)```", docs[docs.index("### Talking to it") :], re.S).group(1)
+    example = example.replace("127.0.0.1:8080", f"127.0.0.1:{gateway.ports['web']}")
+    done = subprocess.run([sys.executable, "-c", example], capture_output=True, timeout=30, cwd=ROOT)
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"world\nhello\n", b"")
