@@ -157,6 +157,10 @@ class NotFound(APIResource):
 class ErrorPage(APIResource):
     """
     One fixed error for any method.
+
+    @ivar status: the HTTP status.
+    @ivar name: the error's name.
+    @ivar message: the error's explanation.
     """
 
     isLeaf = True
@@ -238,6 +242,8 @@ class TransformResource(APIResource):
 class TransformsResource(APIResource):
     """
     C{GET /transforms}: the catalogue.
+
+    @ivar service: the transform service whose catalogue is listed.
     """
 
     def __init__(self, service: TransformService) -> None:
@@ -357,6 +363,10 @@ class WebSite(Site):
 class HTTPTransformProxy:
     """
     Ask a gateway to transform poems over HTTP, one request each.
+
+    @ivar agent: makes the requests.
+    @ivar baseURL: the gateway, without a final C{/}.
+    @ivar timeout: seconds for each exchange, connecting included.
     """
 
     def __init__(self, agent: IAgent, baseURL: str, clock: IReactorTime, timeout: float = 10.0) -> None:

@@ -98,7 +98,7 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
             reason = self.factory.origins.explain(origin)
             self.log.warn("ws {peer}: refused: {reason}", peer=self.peer, reason=reason)
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, reason)
-        self.log.info("ws {peer}: connected from origin {origin}", peer=self.peer, origin=origin)
+        self.log.info("ws {peer}: connected (origin {origin})", peer=self.peer, origin=origin or "none")
         return None
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -217,6 +217,9 @@ class WebSocketTransformProxy:
     Each call opens its own connection, as L{protocols.netstring.TransformProxy}
     does, and its L{Deferred} fires once that connection is closed: there is
     no connection state to manage and nothing left open.
+
+    @ivar endpoint: where the gateway listens.
+    @ivar timeout: seconds for each exchange, connecting included.
     """
 
     #: The id of the one request of each connection.
@@ -340,6 +343,8 @@ class FrameDecoder:
     An incremental parser of the frames a server sends: feed it bytes as
     they arrive and pop whole messages and control frames.  Fragmented
     messages are joined.
+
+    @ivar maxLength: the longest message accepted, in bytes.
     """
 
     def __init__(self, maxLength: int) -> None:
