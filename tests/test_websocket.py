@@ -13,7 +13,7 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.sync.client import connect
 
@@ -27,9 +27,13 @@ from protocols.jsonrpc import (
 )
 from protocols.origins import OriginPolicy
 from protocols.websocket import (
+    OP_BINARY,
     OP_CLOSE,
+    OP_PING,
     OP_TEXT,
     FrameDecoder,
+    FrameError,
+    acceptKey,
     closeReason,
     encodeFrame,
     handshakeRequest,
@@ -466,3 +470,56 @@ class OriginTests(WebSocketTestCase):
             additional_headers={"Host": f"evil.example:{port}"},
         )
         self.assertEqual(status, 403)
+
+
+class BlockingFramingTests(SynchronousTestCase):
+    """
+    The framing helpers of the blocking client, on the examples of RFC 6455.
+    """
+
+    def test_acceptKey(self):
+        self.assertEqual(acceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+
+    def test_maskedFrame(self):
+        mask = bytes([0x37, 0xFA, 0x21, 0x3D])
+        self.assertEqual(encodeFrame(OP_TEXT, b"Hello", mask), bytes.fromhex("818537fa213d7f9f4d5158"))
+        self.assertEqual(encodeFrame(OP_TEXT, b"", mask), bytes.fromhex("818037fa213d"))
+
+    def test_lengths(self):
+        mask = b"\0\0\0\0"
+        self.assertEqual(encodeFrame(OP_BINARY, b"x" * 256, mask)[:4], bytes.fromhex("82fe0100"))
+        self.assertEqual(
+            encodeFrame(OP_BINARY, b"x" * 65536, mask)[:10], bytes.fromhex("82ff0000000000010000")
+        )
+
+    def popAll(self, data, maxLength=1 << 20):
+        decoder = FrameDecoder(maxLength)
+        for byte in data:
+            decoder.feed(bytes([byte]))
+        return list(iter(decoder.pop, None))
+
+    def test_decode(self):
+        self.assertEqual(self.popAll(bytes.fromhex("810548656c6c6f")), [(OP_TEXT, b"Hello")])
+        self.assertEqual(
+            self.popAll(
+                bytes.fromhex("010348656c") + bytes.fromhex("8905") + b"Hello" + bytes.fromhex("80026c6f")
+            ),
+            [(OP_PING, b"Hello"), (OP_TEXT, b"Hello")],
+        )
+        self.assertEqual(self.popAll(bytes.fromhex("827e0100") + b"y" * 256), [(OP_BINARY, b"y" * 256)])
+        self.assertEqual(self.popAll(bytes.fromhex("88020409")), [(OP_CLOSE, bytes.fromhex("0409"))])
+        self.assertEqual(closeReason(bytes.fromhex("03f1") + b"too big"), (1009, "too big"))
+
+    def test_errors(self):
+        cases = {
+            "818537fa213d7f9f4d5158": "masked frame from the server",
+            "c10548656c6c6f": "reserved bits",
+            "800548656c6c6f": "continuation frame without a message",
+            "0103414243" + "0103414243": "new message before the last one ended",
+            "817f0000010000000000": "over the limit",
+        }
+        for data, message in cases.items():
+            error = self.assertRaises(FrameError, self.popAll, bytes.fromhex(data))
+            self.assertIn(message, str(error), data)
+        error = self.assertRaises(FrameError, self.popAll, bytes.fromhex("0103414243800141"), maxLength=3)
+        self.assertIn("message over the limit of 3 bytes", str(error))

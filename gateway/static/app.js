@@ -71,11 +71,17 @@ class RpcConnection {
     const socket = new WebSocket(this.url);
     this.socket = socket;
     socket.addEventListener("open", () => {
+      if (socket !== this.socket) {
+        socket.close(); // a newer attempt took over ("Retry now")
+        return;
+      }
       this.attempts = 0;
       this.onState("open", "Connected");
       this.onOpen();
     });
-    socket.addEventListener("message", (event) => this.receive(event.data));
+    socket.addEventListener("message", (event) => {
+      if (socket === this.socket) this.receive(event.data);
+    });
     socket.addEventListener("close", (event) => {
       if (socket !== this.socket) return;
       const why = CLOSE_REASONS[event.code] || `closed with code ${event.code}`;
@@ -317,7 +323,8 @@ async function run(event) {
     els.result.textContent = result.poem;
     els.resultMeta.textContent = `· ${pipeline} · ${formatMs(ms)}`;
   } catch (error) {
-    addHistory(pipeline, error.errorName || "connection lost", false, error.ms);
+    const outcome = error instanceof RemoteError ? error.errorName || `error ${error.code}` : "no answer";
+    addHistory(pipeline, outcome, false, error.ms);
     if (runId !== latestRun) return;
     els.result.textContent = "";
     els.resultMeta.textContent = `· ${pipeline} · failed`;
