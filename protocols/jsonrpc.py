@@ -36,9 +36,10 @@ messages of one connection.
 Errors: the standard codes -32700 (parse error: not JSON, or JSON this
 server cannot read, such as arrays nested a thousand deep), -32600 (invalid
 request), -32601 (method not found), -32602 (invalid params) and -32603
-(internal error), with the detail in C{message}; and the service's errors
-under the codes of L{ERROR_CODES}, with the error's name (C{unknown-transform},
-...) in C{data}.  An invalid request is answered with its id when it has a
+(internal error), with the detail in C{message}; -32000 when the answer
+would be longer than the transport's limit (each result is then replaced by
+this error); and the service's errors under the codes of L{ERROR_CODES},
+with the error's name (C{unknown-transform}, ...) in C{data}.  An invalid request is answered with its id when it has a
 valid one, with C{null} otherwise.
 
 The client half is L{encodeCall} and L{decodeReply}, shared by the
@@ -63,6 +64,8 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+#: An implementation-defined server error: the answer is too big to send.
+ANSWER_TOO_BIG = -32000
 
 #: The application error code of each service error, by the error's name;
 #: the name itself travels in C{error.data}.
@@ -202,12 +205,15 @@ class JSONRPCServer:
     @ivar service: the transform service called.
     @ivar methods: the callable for each method name, taking the request's
         params and returning the result or a L{Deferred} of it.
+    @ivar maxAnswerBytes: the longest answer the transport can send, in
+        bytes of UTF-8, or C{None} for no limit.
     """
 
     log = Logger()
 
-    def __init__(self, service: TransformService) -> None:
+    def __init__(self, service: TransformService, maxAnswerBytes: int | None = None) -> None:
         self.service = service
+        self.maxAnswerBytes = maxAnswerBytes
         self.methods: dict[str, Callable[[Message], Message]] = {
             "transform": self._transform,
             "list_transforms": self._listTransforms,
@@ -254,9 +260,29 @@ class JSONRPCServer:
             except FirstError as error:  # only ever a cancellation: _call answers everything else
                 error.subFailure.raiseException()
             answered = [response for response in responses if response is not None]
-            return encode(answered) if answered else None
+            return self._fit(answered) if answered else None
         response = await self._call(message)
-        return None if response is None else encode(response)
+        return None if response is None else self._fit(response)
+
+    def _fit(self, answer: dict | list[dict]) -> str:
+        """
+        Encode C{answer}; if that is longer than L{maxAnswerBytes}, replace
+        each of its results with an L{ANSWER_TOO_BIG} error instead.
+        """
+        text = encode(answer)
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        if self.maxAnswerBytes is None or size <= self.maxAnswerBytes:
+            return text
+        error = RPCError(
+            ANSWER_TOO_BIG,
+            f"Server error: the answer is {size} bytes, over the limit of {self.maxAnswerBytes} bytes "
+            "for one message; send fewer or smaller requests at once",
+        )
+        responses = [
+            errorResponse(error, response["id"]) if "result" in response else response
+            for response in (answer if isinstance(answer, list) else [answer])
+        ]
+        return encode(responses if isinstance(answer, list) else responses[0])
 
     async def _call(self, request: Message) -> dict | None:
         """

@@ -33,6 +33,7 @@ import base64
 import hashlib
 import struct
 
+from autobahn.exception import PayloadExceededError
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
     WebSocketClientProtocol,
@@ -61,6 +62,9 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 
 #: Close code: a normal end.
 CLOSE_NORMAL = 1000
+
+#: Close code: the server met a condition that kept it from answering.
+CLOSE_INTERNAL_ERROR = 1011
 
 #: The only message a binary frame gets.
 BINARY_REFUSAL = "binary messages are not accepted; send each JSON-RPC message as one text message"
@@ -116,8 +120,15 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
         return result
 
     def _send(self, text: str | None) -> None:
-        if text is not None and self.state == WebSocketProtocol.STATE_OPEN:
+        if text is None or self.state != WebSocketProtocol.STATE_OPEN:
+            return
+        try:
             self.sendMessage(text.encode("utf-8"), isBinary=False)
+        except PayloadExceededError:
+            # Even with its results replaced by errors, the answer is too
+            # long (ids of megabytes): say so rather than leave the client
+            # waiting.
+            self.sendClose(CLOSE_INTERNAL_ERROR, "the answer is over the message limit")
 
     def _failed(self, failure: Failure) -> None:
         if not failure.check(CancelledError):
@@ -148,9 +159,9 @@ class TransformWebSocketFactory(WebSocketServerFactory):
 
     def __init__(self, service: TransformService, origins: OriginPolicy, reactor=None) -> None:
         super().__init__(server="xform-gateway", reactor=reactor)
-        self.rpc = JSONRPCServer(service)
-        self.origins = origins
         limit = maxMessageBytes(service)
+        self.rpc = JSONRPCServer(service, maxAnswerBytes=limit)
+        self.origins = origins
         self.setProtocolOptions(
             maxMessagePayloadSize=limit,
             maxFramePayloadSize=limit,

@@ -10,6 +10,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from protocols.jsonrpc import (
+    ANSWER_TOO_BIG,
     ERROR_CODES,
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -46,6 +47,13 @@ def call(method, params=None, id=1, **extra):
 
 def result(value, id=1):
     return {"jsonrpc": "2.0", "result": value, "id": id}
+
+
+def withoutMessages(answer):
+    for response in answer:
+        if "error" in response:
+            assert response["error"].pop("message")
+    return answer
 
 
 def error(code, id=1, data=None):
@@ -314,6 +322,32 @@ class JSONRPCServerTests(SynchronousTestCase):
         answer.cancel()
         self.assertEqual(self.service.inFlight, 0)
         self.failureResultOf(answer, CancelledError)
+
+    def test_answerTooBig(self):
+        """
+        An answer longer than the transport can carry has its results
+        replaced by -32000 errors, ids and other errors kept.
+        """
+        rpc = JSONRPCServer(self.service, maxAnswerBytes=300)
+        small = json.loads(
+            self.successResultOf(rpc.handle(json.dumps(call("transform", ["rot13", "a" * 50]))))
+        )
+        self.assertEqual(small, result({"poem": "n" * 50}))
+        batch = [call("transform", ["rot13", "a" * 90], id=i) for i in range(3)] + [call("nope", id=3)]
+        answer = json.loads(self.successResultOf(rpc.handle(json.dumps(batch))))
+        self.assertEqual(
+            withoutMessages(answer),
+            [error(ANSWER_TOO_BIG, i) for i in range(3)] + [error(METHOD_NOT_FOUND, 3)],
+        )
+        tight = JSONRPCServer(self.service, maxAnswerBytes=100)
+        single = json.loads(
+            self.successResultOf(tight.handle(json.dumps(call("transform", ["rot13", "a" * 90]))))
+        )
+        self.assertEqual(withoutMessages([single]), [error(ANSWER_TOO_BIG)])
+        answer = json.loads(
+            self.successResultOf(tight.handle(json.dumps(call("transform", ["rot13", "a" * 90]))))
+        )
+        self.assertIn("over the limit of 100 bytes", answer["error"]["message"])
 
     def test_refuse(self):
         self.assertEqual(

@@ -19,6 +19,7 @@ from websockets.sync.client import connect
 
 from gateway.web import makeSite
 from protocols.jsonrpc import (
+    ANSWER_TOO_BIG,
     ERROR_CODES,
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -284,6 +285,19 @@ class ConformanceTests(WebSocketTestCase):
         answer = withoutMessages(answer)
         self.assertEqual(answer[-1], appError("overloaded", "extra"))
         self.assertEqual(answer[:-1], [appError("timeout", i) for i in range(LIMITS.maxInFlight)])
+
+    async def test_answerTooBigForOneMessage(self):
+        """
+        A batch whose answer would be over the message limit gets -32000
+        errors in place of its results (a transform can make a poem longer
+        than JSON escaping does).
+        """
+        poem = "a\n" * 50_000
+        batch = [request("transform", ["echo", poem], id=i) for i in range(10)]
+        [answer] = await self.inThread(self.exchangeAll, [("", batch, True)])
+        self.assertEqual(withoutMessages(answer), [error(ANSWER_TOO_BIG, i) for i in range(10)])
+        [answer] = await self.inThread(self.exchangeAll, [("", batch[:2], True)])
+        self.assertEqual(answer, [result({"poem": transforms.echoLines(poem)}, i) for i in range(2)])
 
     def binaryThenText(self):
         with self.connect() as ws:
