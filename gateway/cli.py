@@ -38,7 +38,12 @@ class TransformOptions(InterleavedOptions):
         "Blocking sockets, no reactor."
     )
     optParameters = [
-        ["server", "s", "netstring://127.0.0.1:10001", "The gateway, as netstring://HOST:PORT."],
+        [
+            "server",
+            "s",
+            "netstring://127.0.0.1:10001",
+            "The gateway, as netstring://HOST:PORT, ws://HOST:PORT/ws or http://HOST:PORT.",
+        ],
         ["timeout", "t", 10.0, "Seconds to wait for the whole exchange.", float],
     ]
 

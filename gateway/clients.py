@@ -9,13 +9,17 @@ server is too slow, or the connection error.
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.web.client import Agent
 
-from gateway.urls import ServerURL
+from gateway.urls import WEBSOCKET_PATH, ServerURL
+from protocols.http import HTTPTransformProxy
 from protocols.netstring import TransformProxy
+from protocols.websocket import WebSocketTransformProxy
 
 
 class TransformClient(Protocol):
@@ -26,9 +30,20 @@ def _netstringClient(reactor, server: ServerURL, timeout: float) -> TransformCli
     return TransformProxy(HostnameEndpoint(reactor, server.host, server.port), reactor, timeout)
 
 
+def _webSocketClient(reactor, server: ServerURL, timeout: float) -> TransformClient:
+    url = str(replace(server, path=server.path or WEBSOCKET_PATH))
+    return WebSocketTransformProxy(HostnameEndpoint(reactor, server.host, server.port), url, reactor, timeout)
+
+
+def _httpClient(reactor, server: ServerURL, timeout: float) -> TransformClient:
+    return HTTPTransformProxy(Agent(reactor), str(server), reactor, timeout)
+
+
 #: How to make a client for each scheme: (reactor, server, timeout) -> client.
 CLIENTS: dict[str, Callable[[object, ServerURL, float], TransformClient]] = {
     "netstring": _netstringClient,
+    "ws": _webSocketClient,
+    "http": _httpClient,
 }
 
 

@@ -5,6 +5,7 @@ protocol, each listener built from an endpoint string.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
@@ -13,8 +14,11 @@ from twisted.python import usage
 
 from gateway.listening import ListeningService
 from gateway.logs import LEVELS
+from gateway.poems import defaultPoemsDirectory, loadPoems
+from gateway.web import makeSite
 from gateway.workers import WorkerThreads
 from protocols.netstring import TransformFactory
+from protocols.origins import OriginPolicy, normalizeOrigin
 from service import Limits, TransformService, builtinCatalogue
 
 #: The value of a listener option that switches that listener off.
@@ -39,9 +43,20 @@ def _netstringFactory(service: TransformService, options: "ServeOptions", reacto
     return TransformFactory(service, reactor, idleTimeout=options["idle-timeout"])
 
 
+def _webFactory(service: TransformService, options: "ServeOptions", reactor) -> Factory:
+    return makeSite(
+        service,
+        loadPoems(options["poems"]),
+        OriginPolicy(options["allowed-origin"]),
+        reactor,
+        idleTimeout=options["idle-timeout"],
+    )
+
+
 #: The protocols of the gateway, by the name of their option, in start order.
 LISTENERS: dict[str, Listener] = {
     "netstring": Listener("tcp:10001:interface=127.0.0.1", _netstringFactory),
+    "web": Listener("tcp:8080:interface=127.0.0.1", _webFactory),
 }
 
 
@@ -85,9 +100,36 @@ class ServeOptions(usage.Options):
         ],
         ["workers", None, 2, "Threads that transform large poems.", _positive(int)],
         ["log-level", None, "info", f"One of: {', '.join(LEVELS)}."],
+        [
+            "poems",
+            None,
+            None,
+            "Directory of the poems served at /poems "
+            "(default: the checkout's poems/, else the copy installed with the package).",
+            Path,
+        ],
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self["allowed-origin"] = []
+
+    def opt_allowed_origin(self, origin: str) -> None:
+        """
+        An origin (https://host:port) whose pages may use /ws and POST, besides
+        the gateway's own; repeatable.
+        """
+        try:
+            normalizeOrigin(origin)
+        except ValueError as error:
+            raise usage.UsageError(f"--allowed-origin: {error}") from None
+        self["allowed-origin"].append(origin)
+
     def postOptions(self) -> None:
+        if self["poems"] is None:
+            self["poems"] = defaultPoemsDirectory()
+        elif not self["poems"].is_dir():
+            raise usage.UsageError(f"--poems: {str(self['poems'])!r} is not a directory")
         if self["log-level"] not in LEVELS:
             raise usage.UsageError(f"--log-level must be one of: {', '.join(LEVELS)}")
         if all(self[name] == OFF for name in LISTENERS):

@@ -4,14 +4,34 @@ reactor.  Each scheme of L{gateway.urls} that it speaks has one function
 here, taking the server, the transform, the poem and a timeout in seconds.
 """
 
+import base64
+import http.client
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from gateway.urls import ServerURL
+from gateway.urls import WEBSOCKET_PATH, ServerURL
+from protocols.http import TEXT_PLAIN, errorFromResponse, transformPath
+from protocols.jsonrpc import decodeReply, encodeCall
 from protocols.netstring import NetstringDecoder, NetstringError, encodeNetstring, encodeRequest
-from service.errors import BadRequest
+from protocols.websocket import (
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_NORMAL,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    FrameDecoder,
+    FrameError,
+    acceptKey,
+    closeReason,
+    encodeFrame,
+    handshakeRequest,
+    poemOf,
+)
+from service.errors import BadRequest, TransformError
 
 #: The largest reply the client accepts, in bytes.
 MAX_REPLY_BYTES = 64 * 1024 * 1024
@@ -36,14 +56,15 @@ class _Deadline:
 
 
 @contextmanager
-def _connection(server: ServerURL, deadline: _Deadline) -> Iterator[socket.socket]:
+def _socketErrors(server: ServerURL, deadline: _Deadline) -> Iterator[None]:
     """
-    A connected socket whose blocking calls end with C{deadline}, with every
-    socket error turned into a L{ClientError} that names the server.
+    Turn every socket and HTTP error into a L{ClientError} that names the
+    server.
     """
     try:
-        with socket.create_connection((server.host, server.port), timeout=deadline.remaining()) as sock:
-            yield sock
+        yield
+    except http.client.HTTPException as error:
+        raise ClientError(f"{server}: not a valid HTTP reply ({error!r})") from None
     except TimeoutError:
         raise ClientError(f"{server}: no reply within {deadline.seconds:g} seconds") from None
     except ConnectionRefusedError:
@@ -52,6 +73,17 @@ def _connection(server: ServerURL, deadline: _Deadline) -> Iterator[socket.socke
         raise ClientError(f"{server}: cannot resolve {server.host!r}: {error.strerror}") from None
     except OSError as error:
         raise ClientError(f"{server}: {error.strerror or error}") from None
+
+
+@contextmanager
+def _connection(server: ServerURL, deadline: _Deadline) -> Iterator[socket.socket]:
+    """
+    A connected socket whose blocking calls end with C{deadline}, with every
+    socket error turned into a L{ClientError} that names the server.
+    """
+    with _socketErrors(server, deadline):
+        with socket.create_connection((server.host, server.port), timeout=deadline.remaining()) as sock:
+            yield sock
 
 
 def _receive(sock: socket.socket, deadline: _Deadline) -> bytes:
@@ -94,9 +126,119 @@ def transformNetstring(server: ServerURL, transform: str, poem: str, timeout: fl
         raise ClientError(f"{server}: the reply is not UTF-8") from None
 
 
+def _refused(server: ServerURL, error: TransformError) -> ClientError:
+    return ClientError(f"{server}: {error.name}: {error.message}")
+
+
+def transformHTTP(server: ServerURL, transform: str, poem: str, timeout: float) -> str:
+    """
+    Transform over HTTP: C{POST} the poem to C{/transform/<name>}.
+    """
+    try:
+        body = poem.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ClientError("the poem is not valid Unicode text") from None
+    deadline = _Deadline(timeout)
+    with _socketErrors(server, deadline):
+        connection = http.client.HTTPConnection(server.host, server.port, timeout=deadline.remaining())
+        try:
+            connection.request(
+                "POST",
+                server.path.rstrip("/") + transformPath(transform),
+                body=body,
+                headers={"Content-Type": TEXT_PLAIN, "Connection": "close"},
+            )
+            connection.sock.settimeout(deadline.remaining())
+            response = connection.getresponse()
+            answer = response.read(MAX_REPLY_BYTES + 1)
+        finally:
+            connection.close()
+    if len(answer) > MAX_REPLY_BYTES:
+        raise ClientError(f"{server}: the reply is over {MAX_REPLY_BYTES} bytes")
+    if response.status != 200:
+        raise _refused(server, errorFromResponse(response.status, answer))
+    try:
+        return answer.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ClientError(f"{server}: the reply is not UTF-8") from None
+
+
+def _openWebSocket(sock: socket.socket, server: ServerURL, path: str, deadline: _Deadline) -> bytes:
+    """
+    Do the opening handshake on C{sock}; return the bytes received after it.
+    """
+    key = base64.b64encode(os.urandom(16)).decode("ascii")
+    sock.sendall(handshakeRequest(server.host, server.port, path, key))
+    received = b""
+    while b"\r\n\r\n" not in received:
+        if len(received) > 64 * 1024:
+            raise ClientError(f"{server}: the handshake reply has no end")
+        data = _receive(sock, deadline)
+        if not data:
+            raise ClientError(f"{server}: closed the connection during the WebSocket handshake")
+        received += data
+    head, _, rest = received.partition(b"\r\n\r\n")
+    statusLine, *headerLines = head.decode("latin-1").split("\r\n")
+    if statusLine.split(" ")[1:2] != ["101"]:
+        raise ClientError(f"{server}: the WebSocket handshake was refused: {statusLine}")
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in headerLines)
+    }
+    if headers.get("sec-websocket-accept") != acceptKey(key):
+        raise ClientError(f"{server}: the handshake reply does not accept this client's key")
+    return rest
+
+
+def _describeClose(payload: bytes) -> str:
+    code, reason = closeReason(payload)
+    if code == CLOSE_MESSAGE_TOO_BIG:
+        return f"the poem is too big for the gateway's WebSocket messages ({code}: {reason})"
+    return f"the gateway closed the WebSocket ({code}: {reason or 'no reason given'})"
+
+
+def transformWebSocket(server: ServerURL, transform: str, poem: str, timeout: float) -> str:
+    """
+    Transform over WebSocket JSON-RPC: the handshake, one request in a text
+    message, its answer, the closing handshake.
+    """
+    try:
+        request = encodeCall("transform", {"transform": transform, "poem": poem}, 1).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ClientError("the poem is not valid Unicode text") from None
+    deadline = _Deadline(timeout)
+    decoder = FrameDecoder(MAX_REPLY_BYTES)
+    with _connection(server, deadline) as sock:
+        decoder.feed(_openWebSocket(sock, server, server.path or WEBSOCKET_PATH, deadline))
+        sock.sendall(encodeFrame(OP_TEXT, request, os.urandom(4)))
+        while True:
+            try:
+                message = decoder.pop()
+            except FrameError as error:
+                raise ClientError(f"{server}: unreadable WebSocket frames: {error}") from None
+            if message is None:
+                data = _receive(sock, deadline)
+                if not data:
+                    raise ClientError(f"{server}: closed the connection without a reply")
+                decoder.feed(data)
+            elif message[0] == OP_CLOSE:
+                raise ClientError(f"{server}: {_describeClose(message[1])}")
+            elif message[0] == OP_PING:
+                sock.sendall(encodeFrame(OP_PONG, message[1], os.urandom(4)))
+            elif message[0] == OP_TEXT:
+                break
+        sock.sendall(encodeFrame(OP_CLOSE, CLOSE_NORMAL.to_bytes(2, "big"), os.urandom(4)))
+    try:
+        return poemOf(decodeReply(message[1].decode("utf-8", errors="replace"), 1))
+    except TransformError as error:
+        raise _refused(server, error) from None
+
+
 #: The transform function of each scheme this client speaks.
 TRANSFORMERS: dict[str, Callable[[ServerURL, str, str, float], str]] = {
     "netstring": transformNetstring,
+    "ws": transformWebSocket,
+    "http": transformHTTP,
 }
 
 

@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 #: The port each scheme uses when the URL names none.
 DEFAULT_PORTS = {"netstring": 10001, "amp": 10002, "ws": 8080, "http": 8080}
 
+#: The path of the WebSocket endpoint when a ws:// URL names none.
+WEBSOCKET_PATH = "/ws"
+
 
 @dataclass(frozen=True)
 class ServerURL:

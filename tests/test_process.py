@@ -15,7 +15,7 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.trial.unittest import TestCase
 
-from gateway.server import ServeOptions
+from gateway.server import LISTENERS, ServeOptions
 from protocols.netstring import NoReply, TransformProxy, encodeNetstring
 from service import transforms
 from tests.helpers import POEMS, ROOT, GatewayProcess
@@ -181,7 +181,7 @@ def test_portInUse(gateway):
 def test_serveUsageErrors():
     status, out, err = xform("serve", "--netstring", "nonsense:1")
     assert status == 2 and "--netstring: invalid endpoint 'nonsense:1'" in err
-    status, out, err = xform("serve", "--netstring", "off")
+    status, out, err = xform("serve", *[arg for name in LISTENERS for arg in (f"--{name}", "off")])
     assert status == 2 and "every listener is off" in err
     status, out, err = xform("serve", "--deadline", "-1")
     assert status == 2 and "deadline" in err

@@ -1,0 +1,411 @@
+"""
+The JSON-RPC 2.0 module on plain data: messages in, answers out, over a
+service on a fake clock; no transport.
+"""
+
+import json
+
+from twisted.internet.defer import CancelledError
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from protocols.jsonrpc import (
+    ANSWER_TOO_BIG,
+    ERROR_CODES,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    JSONRPCServer,
+    decodeReply,
+    encode,
+    encodeCall,
+    serviceError,
+)
+from service import (
+    BadRequest,
+    Limits,
+    Overloaded,
+    PoemTooLarge,
+    TransformFailed,
+    TransformService,
+    TransformTimeout,
+    UnknownTransform,
+)
+from service.errors import ERRORS_BY_NAME
+from service.transforms import ECHO_PAUSE
+from tests.helpers import captureLogs, misbehavingCatalogue
+
+
+def call(method, params=None, id=1, **extra):
+    request = {"jsonrpc": "2.0", "method": method, "id": id, **extra}
+    if params is not None:
+        request["params"] = params
+    return request
+
+
+def result(value, id=1):
+    return {"jsonrpc": "2.0", "result": value, "id": id}
+
+
+def withoutMessages(answer):
+    for response in answer:
+        if "error" in response:
+            assert response["error"].pop("message")
+    return answer
+
+
+def error(code, id=1, data=None):
+    """
+    An expected error response; the message is checked separately.
+    """
+    response = {"jsonrpc": "2.0", "error": {"code": code}, "id": id}
+    if data is not None:
+        response["error"]["data"] = data
+    return response
+
+
+class JSONRPCServerTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.service = TransformService(
+            misbehavingCatalogue(self.clock),
+            self.clock,
+            Limits(maxPoemBytes=100, deadline=1.0, maxInFlight=2),
+        )
+        self.rpc = JSONRPCServer(self.service)
+
+    def answer(self, message):
+        """
+        The decoded answer to C{message} (JSON text, or a value to encode),
+        once it has come.
+        """
+        text = message if isinstance(message, str) else json.dumps(message)
+        answer = self.successResultOf(self.rpc.handle(text))
+        return None if answer is None else json.loads(answer)
+
+    def assertAnswer(self, message, expected):
+        """
+        The answer matches C{expected}, error messages aside: every error
+        has a non-empty message, which is dropped before comparing.
+        """
+        answer = self.answer(message)
+        for response in answer if isinstance(answer, list) else [answer] if answer else []:
+            if "error" in response:
+                self.assertIsInstance(response["error"].pop("message"), str)
+        self.assertEqual(answer, expected)
+
+    def test_transformByName(self):
+        self.assertAnswer(
+            call("transform", {"transform": "cummingsify", "poem": "HELLO"}), result({"poem": "hello"})
+        )
+
+    def test_transformByPosition(self):
+        self.assertAnswer(call("transform", ["reverse", "a\nb"], id="x"), result({"poem": "b\na"}, id="x"))
+
+    def test_listTransforms(self):
+        for params in (None, [], {}):
+            answer = self.answer(call("list_transforms", params))
+            names = [entry["name"] for entry in answer["result"]]
+            self.assertEqual(names, [entry.name for entry in self.service.transforms()])
+            self.assertEqual(set(answer["result"][0]), {"name", "description"})
+
+    def test_ids(self):
+        """
+        String, number and null ids are echoed exactly, integers of any
+        size included.
+        """
+        huge = 10**40 + 1
+        for id in ["abc", "", 0, -7, 1.5, huge, None]:
+            self.assertAnswer(call("transform", ["rot13", "a"], id=id), result({"poem": "n"}, id=id))
+        text = self.successResultOf(self.rpc.handle(json.dumps(call("transform", ["rot13", "a"], id=huge))))
+        self.assertIn(f'"id":{huge}', text)
+
+    def test_invalidIds(self):
+        """
+        An id that is not a string, a number or null makes the request
+        invalid, and the answer's id is null.
+        """
+        for id in [True, [1], {"a": 1}]:
+            self.assertAnswer(call("transform", ["rot13", "a"], id=id), error(INVALID_REQUEST, id=None))
+        infinite = '{"jsonrpc": "2.0", "method": "list_transforms", "id": 1e400}'
+        self.assertAnswer(infinite, error(INVALID_REQUEST, id=None))
+
+    def test_invalidRequests(self):
+        """
+        Malformed request objects get -32600, with their id when it is a
+        valid one, even when they have no id (they are no notifications).
+        """
+        cases = [
+            ({"method": "list_transforms", "id": 1}, 1),
+            ({"jsonrpc": "1.0", "method": "list_transforms", "id": 2}, 2),
+            ({"jsonrpc": 2.0, "method": "list_transforms", "id": 3}, 3),
+            ({"jsonrpc": "2.0", "method": 42, "id": 4}, 4),
+            ({"jsonrpc": "2.0", "id": 5}, 5),
+            ({"jsonrpc": "2.0", "method": "transform", "params": "poem", "id": 6}, 6),
+            ({"jsonrpc": "2.0", "method": "transform", "params": None, "id": 7}, 7),
+            ({"jsonrpc": "2.0", "method": 1, "params": "bar"}, None),
+            ({"foo": "boo"}, None),
+        ]
+        for request, id in cases:
+            self.assertAnswer(request, error(INVALID_REQUEST, id=id))
+        for notAnObject in ["1", '"x"', "null", "true"]:
+            self.assertAnswer(notAnObject, error(INVALID_REQUEST, id=None))
+
+    def test_parseErrors(self):
+        for text in [
+            "{",
+            '{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]',
+            "",
+            "NaN",
+            "[Infinity]",
+        ]:
+            self.assertAnswer(text, error(PARSE_ERROR, id=None))
+
+    def test_deeplyNested(self):
+        """
+        JSON nested deeper than the parser can go is a parse error, not a
+        crash.
+        """
+        self.assertAnswer("[" * 100_000 + "]" * 100_000, error(PARSE_ERROR, id=None))
+        answer = self.answer("[" * 100_000)
+        self.assertEqual(answer["error"]["code"], PARSE_ERROR)
+
+    def test_nestingWithinReachIsInvalidParams(self):
+        nested = {"transform": "rot13", "poem": [[[[["deep"]]]]]}
+        self.assertAnswer(call("transform", nested), error(INVALID_PARAMS))
+
+    def test_methodNotFound(self):
+        for method in ["nope", "Transform", "__init__", "_transform", "handle", ""]:
+            self.assertAnswer(call(method, []), error(METHOD_NOT_FOUND))
+
+    def test_invalidParams(self):
+        cases = [
+            [],
+            ["rot13"],
+            ["rot13", "a", "b"],
+            [1, "poem"],
+            ["rot13", None],
+            {"transform": "rot13"},
+            {"poem": "a"},
+            {"transform": "rot13", "poem": "a", "extra": 1},
+            {"transform": ["rot13"], "poem": "a"},
+            {"transform": "rot13", "poem": 42},
+        ]
+        for params in cases:
+            self.assertAnswer(call("transform", params), error(INVALID_PARAMS))
+        self.assertAnswer(call("list_transforms", ["extra"]), error(INVALID_PARAMS))
+        self.assertAnswer(call("list_transforms", {"all": True}), error(INVALID_PARAMS))
+
+    def test_serviceErrors(self):
+        """
+        Each of the service's errors has its code, and its name as data.
+        """
+        self.assertAnswer(
+            call("transform", ["nope", "a"]),
+            error(ERROR_CODES["unknown-transform"], data="unknown-transform"),
+        )
+        self.assertAnswer(
+            call("transform", ["rot13||rot13", "a"]), error(ERROR_CODES["bad-request"], data="bad-request")
+        )
+        self.assertAnswer(
+            call("transform", ["rot13", "a" * 101]),
+            error(ERROR_CODES["poem-too-large"], data="poem-too-large"),
+        )
+        self.assertAnswer(
+            call("transform", ["number", "a"]),
+            error(ERROR_CODES["transform-failed"], data="transform-failed"),
+        )
+        self.assertAnswer(
+            call("transform", ["rot13", "\ud800"]), error(ERROR_CODES["bad-request"], data="bad-request")
+        )
+
+    def test_errorMessages(self):
+        answer = self.answer(call("transform", ["nope", "a"]))
+        self.assertEqual(answer["error"]["message"], "unknown transform 'nope'")
+        answer = self.answer(call("transform", {"transform": "rot13"}))
+        self.assertEqual(answer["error"]["message"], "Invalid params: missing poem")
+
+    def test_timeoutAndOverloaded(self):
+        stalled = self.rpc.handle(json.dumps(call("transform", ["stall", "a"], id=1)))
+        self.rpc.handle(json.dumps(call("transform", ["stall", "a"], id=2)))
+        self.assertAnswer(
+            call("transform", ["rot13", "a"], id=3), error(ERROR_CODES["overloaded"], 3, "overloaded")
+        )
+        self.assertNoResult(stalled)
+        self.clock.advance(1.0)
+        answer = json.loads(self.successResultOf(stalled))
+        self.assertEqual(answer["error"]["data"], "timeout")
+        self.assertEqual(answer["error"]["code"], ERROR_CODES["timeout"])
+
+    def test_internalError(self):
+        """
+        A method that raises something unexpected is answered with -32603,
+        and the error is logged.
+        """
+        events = captureLogs(self)
+        self.rpc.methods["boom"] = lambda params: 1 / 0
+        self.assertAnswer(call("boom"), error(INTERNAL_ERROR))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertTrue(any("boom" in str(event.get("method")) for event in events))
+
+    def test_notificationsAreNeverAnswered(self):
+        """
+        A request without an id gets no answer, even when it fails; it
+        still runs.
+        """
+        for params in [["rot13", "a"], ["nope", "a"], ["explode", "a"], {"bad": 1}]:
+            self.assertIsNone(self.answer({"jsonrpc": "2.0", "method": "transform", "params": params}))
+        self.assertIsNone(self.answer({"jsonrpc": "2.0", "method": "nope"}))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_batch(self):
+        """
+        A batch is answered by an array of the answers to its requests,
+        good and bad, leaving out its notifications.
+        """
+        batch = [
+            call("transform", ["cummingsify", "A"], id=1),
+            {"jsonrpc": "2.0", "method": "transform", "params": ["rot13", "a"]},
+            call("transform", ["nope", "a"], id="2"),
+            {"foo": "boo"},
+            call("nope", id=3),
+            1,
+            call("transform", {"transform": 1, "poem": "a"}, id=4),
+            call("transform", ["reverse", "a\nb"], id=5),
+        ]
+        self.assertAnswer(
+            batch,
+            [
+                result({"poem": "a"}, 1),
+                error(ERROR_CODES["unknown-transform"], "2", "unknown-transform"),
+                error(INVALID_REQUEST, None),
+                error(METHOD_NOT_FOUND, 3),
+                error(INVALID_REQUEST, None),
+                error(INVALID_PARAMS, 4),
+                result({"poem": "b\na"}, 5),
+            ],
+        )
+
+    def test_emptyBatch(self):
+        self.assertAnswer([], error(INVALID_REQUEST, id=None))
+
+    def test_batchOfNotifications(self):
+        notification = {"jsonrpc": "2.0", "method": "transform", "params": ["rot13", "a"]}
+        self.assertIsNone(self.answer([notification, notification]))
+
+    def test_nestedBatch(self):
+        self.assertAnswer([[call("list_transforms")]], [error(INVALID_REQUEST, None)])
+
+    def test_batchRunsConcurrently(self):
+        """
+        The requests of a batch all start at once: two asynchronous
+        transforms take one pause, not two.
+        """
+        answer = self.rpc.handle(
+            json.dumps([call("transform", ["echo", "a b"], id=1), call("transform", ["echo", "c"], id=2)])
+        )
+        self.assertNoResult(answer)
+        self.assertEqual(self.service.inFlight, 2)
+        self.clock.advance(ECHO_PAUSE)
+        self.assertEqual(
+            json.loads(self.successResultOf(answer)),
+            [result({"poem": "a b … b … b"}, 1), result({"poem": "c … c … c"}, 2)],
+        )
+
+    def test_cancelAbandonsTheRequests(self):
+        answer = self.rpc.handle(
+            json.dumps([call("transform", ["stall", "a"], id=1), call("transform", ["stall", "b"], id=2)])
+        )
+        self.assertEqual(self.service.inFlight, 2)
+        answer.cancel()
+        self.assertEqual(self.service.inFlight, 0)
+        self.failureResultOf(answer, CancelledError)
+
+    def test_answerTooBig(self):
+        """
+        An answer longer than the transport can carry has its results
+        replaced by -32000 errors, ids and other errors kept.
+        """
+        rpc = JSONRPCServer(self.service, maxAnswerBytes=300)
+        small = json.loads(
+            self.successResultOf(rpc.handle(json.dumps(call("transform", ["rot13", "a" * 50]))))
+        )
+        self.assertEqual(small, result({"poem": "n" * 50}))
+        batch = [call("transform", ["rot13", "a" * 90], id=i) for i in range(3)] + [call("nope", id=3)]
+        answer = json.loads(self.successResultOf(rpc.handle(json.dumps(batch))))
+        self.assertEqual(
+            withoutMessages(answer),
+            [error(ANSWER_TOO_BIG, i) for i in range(3)] + [error(METHOD_NOT_FOUND, 3)],
+        )
+        tight = JSONRPCServer(self.service, maxAnswerBytes=100)
+        single = json.loads(
+            self.successResultOf(tight.handle(json.dumps(call("transform", ["rot13", "a" * 90]))))
+        )
+        self.assertEqual(withoutMessages([single]), [error(ANSWER_TOO_BIG)])
+        answer = json.loads(
+            self.successResultOf(tight.handle(json.dumps(call("transform", ["rot13", "a" * 90]))))
+        )
+        self.assertIn("over the limit of 100 bytes", answer["error"]["message"])
+
+    def test_refuse(self):
+        self.assertEqual(
+            json.loads(self.rpc.refuse("binary")),
+            {
+                "jsonrpc": "2.0",
+                "error": {"code": INVALID_REQUEST, "message": "Invalid Request: binary"},
+                "id": None,
+            },
+        )
+
+
+class EncodeTests(SynchronousTestCase):
+    def test_nonASCIIAsIs(self):
+        self.assertEqual(encode({"poem": "perché"}), '{"poem":"perché"}')
+
+    def test_loneSurrogateEscaped(self):
+        """
+        A lone surrogate (which a client may send in an id) cannot be UTF-8;
+        it is escaped, so the answer can still be sent.
+        """
+        text = encode({"id": "\ud800é"})
+        self.assertEqual(json.loads(text), {"id": "\ud800é"})
+        text.encode("utf-8")
+
+
+class ClientHalfTests(SynchronousTestCase):
+    def test_roundTrip(self):
+        rpc = JSONRPCServer(TransformService(misbehavingCatalogue(Clock()), Clock()))
+        answer = self.successResultOf(rpc.handle(encodeCall("transform", ["cummingsify", "HI"], 7)))
+        self.assertEqual(decodeReply(answer, 7), {"poem": "hi"})
+
+    def test_serviceErrorsComeBackAsTheirClasses(self):
+        for name, errorClass in ERRORS_BY_NAME.items():
+            response = encode(
+                {
+                    "jsonrpc": "2.0",
+                    "error": {"code": ERROR_CODES[name], "message": "why", "data": name},
+                    "id": 1,
+                }
+            )
+            raised = self.assertRaises(errorClass, decodeReply, response, 1)
+            self.assertEqual(raised.message, "why")
+
+    def test_standardErrors(self):
+        self.assertIsInstance(serviceError({"code": INVALID_PARAMS, "message": "x"}), BadRequest)
+        self.assertIsInstance(serviceError({"code": METHOD_NOT_FOUND, "message": "x"}), BadRequest)
+        self.assertIsInstance(serviceError({"code": INTERNAL_ERROR, "message": "x"}), TransformFailed)
+        self.assertIsInstance(serviceError("nonsense"), TransformFailed)
+
+    def test_notAResponse(self):
+        for text in ["{", "[]", '{"jsonrpc": "2.0", "result": 1, "id": 2}', '{"jsonrpc": "2.0", "id": 1}']:
+            self.assertRaises(TransformFailed, decodeReply, text, 1)
+
+    def test_errorClassesAreDistinct(self):
+        self.assertEqual(
+            {UnknownTransform, BadRequest, PoemTooLarge, TransformFailed, TransformTimeout, Overloaded},
+            set(ERRORS_BY_NAME.values()),
+        )
+        self.assertEqual(set(ERROR_CODES), set(ERRORS_BY_NAME))
+        self.assertEqual(len(set(ERROR_CODES.values())), len(ERROR_CODES))

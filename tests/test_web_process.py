@@ -1,0 +1,162 @@
+"""
+The web face of a real C{xform serve} process: the synchronous client over
+C{ws://} and C{http://}, and the options of the web listener.
+"""
+
+import http.client
+import json
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from service import transforms
+from tests.helpers import POEMS, ROOT, GatewayProcess
+from tests.test_process import BIG_POEM, HUGE_POEM, xform
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    with GatewayProcess(listeners=("web",)) as process:
+        yield process
+
+
+def servers(gateway):
+    port = gateway.ports["web"]
+    return {"ws": f"ws://127.0.0.1:{port}/ws", "http": f"http://127.0.0.1:{port}"}
+
+
+def get(gateway, path):
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.ports["web"], timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("scheme", ["ws", "http"])
+def test_syncClientEveryPoem(gateway, scheme):
+    for name, poem in POEMS.items():
+        status, out, err = xform(
+            "transform",
+            "titlecase|reverse",
+            str(ROOT / "poems" / f"{name}.txt"),
+            "-s",
+            servers(gateway)[scheme],
+        )
+        assert (status, err) == (0, "")
+        assert out.decode() == transforms.reverse(transforms.titlecase(poem))
+
+
+@pytest.mark.parametrize("scheme", ["ws", "http"])
+def test_syncClientBigPoem(gateway, scheme):
+    status, out, err = xform(
+        "transform", "cummingsify", "-s", servers(gateway)[scheme], input=BIG_POEM.encode()
+    )
+    assert (status, err) == (0, "")
+    assert out.decode() == BIG_POEM.lower()
+
+
+def test_syncClientDefaultWebSocketPath(gateway):
+    server = f"ws://127.0.0.1:{gateway.ports['web']}"
+    assert xform("transform", "rot13", "-s", server, input=b"abc") == (0, b"nop", "")
+
+
+@pytest.mark.parametrize("scheme", ["ws", "http"])
+def test_syncClientErrorsInWords(gateway, scheme):
+    server = servers(gateway)[scheme]
+    status, out, err = xform("transform", "nope", "-s", server, input=b"poem")
+    assert (status, out, err) == (1, b"", f"xform: {server}: unknown-transform: unknown transform 'nope'\n")
+    status, out, err = xform("transform", "cummingsify", "-s", server, input=HUGE_POEM.encode())
+    assert (status, out) == (1, b"")
+    assert f"xform: {server}: poem-too-large: " in err
+
+
+def test_syncClientMessageTooBigForWebSocket(gateway):
+    """
+    A poem too big for even a WebSocket message is refused with 1009,
+    which the client puts in words.
+    """
+    poem = b"x" * (7 * 1024 * 1024)
+    status, out, err = xform("transform", "cummingsify", "-s", servers(gateway)["ws"], input=poem)
+    assert (status, out) == (1, b"")
+    assert "the poem is too big for the gateway's WebSocket messages (1009" in err
+
+
+@pytest.mark.parametrize("scheme", ["ws", "http"])
+def test_syncClientConnectionErrors(scheme):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused = f"{scheme}://127.0.0.1:{closed.getsockname()[1]}"
+    status, out, err = xform("transform", "cummingsify", "-s", refused, input=b"poem")
+    assert (status, err) == (1, f"xform: {refused}: connection refused (is the gateway running?)\n")
+
+    with socket.socket() as silent:  # accepts connections (in its backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}"
+        status, out, err = xform("transform", "cummingsify", "-s", address, "-t", "0.5", input=b"poem")
+    assert (status, err) == (1, f"xform: {address}: no reply within 0.5 seconds\n")
+
+
+def test_syncClientNotAWebSocket(gateway):
+    """
+    A ws:// URL pointing at something that is not the WebSocket endpoint.
+    """
+    server = f"ws://127.0.0.1:{gateway.ports['web']}/transforms"
+    status, out, err = xform("transform", "rot13", "-s", server, input=b"a")
+    assert status == 1
+    assert err.startswith(f"xform: {server}: the WebSocket handshake was refused: HTTP/1.1 ")
+
+
+def test_pageAndRoutes(gateway):
+    status, page = get(gateway, "/")
+    assert status == 200 and b"<title>xform" in page
+    assert get(gateway, "/healthz") == (200, b'{"status": "ok"}\n')
+    status, poems = get(gateway, "/poems")
+    assert [poem["name"] for poem in json.loads(poems)] == sorted(POEMS)
+
+
+def test_poemsOption(tmp_path):
+    (tmp_path / "only.txt").write_text("The Only Poem\n", "utf-8")
+    with GatewayProcess("--poems", str(tmp_path), listeners=("web",)) as gateway:
+        assert json.loads(get(gateway, "/poems")[1]) == [{"name": "only", "title": "The Only Poem"}]
+        assert get(gateway, "/poems/only") == (200, b"The Only Poem\n")
+
+
+def test_allowedOriginOption():
+    with GatewayProcess("--allowed-origin", "https://poems.example.org", listeners=("web",)) as gateway:
+        connection = http.client.HTTPConnection("127.0.0.1", gateway.ports["web"], timeout=10)
+        try:
+            for origin, expected in [("https://poems.example.org", 200), ("https://evil.example", 403)]:
+                connection.request("POST", "/transform/rot13", body=b"a", headers={"Origin": origin})
+                response = connection.getresponse()
+                response.read()
+                assert response.status == expected, origin
+        finally:
+            connection.close()
+
+
+def test_webUsageErrors(tmp_path):
+    status, out, err = xform("serve", "--allowed-origin", "poems.example.org")
+    assert status == 2 and "--allowed-origin: 'poems.example.org' is not an origin" in err
+    status, out, err = xform("serve", "--poems", str(tmp_path / "missing"))
+    assert status == 2 and "--poems:" in err and "is not a directory" in err
+    status, out, err = xform("serve", "--web", "nonsense:1")
+    assert status == 2 and "--web: invalid endpoint 'nonsense:1'" in err
+
+
+def test_docsWebSocketExample(gateway):
+    """
+    The Python example of docs/protocols.md runs as written, against this
+    gateway's port.
+    """
+    docs = (ROOT / "docs" / "protocols.md").read_text("utf-8")
+    example = re.search(r"```python\n(.*?)```", docs[docs.index("### Talking to it") :], re.S).group(1)
+    example = example.replace("127.0.0.1:8080", f"127.0.0.1:{gateway.ports['web']}")
+    done = subprocess.run([sys.executable, "-c", example], capture_output=True, timeout=30, cwd=ROOT)
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"world\nhello\n", b"")

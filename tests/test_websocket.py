@@ -1,0 +1,544 @@
+"""
+JSON-RPC 2.0 over the real WebSocket endpoint: the web site listening on
+127.0.0.1 in this process's reactor, driven by an independent client (the
+C{websockets} package, blocking, in a thread) and, where a test needs bytes
+no client library would send, by a raw socket.
+"""
+
+import json
+import os
+import socket
+
+from twisted.internet import reactor
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.sync.client import connect
+
+from gateway.web import makeSite
+from protocols.jsonrpc import (
+    ANSWER_TOO_BIG,
+    ERROR_CODES,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+)
+from protocols.origins import OriginPolicy
+from protocols.websocket import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_TEXT,
+    FrameDecoder,
+    FrameError,
+    acceptKey,
+    closeReason,
+    encodeFrame,
+    handshakeRequest,
+    maxMessageBytes,
+)
+from service import Limits, TransformService, transforms
+from tests.helpers import POEMS, misbehavingCatalogue
+
+#: The server's limits: a 1 MB poem fits, a request stalls for 0.5 s.
+LIMITS = Limits(maxPoemBytes=1_100_000, deadline=0.5, maxInFlight=64)
+
+MEGABYTE_POEM = ("Das Gedicht, ein Megabyte lang.\n" * 40_000)[:1_000_000]
+
+SENTINEL = {"jsonrpc": "2.0", "method": "transform", "params": ["cummingsify", "SENTINEL"], "id": "sentinel"}
+SENTINEL_ANSWER = {"jsonrpc": "2.0", "result": {"poem": "sentinel"}, "id": "sentinel"}
+
+
+def request(method, params=None, id=1):
+    message = {"jsonrpc": "2.0", "method": method, "id": id}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+def notification(method, params=None):
+    message = request(method, params)
+    del message["id"]
+    return message
+
+
+def result(value, id=1):
+    return {"jsonrpc": "2.0", "result": value, "id": id}
+
+
+def error(code, id=1, data=None):
+    response = {"jsonrpc": "2.0", "error": {"code": code}, "id": id}
+    if data is not None:
+        response["error"]["data"] = data
+    return response
+
+
+def appError(name, id=1):
+    return error(ERROR_CODES[name], id, name)
+
+
+def withoutMessages(answer):
+    """
+    C{answer} with the text of its errors checked (a non-empty string) and
+    dropped, so that answers compare by code, data and id.
+    """
+    for response in answer if isinstance(answer, list) else [answer]:
+        if isinstance(response, dict) and "error" in response:
+            message = response["error"].pop("message")
+            assert isinstance(message, str) and message, response
+    return answer
+
+
+#: The conformance table: (what, the message sent, the answer expected or
+#: None for no answer at all).  Messages that are not str are sent as JSON.
+CASES = [
+    (
+        "transform, named params",
+        request("transform", {"transform": "cummingsify", "poem": "HI"}),
+        result({"poem": "hi"}),
+    ),
+    ("transform, positional params", request("transform", ["reverse", "a\nb"]), result({"poem": "b\na"})),
+    (
+        "a pipeline with an asynchronous step",
+        request("transform", ["cummingsify|echo", "A B"]),
+        result({"poem": "a b … b … b"}),
+    ),
+    (
+        "non-ASCII",
+        request("transform", ["titlecase", POEMS["alla_sera"]]),
+        result({"poem": transforms.titlecase(POEMS["alla_sera"])}),
+    ),
+    ("a string id", request("transform", ["rot13", "a"], id="abc"), result({"poem": "n"}, "abc")),
+    ("an empty string id", request("transform", ["rot13", "a"], id=""), result({"poem": "n"}, "")),
+    ("a number id", request("transform", ["rot13", "a"], id=-42), result({"poem": "n"}, -42)),
+    ("a fractional id", request("transform", ["rot13", "a"], id=2.5), result({"poem": "n"}, 2.5)),
+    ("a null id", request("transform", ["rot13", "a"], id=None), result({"poem": "n"}, None)),
+    ("a huge id", request("transform", ["rot13", "a"], id=10**60 + 7), result({"poem": "n"}, 10**60 + 7)),
+    (
+        "a long string id",
+        request("transform", ["rot13", "a"], id="i" * 10_000),
+        result({"poem": "n"}, "i" * 10_000),
+    ),
+    ("list_transforms", request("list_transforms"), None),  # checked in its own test
+    ("a notification", notification("transform", ["rot13", "a"]), None),
+    ("a notification of an unknown method", notification("nope"), None),
+    ("a notification that fails", notification("transform", ["explode", "a"]), None),
+    ("a notification with bad params", notification("transform", {"wrong": 1}), None),
+    (
+        "a batch mixing good and bad calls",
+        [
+            request("transform", ["cummingsify", "A"], id=1),
+            notification("transform", ["rot13", "a"]),
+            request("transform", ["nope", "a"], id=2),
+            {"foo": "boo"},
+            request("no_such_method", id=3),
+            request("transform", {"transform": 1, "poem": "a"}, id=4),
+            7,
+            request("transform", ["reverse", "x\ny"], id=5),
+        ],
+        [
+            result({"poem": "a"}, 1),
+            appError("unknown-transform", 2),
+            error(INVALID_REQUEST, None),
+            error(METHOD_NOT_FOUND, 3),
+            error(INVALID_PARAMS, 4),
+            error(INVALID_REQUEST, None),
+            result({"poem": "y\nx"}, 5),
+        ],
+    ),
+    ("a batch of notifications", [notification("transform", ["rot13", "a"]), notification("nope")], None),
+    ("an empty batch", [], error(INVALID_REQUEST, None)),
+    ("a batch of junk", [1, 2], [error(INVALID_REQUEST, None), error(INVALID_REQUEST, None)]),
+    (
+        "not JSON",
+        '{"jsonrpc": "2.0", "method": "transform", "params": ["rot13", "a"]',
+        error(PARSE_ERROR, None),
+    ),
+    ("NaN", '{"jsonrpc": "2.0", "method": "transform", "params": NaN, "id": 1}', error(PARSE_ERROR, None)),
+    ("deeply nested JSON", "[" * 50_000 + "]" * 50_000, error(PARSE_ERROR, None)),
+    (
+        "nested params within reach",
+        request("transform", {"transform": "rot13", "poem": [[[["a"]]]]}),
+        error(INVALID_PARAMS),
+    ),
+    ("a number", "42", error(INVALID_REQUEST, None)),
+    ("no jsonrpc member", {"method": "list_transforms", "id": 1}, error(INVALID_REQUEST, 1)),
+    ("jsonrpc 1.0", {"jsonrpc": "1.0", "method": "list_transforms", "id": 1}, error(INVALID_REQUEST, 1)),
+    (
+        "a method that is not a string",
+        {"jsonrpc": "2.0", "method": ["transform"], "id": 1},
+        error(INVALID_REQUEST, 1),
+    ),
+    ("params that are a string", request("transform", "rot13 a"), error(INVALID_REQUEST)),
+    ("a boolean id", request("transform", ["rot13", "a"], id=True), error(INVALID_REQUEST, None)),
+    ("an object id", request("transform", ["rot13", "a"], id={"a": 1}), error(INVALID_REQUEST, None)),
+    ("an unknown method", request("transform_all"), error(METHOD_NOT_FOUND)),
+    ("a private name as method", request("_transform", ["rot13", "a"]), error(METHOD_NOT_FOUND)),
+    ("too few params", request("transform", ["rot13"]), error(INVALID_PARAMS)),
+    ("too many params", request("transform", ["rot13", "a", "b"]), error(INVALID_PARAMS)),
+    ("a missing param", request("transform", {"poem": "a"}), error(INVALID_PARAMS)),
+    (
+        "an unknown param",
+        request("transform", {"transform": "rot13", "poem": "a", "x": 1}),
+        error(INVALID_PARAMS),
+    ),
+    ("a poem that is a number", request("transform", ["rot13", 42]), error(INVALID_PARAMS)),
+    ("a name that is null", request("transform", [None, "a"]), error(INVALID_PARAMS)),
+    ("params for list_transforms", request("list_transforms", ["all"]), error(INVALID_PARAMS)),
+    ("an unknown transform", request("transform", ["nope", "a"]), appError("unknown-transform")),
+    ("an attribute as transform", request("transform", ["__class__", "a"]), appError("unknown-transform")),
+    ("a bad pipeline", request("transform", ["rot13||rot13", "a"]), appError("bad-request")),
+    ("an empty name", request("transform", ["", "a"]), appError("bad-request")),
+    (
+        "a lone surrogate",
+        '{"jsonrpc": "2.0", "method": "transform", "params": ["rot13", "\\ud800"], "id": 1}',
+        appError("bad-request"),
+    ),
+    ("a poem over the limit", request("transform", ["rot13", "x" * 1_100_001]), appError("poem-too-large")),
+    ("a failing transform", request("transform", ["explode", "a"]), appError("transform-failed")),
+    ("a transform answering no poem", request("transform", ["number", "a"]), appError("transform-failed")),
+    ("a transform that never answers", request("transform", ["stall", "a"]), appError("timeout")),
+    (
+        "a 1 MB poem",
+        request("transform", ["cummingsify", MEGABYTE_POEM]),
+        result({"poem": MEGABYTE_POEM.lower()}),
+    ),
+]
+
+
+def _encoded(message):
+    return message if isinstance(message, str | bytes) else json.dumps(message)
+
+
+class WebSocketTestCase(TestCase):
+    """
+    A web site on a free loopback port, its service with the misbehaving
+    transforms and L{LIMITS}.
+    """
+
+    origins = OriginPolicy()
+    limits = LIMITS
+
+    async def setUp(self):
+        self.service = TransformService(misbehavingCatalogue(reactor), reactor, self.limits)
+        site = makeSite(self.service, POEMS, self.origins, reactor)
+        self.port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(site)
+        self.addCleanup(self.port.stopListening)
+        self.address = f"127.0.0.1:{self.port.getHost().port}"
+        self.url = f"ws://{self.address}/ws"
+
+    def connect(self, **options):
+        return connect(self.url, proxy=None, max_size=None, open_timeout=10, **options)
+
+    def inThread(self, function, *args, **kwargs):
+        return deferToThread(function, *args, **kwargs)
+
+
+class ConformanceTests(WebSocketTestCase):
+    def exchangeAll(self, cases):
+        """
+        On one connection, send each case's message and take its answer;
+        when none is expected, send a sentinel request right after, whose
+        answer must be the next message.
+        """
+        answers = []
+        with self.connect() as ws:
+            for _, message, expected in cases:
+                ws.send(_encoded(message))
+                if expected is None:
+                    ws.send(json.dumps(SENTINEL))
+                answers.append(json.loads(ws.recv(timeout=10)))
+        return answers
+
+    async def test_conformanceTable(self):
+        cases = [case for case in CASES if case[0] != "list_transforms"]
+        answers = await self.inThread(self.exchangeAll, cases)
+        for (what, _, expected), answer in zip(cases, answers, strict=True):
+            self.assertEqual(withoutMessages(answer), expected or SENTINEL_ANSWER, what)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 2)  # explode, twice
+
+    async def test_listTransforms(self):
+        [answer] = await self.inThread(self.exchangeAll, [("", request("list_transforms", id="l"), True)])
+        self.assertEqual(answer["id"], "l")
+        self.assertEqual(
+            answer["result"],
+            [{"name": entry.name, "description": entry.description} for entry in self.service.transforms()],
+        )
+
+    async def test_errorMessagesAreWords(self):
+        answers = await self.inThread(
+            self.exchangeAll, [("", request("transform", ["nope", "a"]), True), ("", "[]", True)]
+        )
+        self.assertEqual(answers[0]["error"]["message"], "unknown transform 'nope'")
+        self.assertEqual(answers[1]["error"]["message"], "Invalid Request: the batch is empty")
+
+    async def test_overloaded(self):
+        """
+        Past the service's requests in flight, a request is refused with
+        the overloaded error, in a batch as well.
+        """
+        stalls = [request("transform", ["stall", str(i)], id=i) for i in range(LIMITS.maxInFlight)]
+        extra = request("transform", ["rot13", "a"], id="extra")
+        [answer] = await self.inThread(self.exchangeAll, [("", [*stalls, extra], True)])
+        answer = withoutMessages(answer)
+        self.assertEqual(answer[-1], appError("overloaded", "extra"))
+        self.assertEqual(answer[:-1], [appError("timeout", i) for i in range(LIMITS.maxInFlight)])
+
+    async def test_answerTooBigForOneMessage(self):
+        """
+        A batch whose answer would be over the message limit gets -32000
+        errors in place of its results (a transform can make a poem longer
+        than JSON escaping does).
+        """
+        poem = "a\n" * 50_000
+        batch = [request("transform", ["echo", poem], id=i) for i in range(10)]
+        [answer] = await self.inThread(self.exchangeAll, [("", batch, True)])
+        self.assertEqual(withoutMessages(answer), [error(ANSWER_TOO_BIG, i) for i in range(10)])
+        [answer] = await self.inThread(self.exchangeAll, [("", batch[:2], True)])
+        self.assertEqual(answer, [result({"poem": transforms.echoLines(poem)}, i) for i in range(2)])
+
+    def binaryThenText(self):
+        with self.connect() as ws:
+            ws.send(b'{"jsonrpc": "2.0", "method": "list_transforms", "id": 1}')
+            refusal = json.loads(ws.recv(timeout=10))
+            ws.send(json.dumps(request("transform", ["rot13", "a"], id=2)))
+            return refusal, json.loads(ws.recv(timeout=10))
+
+    async def test_binaryMessage(self):
+        """
+        A binary message gets an Invalid Request error that says to send
+        text; the connection stays usable.
+        """
+        refusal, answer = await self.inThread(self.binaryThenText)
+        self.assertIn("send each JSON-RPC message as one text message", refusal["error"]["message"])
+        self.assertEqual(withoutMessages(refusal), error(INVALID_REQUEST, None))
+        self.assertEqual(answer, result({"poem": "n"}, 2))
+
+    def concurrently(self, messages):
+        with self.connect() as ws:
+            for message in messages:
+                ws.send(json.dumps(message))
+            return [json.loads(ws.recv(timeout=10)) for _ in messages]
+
+    async def test_fiftyConcurrentRequests(self):
+        """
+        Fifty requests sent at once on one connection are all answered,
+        each to its own id.
+        """
+        poems = {i: f"POEM NUMBER {i}\nTHE END" for i in range(50)}
+        pipelines = ["cummingsify|echo", "rot13", "reverse|echo", "piglatin"]
+        messages = [request("transform", [pipelines[i % 4], poem], id=i) for i, poem in poems.items()]
+        answers = await self.inThread(self.concurrently, messages)
+        self.assertEqual(sorted(answer["id"] for answer in answers), list(range(50)))
+        for answer in answers:
+            i = answer["id"]
+            expected = poems[i]
+            for step in pipelines[i % 4].split("|"):
+                expected = {"echo": transforms.echoLines}.get(step, getattr(transforms, step))(expected)
+            self.assertEqual(answer, result({"poem": expected}, i))
+
+    async def test_answeredAsEachFinishes(self):
+        """
+        A slow request does not hold up the ones after it: their answers
+        come first.
+        """
+        answers = await self.inThread(
+            self.concurrently,
+            [
+                request("transform", ["stall", "a"], id="slow"),
+                request("transform", ["rot13", "a"], id="fast"),
+            ],
+        )
+        self.assertEqual([answer["id"] for answer in answers], ["fast", "slow"])
+        self.assertEqual(answers[1]["error"]["data"], "timeout")
+
+    def oversize(self, size):
+        with self.connect() as ws:
+            try:
+                ws.send("x" * size)
+                ws.recv(timeout=10)
+            except ConnectionClosedError as closed:
+                return closed.rcvd.code, closed.rcvd.reason
+        return None
+
+    async def test_oversizeMessage(self):
+        """
+        A message over the limit closes the connection with 1009.
+        """
+        limit = maxMessageBytes(self.service)
+        self.assertEqual(limit, 6 * LIMITS.maxPoemBytes + 64 * 1024)
+        code, reason = await self.inThread(self.oversize, limit + 1)
+        self.assertEqual(code, 1009)
+        self.assertIn("exceeds payload limit", reason)
+
+    def rawExchange(self, frames, expectHandshake=True):
+        """
+        Handshake on a raw socket, send C{frames} (bytes as they are), and
+        return the first message or close frame the server sends.
+        """
+        key = "dGhlIHNhbXBsZSBub25jZQ=="
+        host, port = self.address.split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(handshakeRequest(host, int(port), "/ws", key))
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += sock.recv(4096)
+            head, _, rest = received.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101"), head
+            sock.sendall(frames)
+            decoder = FrameDecoder(1 << 20)
+            decoder.feed(rest)
+            while (message := decoder.pop()) is None:
+                data = sock.recv(65536)
+                if not data:
+                    return None
+                decoder.feed(data)
+            if message[0] == OP_CLOSE:  # finish the closing handshake, as a client must
+                sock.sendall(encodeFrame(OP_CLOSE, message[1][:2], os.urandom(4)))
+                while sock.recv(65536):
+                    pass
+            return message
+
+    async def test_oversizeRefusedFromTheHeader(self):
+        """
+        A frame announcing a terabyte is refused (1009) as soon as its
+        header arrives: not a byte of its payload needs to be sent.
+        """
+        header = bytes([0x80 | OP_TEXT, 0x80 | 127]) + (1 << 40).to_bytes(8, "big") + os.urandom(4)
+        opcode, payload = await self.inThread(self.rawExchange, header)
+        self.assertEqual(opcode, OP_CLOSE)
+        self.assertEqual(closeReason(payload)[0], 1009)
+
+    async def test_invalidUTF8(self):
+        """
+        A text message that is not UTF-8 closes the connection with 1007.
+        """
+        opcode, payload = await self.inThread(
+            self.rawExchange, encodeFrame(OP_TEXT, b'"\xff\xfe"', os.urandom(4))
+        )
+        self.assertEqual(opcode, OP_CLOSE)
+        self.assertEqual(closeReason(payload)[0], 1007)
+
+
+class ClosingTests(WebSocketTestCase):
+    limits = Limits(maxPoemBytes=1000, deadline=60.0)
+
+    async def test_closingAbandonsRequests(self):
+        """
+        Requests still running when their connection closes are cancelled:
+        they leave the service long before their deadline.
+        """
+
+        def sendAndLeave():
+            with self.connect() as ws:
+                ws.send(json.dumps([request("transform", ["stall", "a"], id=i) for i in range(3)]))
+                ws.send(json.dumps(SENTINEL))
+                return json.loads(ws.recv(timeout=10))
+
+        self.assertEqual(await self.inThread(sendAndLeave), SENTINEL_ANSWER)
+        for _ in range(500):
+            if self.service.inFlight == 0:
+                break
+            await deferLater(reactor, 0.01)
+        self.assertEqual(self.service.inFlight, 0)
+
+
+class OriginTests(WebSocketTestCase):
+    origins = OriginPolicy(["https://poems.example.org"])
+
+    def status(self, **options):
+        """
+        Open and close a connection; the handshake's status.
+        """
+        try:
+            with self.connect(**options):
+                return 101
+        except InvalidStatus as refused:
+            return refused.response.status_code
+
+    async def test_noOrigin(self):
+        self.assertEqual(await self.inThread(self.status), 101)
+
+    async def test_sameOrigin(self):
+        self.assertEqual(await self.inThread(self.status, origin=f"http://{self.address}"), 101)
+
+    async def test_allowedOrigin(self):
+        self.assertEqual(await self.inThread(self.status, origin="https://poems.example.org"), 101)
+
+    async def test_otherSite(self):
+        for origin in [
+            "http://evil.example",
+            "https://poems.example.org:8443",
+            f"https://{self.address}",
+            "null",
+        ]:
+            self.assertEqual(await self.inThread(self.status, origin=origin), 403, origin)
+
+    async def test_reboundName(self):
+        """
+        A page on a name rebound to 127.0.0.1 sends matching Origin and Host
+        headers, and is still refused.
+        """
+        port = self.port.getHost().port
+        status = await self.inThread(
+            self.status,
+            origin=f"http://evil.example:{port}",
+            additional_headers={"Host": f"evil.example:{port}"},
+        )
+        self.assertEqual(status, 403)
+
+
+class BlockingFramingTests(SynchronousTestCase):
+    """
+    The framing helpers of the blocking client, on the examples of RFC 6455.
+    """
+
+    def test_acceptKey(self):
+        self.assertEqual(acceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+
+    def test_maskedFrame(self):
+        mask = bytes([0x37, 0xFA, 0x21, 0x3D])
+        self.assertEqual(encodeFrame(OP_TEXT, b"Hello", mask), bytes.fromhex("818537fa213d7f9f4d5158"))
+        self.assertEqual(encodeFrame(OP_TEXT, b"", mask), bytes.fromhex("818037fa213d"))
+
+    def test_lengths(self):
+        mask = b"\0\0\0\0"
+        self.assertEqual(encodeFrame(OP_BINARY, b"x" * 256, mask)[:4], bytes.fromhex("82fe0100"))
+        self.assertEqual(
+            encodeFrame(OP_BINARY, b"x" * 65536, mask)[:10], bytes.fromhex("82ff0000000000010000")
+        )
+
+    def popAll(self, data, maxLength=1 << 20):
+        decoder = FrameDecoder(maxLength)
+        for byte in data:
+            decoder.feed(bytes([byte]))
+        return list(iter(decoder.pop, None))
+
+    def test_decode(self):
+        self.assertEqual(self.popAll(bytes.fromhex("810548656c6c6f")), [(OP_TEXT, b"Hello")])
+        self.assertEqual(
+            self.popAll(
+                bytes.fromhex("010348656c") + bytes.fromhex("8905") + b"Hello" + bytes.fromhex("80026c6f")
+            ),
+            [(OP_PING, b"Hello"), (OP_TEXT, b"Hello")],
+        )
+        self.assertEqual(self.popAll(bytes.fromhex("827e0100") + b"y" * 256), [(OP_BINARY, b"y" * 256)])
+        self.assertEqual(self.popAll(bytes.fromhex("88020409")), [(OP_CLOSE, bytes.fromhex("0409"))])
+        self.assertEqual(closeReason(bytes.fromhex("03f1") + b"too big"), (1009, "too big"))
+
+    def test_errors(self):
+        cases = {
+            "818537fa213d7f9f4d5158": "masked frame from the server",
+            "c10548656c6c6f": "reserved bits",
+            "800548656c6c6f": "continuation frame without a message",
+            "0103414243" + "0103414243": "new message before the last one ended",
+            "817f0000010000000000": "over the limit",
+        }
+        for data, message in cases.items():
+            error = self.assertRaises(FrameError, self.popAll, bytes.fromhex(data))
+            self.assertIn(message, str(error), data)
+        error = self.assertRaises(FrameError, self.popAll, bytes.fromhex("0103414243800141"), maxLength=3)
+        self.assertIn("message over the limit of 3 bytes", str(error))
