@@ -41,7 +41,7 @@ from protocols.websocket import (
     maxMessageBytes,
 )
 from service import Limits, TransformService, transforms
-from tests.helpers import POEMS, misbehavingCatalogue
+from tests.helpers import POEMS, echoed, misbehavingCatalogue
 
 #: The server's limits: a 1 MB poem fits, a request stalls for 0.5 s.
 LIMITS = Limits(maxPoemBytes=1_100_000, deadline=0.5, maxInFlight=64)
@@ -298,7 +298,7 @@ class ConformanceTests(WebSocketTestCase):
         [answer] = await self.inThread(self.exchangeAll, [("", batch, True)])
         self.assertEqual(withoutMessages(answer), [error(ANSWER_TOO_BIG, i) for i in range(10)])
         [answer] = await self.inThread(self.exchangeAll, [("", batch[:2], True)])
-        self.assertEqual(answer, [result({"poem": transforms.echoLines(poem)}, i) for i in range(2)])
+        self.assertEqual(answer, [result({"poem": echoed(poem)}, i) for i in range(2)])
 
     def binaryThenText(self):
         with self.connect() as ws:
@@ -337,7 +337,7 @@ class ConformanceTests(WebSocketTestCase):
             i = answer["id"]
             expected = poems[i]
             for step in pipelines[i % 4].split("|"):
-                expected = {"echo": transforms.echoLines}.get(step, getattr(transforms, step))(expected)
+                expected = {"echo": echoed}.get(step, getattr(transforms, step))(expected)
             self.assertEqual(answer, result({"poem": expected}, i))
 
     async def test_answeredAsEachFinishes(self):
