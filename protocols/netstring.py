@@ -36,15 +36,10 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from protocols.common import describePeer, refusalLevel
 from service.catalogue import MAX_NAME_LENGTH
 from service.deadline import withDeadline
-from service.errors import (
-    BadRequest,
-    Overloaded,
-    TransformError,
-    TransformFailed,
-    TransformTimeout,
-)
+from service.errors import BadRequest, TransformError, TransformFailed
 from service.transformer import TransformService
 
 #: Separates the transform name from the poem in a request's payload.
@@ -172,12 +167,6 @@ def maxRequestBytes(service: TransformService) -> int:
     return 4 * MAX_NAME_LENGTH + len(SEPARATOR) + service.limits.maxPoemBytes
 
 
-def _describePeer(transport) -> str:
-    peer = transport.getPeer()
-    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
-    return f"{host}:{port}" if host is not None else str(peer)
-
-
 @implementer(IHalfCloseableProtocol)
 class TransformProtocol(Protocol, TimeoutMixin):
     """
@@ -196,7 +185,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
 
     def connectionMade(self) -> None:
         self.callLater = self.factory.clock.callLater
-        self._peer = _describePeer(self.transport)
+        self._peer = describePeer(self.transport.getPeer())
         self._decoder = NetstringDecoder(maxRequestBytes(self.factory.service))
         self.setTimeout(self.factory.idleTimeout)
 
@@ -240,9 +229,8 @@ class TransformProtocol(Protocol, TimeoutMixin):
         self._refuse(failure.value)
 
     def _refuse(self, error: TransformError) -> None:
-        ours = isinstance(error, (TransformFailed, TransformTimeout, Overloaded))
-        emit = self.log.warn if ours else self.log.info
-        emit(
+        self.log.emit(
+            refusalLevel(error),
             "netstring {peer}: closing without a reply: {error}: {reason}",
             peer=self._peer,
             error=error.name,
