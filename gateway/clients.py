@@ -5,7 +5,9 @@ the poetry client and the upstream transforms talk to other servers with.
 A client has one method, C{xform(transform, poem)}, returning a L{Deferred}
 that fires with the new poem or fails with the errors of L{service.errors}
 (as far as its protocol can tell them apart), L{TransformTimeout} when the
-server is too slow, or the connection error.
+server is too slow, or the connection error.  The AMP client also lists the
+server's transforms (C{listTransforms()}) and keeps its connection open:
+C{disconnect()} closes it.
 """
 
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 
 from gateway.urls import ServerURL
+from protocols.amp import AMPTransformClient
 from protocols.netstring import TransformProxy
 
 
@@ -26,9 +29,14 @@ def _netstringClient(reactor, server: ServerURL, timeout: float) -> TransformCli
     return TransformProxy(HostnameEndpoint(reactor, server.host, server.port), reactor, timeout)
 
 
+def _ampClient(reactor, server: ServerURL, timeout: float) -> TransformClient:
+    return AMPTransformClient(HostnameEndpoint(reactor, server.host, server.port), reactor, timeout)
+
+
 #: How to make a client for each scheme: (reactor, server, timeout) -> client.
 CLIENTS: dict[str, Callable[[object, ServerURL, float], TransformClient]] = {
     "netstring": _netstringClient,
+    "amp": _ampClient,
 }
 
 

@@ -14,6 +14,7 @@ from twisted.python import usage
 from gateway.listening import ListeningService
 from gateway.logs import LEVELS
 from gateway.workers import WorkerThreads
+from protocols.amp import TransformAMPFactory
 from protocols.netstring import TransformFactory
 from service import Limits, TransformService, builtinCatalogue
 
@@ -39,9 +40,14 @@ def _netstringFactory(service: TransformService, options: "ServeOptions", reacto
     return TransformFactory(service, reactor, idleTimeout=options["idle-timeout"])
 
 
+def _ampFactory(service: TransformService, options: "ServeOptions", reactor) -> Factory:
+    return TransformAMPFactory(service, reactor, idleTimeout=options["idle-timeout"])
+
+
 #: The protocols of the gateway, by the name of their option, in start order.
 LISTENERS: dict[str, Listener] = {
     "netstring": Listener("tcp:10001:interface=127.0.0.1", _netstringFactory),
+    "amp": Listener("tcp:10002:interface=127.0.0.1", _ampFactory),
 }
 
 
@@ -80,7 +86,7 @@ class ServeOptions(usage.Options):
             "idle-timeout",
             None,
             30.0,
-            "Seconds a client may stay silent before its request is whole.",
+            "Seconds a client may stay silent before its request is whole (on AMP: with nothing in flight).",
             _positive(float),
         ],
         ["workers", None, 2, "Threads that transform large poems.", _positive(int)],

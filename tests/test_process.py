@@ -172,7 +172,7 @@ def test_twistdPlugin(tmp_path):
 
 def test_portInUse(gateway):
     port = gateway.ports["netstring"]
-    status, out, err = xform("serve", "--netstring", f"tcp:{port}:interface=127.0.0.1")
+    status, out, err = xform("serve", "--netstring", f"tcp:{port}:interface=127.0.0.1", "--amp", "off")
     assert status == 1
     assert "netstring cannot listen: Couldn't listen on 127.0.0.1:" in err
     assert "Address already in use" in err
@@ -181,7 +181,7 @@ def test_portInUse(gateway):
 def test_serveUsageErrors():
     status, out, err = xform("serve", "--netstring", "nonsense:1")
     assert status == 2 and "--netstring: invalid endpoint 'nonsense:1'" in err
-    status, out, err = xform("serve", "--netstring", "off")
+    status, out, err = xform("serve", "--netstring", "off", "--amp", "off")
     assert status == 2 and "every listener is off" in err
     status, out, err = xform("serve", "--deadline", "-1")
     assert status == 2 and "deadline" in err
