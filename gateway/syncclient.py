@@ -5,6 +5,7 @@ here, taking the server, the transform, the poem and a timeout in seconds,
 and, for the schemes that can list the transforms, one that lists them.
 """
 
+import errno
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +71,22 @@ def _receive(sock: socket.socket, deadline: _Deadline) -> bytes:
     return sock.recv(256 * 1024)
 
 
+def _closedByPeer(error: OSError) -> bool:
+    """
+    Whether C{error} means that the server has closed the connection.
+    """
+    return isinstance(error, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)) or (
+        error.errno == errno.ENOTCONN
+    )
+
+
+def _popNetstring(server: ServerURL, decoder: NetstringDecoder) -> bytes | None:
+    try:
+        return decoder.pop()
+    except NetstringError as error:
+        raise ClientError(f"{server}: unreadable reply: {error}") from None
+
+
 def transformNetstring(server: ServerURL, transform: str, poem: str, timeout: float) -> str:
     """
     Transform over the netstring protocol: send the request, half-close, read
@@ -82,23 +99,27 @@ def transformNetstring(server: ServerURL, transform: str, poem: str, timeout: fl
     deadline = _Deadline(timeout)
     decoder = NetstringDecoder(MAX_REPLY_BYTES)
     with _connection(server, deadline) as sock:
-        sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
-        while True:
-            try:
-                payload = decoder.pop()
-            except NetstringError as error:
-                raise ClientError(f"{server}: unreadable reply: {error}") from None
-            if payload is not None:
-                break
-            data = _receive(sock, deadline)
-            if not data:
-                raise ClientError(
-                    f"{server}: closed the connection without a reply; the netstring protocol "
-                    "does not say why (an unknown transform, a poem over the limit, a failed "
-                    "transform or a timeout: the gateway's log tells)"
-                )
-            decoder.feed(data)
+        try:
+            sock.sendall(request)
+            sock.shutdown(socket.SHUT_WR)
+            while (payload := _popNetstring(server, decoder)) is None:
+                data = _receive(sock, deadline)
+                if not data:
+                    break
+                decoder.feed(data)
+        except OSError as error:
+            # The server reads the whole request before it answers, so a
+            # close while sending (or a reset) is a refusal, like a clean
+            # close without a reply.
+            if not _closedByPeer(error):
+                raise
+            payload = None
+    if payload is None:
+        raise ClientError(
+            f"{server}: closed the connection without a reply; the netstring protocol "
+            "does not say why (an unknown transform, a poem over the limit, a failed "
+            "transform or a timeout: the gateway's log tells)"
+        )
     try:
         return payload.decode("utf-8")
     except UnicodeDecodeError:
