@@ -413,13 +413,14 @@ class TransformLocator(amp.CommandLocator):
 
 class BoundedAMP(amp.AMP):
     """
-    An AMP connection that never holds more than one box of L{maxBoxBytes}
-    (and its answers to questions) in memory.
+    An AMP connection that keeps at most about L{maxBoxBytes} of the box
+    being received, however long the box is.
 
-    It counts the bytes of the box being received.  Past the limit, it keeps
-    only the AMP keys of the rest of the box, so that L{oversizeBoxReceived}
-    can answer the box without holding it.  Bytes that are not AMP drop
-    the connection with a log line.
+    It counts the bytes of the box as they arrive.  Past the limit it keeps
+    only the AMP keys (C{_ask}, C{_command}, C{_answer}, C{_error}) of the
+    rest of the box, skipping the other keys and their values, so that
+    L{oversizeBoxReceived} can answer the box without holding it.  Bytes
+    that are not AMP drop the connection with a log line.
 
     @ivar maxBoxBytes: the longest box, on the wire, handled as usual.
     @ivar peer: the other side, for log lines.
@@ -497,7 +498,8 @@ class BoundedAMP(amp.AMP):
 
     def oversizeBoxReceived(self, box: amp.AmpBox, size: int) -> None:
         """
-        A box over the limit arrived; C{box} holds only its AMP keys.
+        A box over the limit arrived.  C{box} is incomplete: it holds what
+        came before the limit, and only the AMP keys after it.
 
         @param size: its length on the wire.
         """
