@@ -8,6 +8,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols import amp
 from twisted.python.failure import Failure
@@ -41,10 +42,27 @@ from service import (
     transforms,
 )
 from service import Transform as CatalogueEntry
-from service.transforms import ECHO_PAUSE
 from tests.helpers import captureLogs, misbehavingCatalogue
 
 PEER = IPv4Address("TCP", "192.0.2.7", 40000)
+
+#: How long the C{later} transform of L{slowCatalogue} takes, in seconds.
+LATER = 1.0
+
+
+def slowCatalogue(clock):
+    """
+    The misbehaving catalogue, plus C{later}: it answers the poem in upper
+    case after L{LATER} seconds, so that tests can order answers on a fake
+    clock.
+    """
+    catalogue = misbehavingCatalogue(clock)
+    slow = CatalogueEntry(
+        "later", "upper case, later", lambda poem: deferLater(clock, LATER, str.upper, poem)
+    )
+    catalogue.add(slow)
+    return catalogue
+
 
 #: The request and the answer shown in the docs, byte for byte.
 REQUEST = (
@@ -187,7 +205,7 @@ class ServerTestCase(SynchronousTestCase):
 
     def makeService(self):
         return TransformService(
-            misbehavingCatalogue(self.clock),
+            slowCatalogue(self.clock),
             self.clock,
             Limits(maxPoemBytes=self.maxPoemBytes, deadline=self.deadline),
         )
@@ -243,11 +261,11 @@ class CommandTests(ServerTestCase):
 
     def test_pipelineWithAnAsynchronousStep(self):
         client, server, pump = self.connect()
-        answer = self.transform(client, pump, "cummingsify|echo", "HELLO\nWORLD")
+        answer = self.transform(client, pump, "cummingsify|later|reverse", "Hello\nWorld")
         self.assertNoResult(answer)
-        self.clock.advance(ECHO_PAUSE)
+        self.clock.advance(LATER)
         pump.flush()
-        self.assertEqual(self.successResultOf(answer)["poem"], transforms.echoLines("hello\nworld"))
+        self.assertEqual(self.successResultOf(answer)["poem"], "WORLD\nHELLO")
 
     def test_listTransforms(self):
         client, server, pump = self.connect()
@@ -434,7 +452,7 @@ class ErrorTests(ServerTestCase):
         error.
         """
         client, server, pump = self.connect()
-        questions = [self.transform(client, pump, name, "poem") for name in ["stall", "cummingsify|echo"]]
+        questions = [self.transform(client, pump, name, "poem") for name in ["stall", "cummingsify|later"]]
         self.assertEqual(self.service.inFlight, 2)
         client.transport.loseConnection()
         pump.flush()
@@ -520,15 +538,15 @@ class OutOfOrderTests(ServerTestCase):
         finishes: a slow one does not hold up a fast one behind it.
         """
         client, server, pump = self.connect()
-        slow = asked(client.callRemote(Transform, transform="cummingsify|echo", poem="SLOW"))
+        slow = asked(client.callRemote(Transform, transform="cummingsify|later", poem="SLOW"))
         stalled = asked(client.callRemote(Transform, transform="stall", poem="STALLED"))
         fast = asked(client.callRemote(Transform, transform="reverse", poem="A\nB"))
         pump.flush()
         self.assertEqual(self.successResultOf(fast), {"poem": "B\nA"})
         self.assertNoResult(slow)
-        self.clock.advance(ECHO_PAUSE)
+        self.clock.advance(LATER)
         pump.flush()
-        self.assertEqual(self.successResultOf(slow), {"poem": "slow … slow … slow"})
+        self.assertEqual(self.successResultOf(slow), {"poem": "SLOW"})
         self.assertNoResult(stalled)
         self.clock.advance(self.deadline)
         pump.flush()
@@ -537,10 +555,10 @@ class OutOfOrderTests(ServerTestCase):
     def test_tagsOnTheWire(self):
         server, transport = self.raw()
         server.dataReceived(
-            box(_ask=b"slow", _command=b"Transform", poem=b"SLOW", transform=b"echo")
+            box(_ask=b"slow", _command=b"Transform", poem=b"SLOW", transform=b"later")
             + box(_ask=b"fast", _command=b"Transform", poem=b"FAST", transform=b"cummingsify")
         )
-        self.clock.advance(ECHO_PAUSE)
+        self.clock.advance(LATER)
         self.assertEqual(
             [answer[b"_answer"] for answer in decodeBoxes(transport.value())], [b"fast", b"slow"]
         )
@@ -784,7 +802,7 @@ class ClientTests(SynchronousTestCase):
     def setUp(self):
         self.reactor = MemoryReactorClock()
         self.events = captureLogs(self)
-        self.service = TransformService(misbehavingCatalogue(self.reactor), self.reactor, Limits(deadline=60))
+        self.service = TransformService(slowCatalogue(self.reactor), self.reactor, Limits(deadline=60))
         TCP4ServerEndpoint(self.reactor, 10002).listen(TransformAMPFactory(self.service, self.reactor))
         self.completer = iosim.ConnectionCompleter(self.reactor)
         self.client = self.makeClient()
@@ -794,11 +812,12 @@ class ClientTests(SynchronousTestCase):
         return AMPTransformClient(endpoint, self.reactor, timeout=5, **keywords)
 
     def test_xform(self):
-        result = self.client.xform("cummingsify|echo", "HELLO")
+        result = self.client.xform("later|reverse", "Hello\nWorld")
         pump = self.completer.succeedOnce()
-        self.reactor.advance(ECHO_PAUSE)
+        self.assertNoResult(result)
+        self.reactor.advance(LATER)
         pump.flush()
-        self.assertEqual(self.successResultOf(result), "hello … hello … hello")
+        self.assertEqual(self.successResultOf(result), "WORLD\nHELLO")
 
     def test_listTransforms(self):
         result = self.client.listTransforms()
