@@ -79,7 +79,8 @@ from twisted.protocols import amp
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from protocols.common import describePeer, refusalLevel
+from protocols.addresses import describeAddress
+from protocols.common import refusalLevel
 from service.deadline import withDeadline
 from service.errors import ERRORS_BY_NAME, BadRequest, TransformError
 from service.transformer import TransformService
@@ -441,7 +442,7 @@ class BoundedAMP(amp.AMP):
     _broken = False
 
     def connectionMade(self) -> None:
-        self.peer = describePeer(self.transport.getPeer())
+        self.peer = describeAddress(self.transport.getPeer())
 
     def dataReceived(self, data: bytes) -> None:
         if self._broken:

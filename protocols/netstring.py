@@ -36,7 +36,8 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from protocols.common import describePeer, refusalLevel
+from protocols.addresses import describeAddress
+from protocols.common import refusalLevel
 from service.catalogue import MAX_NAME_LENGTH
 from service.deadline import withDeadline
 from service.errors import BadRequest, TransformError, TransformFailed
@@ -185,7 +186,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
 
     def connectionMade(self) -> None:
         self.callLater = self.factory.clock.callLater
-        self._peer = describePeer(self.transport.getPeer())
+        self._peer = describeAddress(self.transport.getPeer())
         self._decoder = NetstringDecoder(maxRequestBytes(self.factory.service))
         self.setTimeout(self.factory.idleTimeout)
 
