@@ -1,6 +1,7 @@
 """
 The C{xform} command: C{xform serve} runs the gateway, C{xform transform}
-asks a running gateway to transform a poem.
+asks a running gateway to transform a poem, C{xform transforms} lists what
+it offers.
 """
 
 import sys
@@ -26,7 +27,40 @@ def _version() -> str:
         return "unknown"
 
 
-class TransformOptions(InterleavedOptions):
+class ClientOptions(InterleavedOptions):
+    """
+    The options of the commands that talk to a running gateway: C{--server}
+    and C{--timeout}.
+
+    @cvar defaultServer: the server asked unless C{--server} says.
+    """
+
+    defaultServer = "netstring://127.0.0.1:10001"
+
+    optParameters = [
+        [
+            "server",
+            "s",
+            None,
+            "The gateway: netstring://HOST:PORT, amp://HOST:PORT, ws://HOST:PORT/ws or http://HOST:PORT.",
+        ],
+        ["timeout", "t", 10.0, "Seconds to wait for the whole exchange.", float],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["server"] = self.defaults["server"] = self.defaultServer
+
+    def postOptions(self) -> None:
+        try:
+            self["server"] = parseServerURL(self["server"])
+        except ValueError as error:
+            raise usage.UsageError(f"--server: {error}") from None
+        if not self["timeout"] > 0:
+            raise usage.UsageError("--timeout must be positive")
+
+
+class TransformOptions(ClientOptions):
     """
     The options of C{xform transform}.
     """
@@ -37,27 +71,23 @@ class TransformOptions(InterleavedOptions):
         "(a pipeline such as 'cummingsify|reverse' works too) and print the result. "
         "Blocking sockets, no reactor."
     )
-    optParameters = [
-        [
-            "server",
-            "s",
-            "netstring://127.0.0.1:10001",
-            "The gateway, as netstring://HOST:PORT, ws://HOST:PORT/ws or http://HOST:PORT.",
-        ],
-        ["timeout", "t", 10.0, "Seconds to wait for the whole exchange.", float],
-    ]
 
     def parseArgs(self, name: str, path: str | None = None) -> None:
         self["name"] = name
         self["path"] = path
 
-    def postOptions(self) -> None:
-        try:
-            self["server"] = parseServerURL(self["server"])
-        except ValueError as error:
-            raise usage.UsageError(f"--server: {error}") from None
-        if not self["timeout"] > 0:
-            raise usage.UsageError("--timeout must be positive")
+
+class TransformsOptions(ClientOptions):
+    """
+    The options of C{xform transforms}.
+    """
+
+    synopsis = ""
+    longdesc = (
+        "List the transforms the gateway offers, with what each does, over a protocol "
+        "that can list them (amp://). Blocking sockets, no reactor."
+    )
+    defaultServer = "amp://127.0.0.1:10002"
 
 
 class XformOptions(usage.Options):
@@ -69,6 +99,7 @@ class XformOptions(usage.Options):
     subCommands = [
         ["serve", None, ServeOptions, "Run the gateway."],
         ["transform", None, TransformOptions, "Transform a poem with a running gateway."],
+        ["transforms", None, TransformsOptions, "List the transforms of a running gateway."],
     ]
 
     def opt_version(self) -> None:
@@ -80,7 +111,7 @@ class XformOptions(usage.Options):
 
     def postOptions(self) -> None:
         if self.subCommand is None:
-            raise usage.UsageError("which command? (serve, transform)")
+            raise usage.UsageError("which command? (serve, transform, transforms)")
 
 
 async def _serve(reactor, root: MultiService) -> None:
@@ -124,6 +155,18 @@ def _transform(options: TransformOptions) -> int:
     return 0
 
 
+def _listTransforms(options: TransformsOptions) -> int:
+    try:
+        entries = syncclient.listTransforms(options["server"], options["timeout"])
+    except syncclient.ClientError as error:
+        print(f"xform: {error}", file=sys.stderr)
+        return 1
+    width = max((len(name) for name, description in entries), default=0)
+    for name, description in entries:
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
 def _usageError(command: usage.Options, error: usage.UsageError) -> NoReturn:
     print(f"{command}\nxform: {error}", file=sys.stderr)
     raise SystemExit(2)
@@ -148,4 +191,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
             _usageError(options.subOptions, error)
         startLogging(options.subOptions["log-level"])
         react(_serve, [root])
+    if options.subCommand == "transforms":
+        raise SystemExit(_listTransforms(options.subOptions))
     raise SystemExit(_transform(options.subOptions))

@@ -5,7 +5,9 @@ the poetry client and the upstream transforms talk to other servers with.
 A client has one method, C{xform(transform, poem)}, returning a L{Deferred}
 that fires with the new poem or fails with the errors of L{service.errors}
 (as far as its protocol can tell them apart), L{TransformTimeout} when the
-server is too slow, or the connection error.
+server is too slow, or the connection error.  The AMP client also lists the
+server's transforms (C{listTransforms()}) and keeps its connection open:
+C{disconnect()} closes it.
 """
 
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.web.client import Agent
 
 from gateway.urls import WEBSOCKET_PATH, ServerURL
+from protocols.amp import AMPTransformClient
 from protocols.http import HTTPTransformProxy
 from protocols.netstring import TransformProxy
 from protocols.websocket import WebSocketTransformProxy
@@ -28,6 +31,10 @@ class TransformClient(Protocol):
 
 def _netstringClient(reactor, server: ServerURL, timeout: float) -> TransformClient:
     return TransformProxy(HostnameEndpoint(reactor, server.host, server.port), reactor, timeout)
+
+
+def _ampClient(reactor, server: ServerURL, timeout: float) -> TransformClient:
+    return AMPTransformClient(HostnameEndpoint(reactor, server.host, server.port), reactor, timeout)
 
 
 def _webSocketClient(reactor, server: ServerURL, timeout: float) -> TransformClient:
@@ -42,6 +49,7 @@ def _httpClient(reactor, server: ServerURL, timeout: float) -> TransformClient:
 #: How to make a client for each scheme: (reactor, server, timeout) -> client.
 CLIENTS: dict[str, Callable[[object, ServerURL, float], TransformClient]] = {
     "netstring": _netstringClient,
+    "amp": _ampClient,
     "ws": _webSocketClient,
     "http": _httpClient,
 }

@@ -17,6 +17,7 @@ from gateway.logs import LEVELS
 from gateway.poems import defaultPoemsDirectory, loadPoems
 from gateway.web import makeSite
 from gateway.workers import WorkerThreads
+from protocols.amp import TransformAMPFactory
 from protocols.netstring import TransformFactory
 from protocols.origins import OriginPolicy, normalizeOrigin
 from service import Limits, TransformService, builtinCatalogue
@@ -43,6 +44,10 @@ def _netstringFactory(service: TransformService, options: "ServeOptions", reacto
     return TransformFactory(service, reactor, idleTimeout=options["idle-timeout"])
 
 
+def _ampFactory(service: TransformService, options: "ServeOptions", reactor) -> Factory:
+    return TransformAMPFactory(service, reactor, idleTimeout=options["idle-timeout"])
+
+
 def _webFactory(service: TransformService, options: "ServeOptions", reactor) -> Factory:
     return makeSite(
         service,
@@ -56,6 +61,7 @@ def _webFactory(service: TransformService, options: "ServeOptions", reactor) -> 
 #: The protocols of the gateway, by the name of their option, in start order.
 LISTENERS: dict[str, Listener] = {
     "netstring": Listener("tcp:10001:interface=127.0.0.1", _netstringFactory),
+    "amp": Listener("tcp:10002:interface=127.0.0.1", _ampFactory),
     "web": Listener("tcp:8080:interface=127.0.0.1", _webFactory),
 }
 
@@ -95,7 +101,7 @@ class ServeOptions(usage.Options):
             "idle-timeout",
             None,
             30.0,
-            "Seconds a client may stay silent before its request is whole.",
+            "Seconds a client may stay silent before its request is whole (on AMP: with nothing in flight).",
             _positive(float),
         ],
         ["workers", None, 2, "Threads that transform large poems.", _positive(int)],

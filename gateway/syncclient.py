@@ -1,10 +1,12 @@
 """
 The synchronous client (Part 12, exercise 5): plain blocking sockets, no
 reactor.  Each scheme of L{gateway.urls} that it speaks has one function
-here, taking the server, the transform, the poem and a timeout in seconds.
+here, taking the server, the transform, the poem and a timeout in seconds,
+and, for the schemes that can list the transforms, one that lists them.
 """
 
 import base64
+import errno
 import http.client
 import os
 import socket
@@ -13,6 +15,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from gateway.urls import WEBSOCKET_PATH, ServerURL
+from protocols.amp import (
+    ERRORS_BY_CODE,
+    BoxDecoder,
+    BrokenBox,
+    decodeBoxes,
+    encodeBox,
+    maxBoxBytes,
+    splitValue,
+    takeValue,
+)
 from protocols.http import TEXT_PLAIN, errorFromResponse, transformPath
 from protocols.jsonrpc import decodeReply, encodeCall
 from protocols.netstring import NetstringDecoder, NetstringError, encodeNetstring, encodeRequest
@@ -91,6 +103,22 @@ def _receive(sock: socket.socket, deadline: _Deadline) -> bytes:
     return sock.recv(256 * 1024)
 
 
+def _closedByPeer(error: OSError) -> bool:
+    """
+    Whether C{error} means that the server has closed the connection.
+    """
+    return isinstance(error, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)) or (
+        error.errno == errno.ENOTCONN
+    )
+
+
+def _popNetstring(server: ServerURL, decoder: NetstringDecoder) -> bytes | None:
+    try:
+        return decoder.pop()
+    except NetstringError as error:
+        raise ClientError(f"{server}: unreadable reply: {error}") from None
+
+
 def transformNetstring(server: ServerURL, transform: str, poem: str, timeout: float) -> str:
     """
     Transform over the netstring protocol: send the request, half-close, read
@@ -103,23 +131,27 @@ def transformNetstring(server: ServerURL, transform: str, poem: str, timeout: fl
     deadline = _Deadline(timeout)
     decoder = NetstringDecoder(MAX_REPLY_BYTES)
     with _connection(server, deadline) as sock:
-        sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
-        while True:
-            try:
-                payload = decoder.pop()
-            except NetstringError as error:
-                raise ClientError(f"{server}: unreadable reply: {error}") from None
-            if payload is not None:
-                break
-            data = _receive(sock, deadline)
-            if not data:
-                raise ClientError(
-                    f"{server}: closed the connection without a reply; the netstring protocol "
-                    "does not say why (an unknown transform, a poem over the limit, a failed "
-                    "transform or a timeout: the gateway's log tells)"
-                )
-            decoder.feed(data)
+        try:
+            sock.sendall(request)
+            sock.shutdown(socket.SHUT_WR)
+            while (payload := _popNetstring(server, decoder)) is None:
+                data = _receive(sock, deadline)
+                if not data:
+                    break
+                decoder.feed(data)
+        except OSError as error:
+            # The server reads the whole request before it answers, so a
+            # close while sending (or a reset) is a refusal, like a clean
+            # close without a reply.
+            if not _closedByPeer(error):
+                raise
+            payload = None
+    if payload is None:
+        raise ClientError(
+            f"{server}: closed the connection without a reply; the netstring protocol "
+            "does not say why (an unknown transform, a poem over the limit, a failed "
+            "transform or a timeout: the gateway's log tells)"
+        )
     try:
         return payload.decode("utf-8")
     except UnicodeDecodeError:
@@ -234,11 +266,87 @@ def transformWebSocket(server: ServerURL, transform: str, poem: str, timeout: fl
         raise _refused(server, error) from None
 
 
+#: The tag of the one question the AMP functions ask per connection.
+_TAG = b"1"
+
+
+def _askAMP(server: ServerURL, command: bytes, arguments: list[tuple[bytes, bytes]], timeout: float) -> dict:
+    """
+    Ask one AMP question and return the answer box, less its C{_answer}.
+
+    @raise ClientError: when the server answers with an error, or not at
+        all.
+    """
+    request = encodeBox([(b"_ask", _TAG), (b"_command", command), *arguments])
+    deadline = _Deadline(timeout)
+    decoder = BoxDecoder(maxBoxBytes(MAX_REPLY_BYTES))
+    with _connection(server, deadline) as sock:
+        sock.sendall(request)
+        while True:
+            try:
+                answer = decoder.pop()
+            except BrokenBox as error:
+                raise ClientError(f"{server}: unreadable answer: {error}") from None
+            if answer is not None and _TAG in (answer.get(b"_answer"), answer.get(b"_error")):
+                break
+            if answer is None:
+                data = _receive(sock, deadline)
+                if not data:
+                    raise ClientError(f"{server}: closed the connection without an answer")
+                decoder.feed(data)
+    if answer.get(b"_error") == _TAG:
+        code = answer.get(b"_error_code", b"")
+        error = ERRORS_BY_CODE.get(code)
+        name = error.name if error is not None else code.decode("ascii", "replace")
+        description = answer.get(b"_error_description", b"").decode("utf-8", "replace")
+        raise ClientError(f"{server}: {name}: {description}")
+    del answer[b"_answer"]
+    return answer
+
+
+def transformAMP(server: ServerURL, transform: str, poem: str, timeout: float) -> str:
+    """
+    Transform over AMP: one C{Transform} question on its own connection,
+    the poem split as the protocol says.
+    """
+    try:
+        arguments = [(b"transform", transform.encode("utf-8")), *splitValue(b"poem", poem.encode("utf-8"))]
+        answer = _askAMP(server, b"Transform", arguments, timeout)
+        return takeValue(answer, b"poem").decode("utf-8")
+    except ValueError as error:  # a name over 65,535 bytes; an unreadable answer
+        raise ClientError(f"{server}: {error}") from None
+    except BadRequest as error:
+        raise ClientError(f"{server}: unreadable answer: {error.message}") from None
+
+
+def listAMP(server: ServerURL, timeout: float) -> list[tuple[str, str]]:
+    """
+    The transforms of an AMP server, as C{(name, description)}.
+    """
+    answer = _askAMP(server, b"ListTransforms", [], timeout)
+    try:
+        entries = decodeBoxes(takeValue(answer, b"transforms"))
+        return [(entry[b"name"].decode("utf-8"), entry[b"description"].decode("utf-8")) for entry in entries]
+    except (BadRequest, BrokenBox, KeyError, UnicodeDecodeError) as error:
+        raise ClientError(f"{server}: unreadable list of transforms: {error!r}") from None
+
+
 #: The transform function of each scheme this client speaks.
 TRANSFORMERS: dict[str, Callable[[ServerURL, str, str, float], str]] = {
     "netstring": transformNetstring,
     "ws": transformWebSocket,
     "http": transformHTTP,
+    "amp": transformAMP,
+}
+
+#: The listing function of each scheme that can list the transforms.
+LISTERS: dict[str, Callable[[ServerURL, float], list[tuple[str, str]]]] = {
+    "amp": listAMP,
+}
+
+#: Why a scheme cannot list the transforms, when it never will.
+_CANNOT_LIST = {
+    "netstring": "the netstring protocol has no request for the list of transforms",
 }
 
 
@@ -255,3 +363,19 @@ def transform(server: ServerURL, name: str, poem: str, timeout: float) -> str:
             f"the {server.scheme}:// scheme is not supported yet; use {', '.join(TRANSFORMERS)}"
         ) from None
     return transformer(server, name, poem, timeout)
+
+
+def listTransforms(server: ServerURL, timeout: float) -> list[tuple[str, str]]:
+    """
+    The transforms C{server} offers, as C{(name, description)}, blocking.
+
+    @raise ClientError: on every failure, with the reason in words, and for
+        a scheme that cannot list them.
+    """
+    try:
+        lister = LISTERS[server.scheme]
+    except KeyError:
+        reason = _CANNOT_LIST.get(server.scheme, f"the {server.scheme}:// scheme cannot list them yet")
+        others = ", ".join(f"{scheme}://HOST:PORT" for scheme in LISTERS)
+        raise ClientError(f"{server}: cannot list the transforms: {reason}; use {others}") from None
+    return lister(server, timeout)

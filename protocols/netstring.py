@@ -37,15 +37,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from protocols.addresses import describeAddress
+from protocols.common import refusalLevel
 from service.catalogue import MAX_NAME_LENGTH
 from service.deadline import withDeadline
-from service.errors import (
-    BadRequest,
-    Overloaded,
-    TransformError,
-    TransformFailed,
-    TransformTimeout,
-)
+from service.errors import BadRequest, TransformError, TransformFailed
 from service.transformer import TransformService
 
 #: Separates the transform name from the poem in a request's payload.
@@ -235,9 +230,8 @@ class TransformProtocol(Protocol, TimeoutMixin):
         self._refuse(failure.value)
 
     def _refuse(self, error: TransformError) -> None:
-        ours = isinstance(error, (TransformFailed, TransformTimeout, Overloaded))
-        emit = self.log.warn if ours else self.log.info
-        emit(
+        self.log.emit(
+            refusalLevel(error),
             "netstring {peer}: closing without a reply: {error}: {reason}",
             peer=self._peer,
             error=error.name,

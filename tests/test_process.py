@@ -172,7 +172,7 @@ def test_twistdPlugin(tmp_path):
 
 def test_portInUse(gateway):
     port = gateway.ports["netstring"]
-    status, out, err = xform("serve", "--netstring", f"tcp:{port}:interface=127.0.0.1")
+    status, out, err = xform("serve", "--netstring", f"tcp:{port}:interface=127.0.0.1", "--amp", "off")
     assert status == 1
     assert "netstring cannot listen: Couldn't listen on 127.0.0.1:" in err
     assert "Address already in use" in err

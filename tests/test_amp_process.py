@@ -1,0 +1,313 @@
+"""
+AMP against the real thing: C{xform serve} as a process on free loopback
+ports, talked to by a client written here from docs/protocols.md alone
+(plain sockets and C{struct}), by L{AMPTransformClient} and by the C{xform}
+command.
+"""
+
+import socket
+import struct
+
+import pytest
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.error import ConnectionRefusedError
+from twisted.trial.unittest import TestCase
+
+from protocols.amp import AMPTransformClient
+from service import UnknownTransform, transforms
+from tests.helpers import POEMS, ROOT, GatewayProcess
+from tests.test_process import xform
+
+#: About 1 MB of UTF-8 (within the default limit of 1 MiB), multi-byte
+#: characters included.
+MEGABYTE_POEM = (POEMS["alla_sera"] * 2000)[:1_000_000]
+while len(MEGABYTE_POEM.encode()) > 1024 * 1024:
+    MEGABYTE_POEM = MEGABYTE_POEM[:-1000]
+
+#: 5 MB and a bit.
+FIVE_MEGABYTES = (POEMS["science"] * 20_000)[: 5 * 1000 * 1000 + 7]
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    with GatewayProcess(listeners=("netstring", "amp")) as process:
+        yield process
+
+
+def amp(gateway):
+    return f"amp://127.0.0.1:{gateway.ports['amp']}"
+
+
+class DocsClient:
+    """
+    An AMP client built from docs/protocols.md only: no Twisted, no code of
+    this project.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.buffer = b""
+        self.tags = iter(range(1, 1_000_000))
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def sendBox(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        self.sendBoxes([pairs])
+
+    def sendBoxes(self, boxes: list[list[tuple[bytes, bytes]]]) -> None:
+        data = b""
+        for pairs in boxes:
+            for key, value in pairs:
+                data += struct.pack("!H", len(key)) + key + struct.pack("!H", len(value)) + value
+            data += b"\x00\x00"
+        self.sock.sendall(data)
+
+    def _read(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("closed")
+            self.buffer += data
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def readBox(self) -> dict[bytes, bytes]:
+        box = {}
+        while True:
+            (keyLength,) = struct.unpack("!H", self._read(2))
+            if keyLength == 0:
+                return box
+            key = self._read(keyLength)
+            (valueLength,) = struct.unpack("!H", self._read(2))
+            box[key] = self._read(valueLength)
+
+    @staticmethod
+    def split(name: bytes, value: bytes) -> list[tuple[bytes, bytes]]:
+        pieces = [value[start : start + 65535] for start in range(0, len(value), 65535)] or [b""]
+        return [(name if n == 1 else name + b".%d" % n, piece) for n, piece in enumerate(pieces, 1)]
+
+    @staticmethod
+    def join(box: dict[bytes, bytes], name: bytes) -> bytes:
+        value, n = box[name], 2
+        while name + b".%d" % n in box:
+            value += box[name + b".%d" % n]
+            n += 1
+        return value
+
+    def ask(self, command: bytes, arguments: list[tuple[bytes, bytes]]) -> tuple[bytes, dict]:
+        tag = str(next(self.tags)).encode()
+        self.sendBox([(b"_command", command), (b"_ask", tag), *arguments])
+        return tag, self.readBox()
+
+    def transform(self, name: str, poem: str) -> dict[bytes, bytes]:
+        tag, answer = self.ask(
+            b"Transform", [(b"transform", name.encode()), *self.split(b"poem", poem.encode())]
+        )
+        assert tag in (answer.get(b"_answer"), answer.get(b"_error"))
+        return answer
+
+    def listTransforms(self) -> list[tuple[str, str]]:
+        tag, answer = self.ask(b"ListTransforms", [])
+        assert answer[b"_answer"] == tag
+        data, entries = self.join(answer, b"transforms"), []
+        while data:
+            entry = {}
+            while True:
+                (keyLength,) = struct.unpack("!H", data[:2])
+                if keyLength == 0:
+                    data = data[2:]
+                    break
+                key = data[2 : 2 + keyLength]
+                (valueLength,) = struct.unpack("!H", data[2 + keyLength : 4 + keyLength])
+                entry[key] = data[4 + keyLength : 4 + keyLength + valueLength].decode()
+                data = data[4 + keyLength + valueLength :]
+            entries.append((entry[b"name"], entry[b"description"]))
+        return entries
+
+
+@pytest.fixture
+def docsClient(gateway):
+    client = DocsClient(gateway.ports["amp"])
+    yield client
+    client.close()
+
+
+def test_docsClientListsTransforms(docsClient):
+    listed = docsClient.listTransforms()
+    assert listed[0] == ("cummingsify", "lowercase everything, as e. e. cummings might")
+    assert [name for name, description in listed] == [
+        "cummingsify",
+        "reverse",
+        "mirror",
+        "titlecase",
+        "piglatin",
+        "shuffle",
+        "rot13",
+        "echo",
+    ]
+
+
+def test_docsClientTransforms(docsClient):
+    answer = docsClient.transform("cummingsify", "HELLO WORLD")
+    assert answer == {b"_answer": b"1", b"poem": b"hello world"}
+
+
+def test_docsClientMegabytePoem(docsClient):
+    """
+    About 1 MB, cut every 65,535 bytes without regard for characters: the
+    docs say the server joins the pieces before decoding.
+    """
+    answer = docsClient.transform("titlecase", MEGABYTE_POEM)
+    assert docsClient.join(answer, b"poem").decode() == transforms.titlecase(MEGABYTE_POEM)
+    assert all(len(value) <= 65535 for value in answer.values())
+
+
+def test_docsClientErrorThenCarriesOn(docsClient):
+    answer = docsClient.transform("nope", "HELLO")
+    assert answer[b"_error_code"] == b"UNKNOWN_TRANSFORM"
+    assert answer[b"_error_description"] == b"unknown transform 'nope'"
+    answer = docsClient.transform("cummingsify|explode", "HELLO")
+    assert answer[b"_error_code"] == b"UNKNOWN_TRANSFORM"
+    assert docsClient.transform("reverse", "A\nB")[b"poem"] == b"B\nA"
+
+
+def test_docsClientPoemTooLarge(docsClient):
+    answer = docsClient.transform("cummingsify", "A" * (2 * 1024 * 1024))
+    assert answer[b"_error_code"] == b"POEM_TOO_LARGE"
+    assert docsClient.transform("cummingsify", "STILL OPEN")[b"poem"] == b"still open"
+
+
+def test_docsClientAnswersComeAsEachFinishes(docsClient):
+    """
+    C{echo} answers on a later turn of the reactor, C{rot13} at once: asked
+    in one write, the second question is answered first.
+    """
+    slow = [(b"_command", b"Transform"), (b"_ask", b"slow"), (b"transform", b"echo"), (b"poem", b"A")]
+    fast = [(b"_command", b"Transform"), (b"_ask", b"fast"), (b"transform", b"rot13"), (b"poem", b"A")]
+    docsClient.sendBoxes([slow, fast])
+    assert [docsClient.readBox()[b"_answer"] for _ in range(2)] == [b"fast", b"slow"]
+
+
+def test_sameAnswerOverNetstringAndAMP(gateway):
+    poem = str(ROOT / "poems" / "ecstasy.txt")
+    netstring = xform(
+        "transform", "piglatin|shuffle", poem, "-s", f"netstring://127.0.0.1:{gateway.ports['netstring']}"
+    )
+    overAMP = xform("transform", "piglatin|shuffle", poem, "-s", amp(gateway))
+    assert netstring == overAMP
+    assert netstring[0] == 0 and netstring[1].decode() == transforms.shuffle(
+        transforms.piglatin(POEMS["ecstasy"])
+    )
+
+
+def test_syncClientMegabytePoem(gateway):
+    status, out, err = xform("transform", "cummingsify", "-s", amp(gateway), input=MEGABYTE_POEM.encode())
+    assert (status, err) == (0, "")
+    assert out.decode() == MEGABYTE_POEM.lower()
+
+
+def test_syncClientErrors(gateway):
+    status, out, err = xform("transform", "nope", "-s", amp(gateway), input=b"poem")
+    assert (status, out, err) == (
+        1,
+        b"",
+        f"xform: {amp(gateway)}: unknown-transform: unknown transform 'nope'\n",
+    )
+    status, out, err = xform("transform", "cummingsify", "-s", amp(gateway), input=b"A" * (2 * 1024 * 1024))
+    assert status == 1 and "poem-too-large: the request is" in err
+
+
+def test_listTransforms(gateway):
+    status, out, err = xform("transforms", "-s", amp(gateway))
+    assert (status, err) == (0, "")
+    lines = out.decode().splitlines()
+    assert lines[0] == "cummingsify  lowercase everything, as e. e. cummings might"
+    assert lines[-1].startswith("echo         each line echoed")
+    assert len(lines) == 8
+
+
+def test_netstringCannotList(gateway):
+    server = f"netstring://127.0.0.1:{gateway.ports['netstring']}"
+    status, out, err = xform("transforms", "--server", server)
+    assert (status, out) == (1, b"")
+    assert err == (
+        f"xform: {server}: cannot list the transforms: the netstring protocol has no request for "
+        "the list of transforms; use amp://HOST:PORT\n"
+    )
+
+
+def test_idleConnectionIsClosed():
+    with GatewayProcess("--idle-timeout", "0.5", listeners=("amp",)) as gateway:
+        with socket.create_connection(("127.0.0.1", gateway.ports["amp"]), timeout=20) as idle:
+            idle.sendall(b"\x00\x04_ask")
+            assert idle.recv(100) == b""
+        gateway.waitForLog(lambda: gateway.logged("idle for 0.5 s; closing the connection"))
+        gateway.waitForLog(lambda: gateway.logged("the connection closed in the middle of a box"))
+
+
+class _CountingEndpoint:
+    """
+    A real TCP endpoint that counts the connections it makes.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+        self.connections = 0
+
+    def connect(self, factory):
+        self.connections += 1
+        return self.endpoint.connect(factory)
+
+
+class TwistedClientTests(TestCase):
+    """
+    L{AMPTransformClient} against the real gateway process.
+    """
+
+    def startGateway(self, *arguments):
+        gateway = GatewayProcess(*arguments, listeners=("amp",)).start()
+        self.addCleanup(gateway.stop)
+        self.endpoint = _CountingEndpoint(gateway.ports["amp"])
+        self.client = AMPTransformClient(self.endpoint, reactor, timeout=30)
+        self.addCleanup(self.client.disconnect)
+        return gateway
+
+    async def test_hundredConcurrentQuestionsOnOneConnection(self):
+        self.startGateway()
+        poems = [f"POEM NUMBER {n}\nTHE END" for n in range(100)]
+        names = ["cummingsify|shuffle", "reverse", "rot13", "mirror"]
+        results = [self.client.xform(names[n % 4], poem) for n, poem in enumerate(poems)]
+        answers = [await result for result in results]
+        expected = {
+            "cummingsify|shuffle": lambda poem: transforms.shuffle(poem.lower()),
+            "reverse": transforms.reverse,
+            "rot13": transforms.rot13,
+            "mirror": transforms.mirror,
+        }
+        self.assertEqual(answers, [expected[names[n % 4]](poem) for n, poem in enumerate(poems)])
+        self.assertEqual(self.endpoint.connections, 1)
+
+    async def test_fiveMegabytePoem(self):
+        self.startGateway("--max-poem-bytes", "6000000")
+        self.assertEqual(await self.client.xform("cummingsify", FIVE_MEGABYTES), FIVE_MEGABYTES.lower())
+        self.assertEqual(await self.client.xform("rot13|rot13", FIVE_MEGABYTES), FIVE_MEGABYTES)
+
+    async def test_listAndErrors(self):
+        self.startGateway()
+        listed = await self.client.listTransforms()
+        self.assertEqual(listed[1], ("reverse", "the same lines, last line first"))
+        error = await self.assertFailure(self.client.xform("nope", "poem"), UnknownTransform)
+        self.assertEqual(error.message, "unknown transform 'nope'")
+
+    async def test_gatewayStops(self):
+        """
+        After the gateway has gone, a question fails with the connection
+        error, whether or not the client has noticed the loss yet.
+        """
+        gateway = self.startGateway()
+        self.assertEqual(await self.client.xform("cummingsify", "ONE"), "one")
+        gateway.stop()
+        await self.assertFailure(self.client.xform("cummingsify", "TWO"), ConnectionRefusedError)
+        self.assertEqual(self.endpoint.connections, 2)
