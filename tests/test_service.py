@@ -222,3 +222,68 @@ class LimitsTests(SynchronousTestCase):
     def test_mustBePositive(self):
         for bad in [dict(maxPoemBytes=0), dict(deadline=0), dict(maxInFlight=0), dict(deadline=float("nan"))]:
             self.assertRaises(ValueError, Limits, **bad)
+
+
+class DelegationTests(ServiceTestCase):
+    """
+    A prefix delegated to a resolver: C{up:NAME} is what the resolver makes
+    of C{NAME}, and joins pipelines like any entry.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.asked = []
+        self.upstream = {}
+        self.service.catalogue.delegate("up", self.resolve)
+
+    def resolve(self, name):
+        self.asked.append(name)
+
+        def call(poem):
+            self.upstream[name] = Deferred()
+            return self.upstream[name]
+
+        return Transform(f"up:{name}", f"{name}, upstream", call, offloadable=False)
+
+    def test_resolved(self):
+        self.assertEqual(self.service.catalogue.lookup("up:cummingsify").name, "up:cummingsify")
+        self.assertEqual(self.asked, ["cummingsify"])
+
+    def test_restMayHoldThePrefixSeparator(self):
+        """
+        An upstream may delegate in turn: the rest of the name is passed on
+        whole.
+        """
+        self.service.catalogue.lookup("up:further:reverse")
+        self.assertEqual(self.asked, ["further:reverse"])
+
+    def test_joinsPipelines(self):
+        result = self.service.transform("cummingsify|up:mirror|reverse", "A\nB")
+        self.upstream["mirror"].callback("b\na")
+        self.assertEqual(self.successResultOf(result), "a\nb")
+
+    def test_onlyDelegatedPrefixes(self):
+        """
+        The whitelist holds: an undelegated prefix, or an unusable name after
+        a delegated one, is an unknown transform and the resolver is not
+        asked.
+        """
+        for name in ["down:cummingsify", "up:", "up: x", "up:a b", ":cummingsify", "UP:cummingsify"]:
+            self.failsWith(self.service.transform(name, "poem"), UnknownTransform)
+        self.assertEqual(self.asked, [])
+
+    def test_upstreamStepsHaveTheDeadline(self):
+        result = self.service.transform("up:stall", "poem")
+        self.clock.advance(Limits.deadline)
+        self.failsWith(result, TransformTimeout)
+        self.assertTrue(self.upstream["stall"].called)  # cancelled
+        self.assertEqual(self.service.inFlight, 0)
+
+    def test_unusablePrefixes(self):
+        catalogue = self.service.catalogue
+        self.assertRaises(ValueError, catalogue.delegate, "up", self.resolve)
+        for prefix in ["", "a:b", "a.b", "a|b", "a b", "é"]:
+            self.assertRaises(ValueError, catalogue.delegate, prefix, self.resolve)
+
+    def test_entriesCannotLookDelegated(self):
+        self.assertRaises(ValueError, self.service.catalogue.add, Transform("up:x", "x", str.upper))
