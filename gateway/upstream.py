@@ -57,17 +57,30 @@ class Upstream:
         """
         Transform C{poem} with the upstream's C{name}.
 
-        @return: a L{Deferred} firing with the new poem, or failing with the
-            upstream's own error (L{TransformError}), L{TransformFailed} for
-            any other failure (refused, unreachable, garbled), or
-            L{CancelledError} when the caller gave up.
+        @return: a L{Deferred}, made and fired here, firing with the new
+            poem, or failing with the upstream's own error (a
+            L{TransformError}) or L{TransformFailed} for any other failure
+            (refused, unreachable, garbled).  Cancelling it fails it with
+            L{CancelledError} and drops the call, whatever the dropped call
+            then reports (a name lookup cut short says C{DNSLookupError}).
         """
-        return self.client.xform(name, poem).addErrback(self._failed, name)
+        call = self.client.xform(name, poem)
 
-    def _failed(self, failure: Failure, name: str) -> Failure:
-        if failure.check(CancelledError):
-            return failure  # the caller's deadline, or the caller left
-        reason = describeFailure(failure)
+        def abandon(result: "Deferred[str]") -> None:
+            result.errback(CancelledError())
+            call.cancel()
+
+        result: Deferred[str] = Deferred(abandon)
+        call.addBoth(self._settle, name, result)
+        return result
+
+    def _settle(self, outcome: "str | Failure", name: str, result: "Deferred[str]") -> None:
+        if result.called:
+            return  # the caller gave up
+        if not isinstance(outcome, Failure):
+            result.callback(outcome)
+            return
+        reason = describeFailure(outcome)
         self.log.warn(
             "upstream {prefix} ({server}) failed {transform!r}: {reason}",
             prefix=self.prefix,
@@ -75,6 +88,6 @@ class Upstream:
             transform=name,
             reason=reason,
         )
-        if failure.check(TransformError):
-            return failure
-        raise TransformFailed(f"upstream {self.prefix} ({self.server}): {reason}")
+        if not outcome.check(TransformError):
+            outcome = Failure(TransformFailed(f"upstream {self.prefix} ({self.server}): {reason}"))
+        result.errback(outcome)
