@@ -51,7 +51,8 @@ def parsePoetryServer(text: str) -> ServerURL:
             host, port = DEFAULT_HOST, int(text)
         else:
             parts = urlsplit(f"//{text}")
-            host, port = (parts.hostname, parts.port) if parts.netloc == text else (None, None)
+            whole = parts.netloc == text and parts.username is None
+            host, port = (parts.hostname, parts.port) if whole else (None, None)
     except ValueError:
         host = port = None
     if not host or not port or not port < 65536:
