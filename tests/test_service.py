@@ -4,6 +4,7 @@ on a fake clock.
 """
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.error import DNSLookupError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -21,6 +22,7 @@ from service import (
     builtinCatalogue,
 )
 from service.catalogue import MAX_NAME_LENGTH, MAX_PIPELINE_STEPS
+from service.deadline import withDeadline
 from service.transforms import ECHO_PAUSE
 from tests.helpers import POEMS, captureLogs, misbehavingCatalogue
 
@@ -287,3 +289,31 @@ class DelegationTests(ServiceTestCase):
 
     def test_entriesCannotLookDelegated(self):
         self.assertRaises(ValueError, self.service.catalogue.add, Transform("up:x", "x", str.upper))
+
+
+class WithDeadlineTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+
+    def test_whateverTheCancelledOperationReports(self):
+        """
+        At the deadline the failure is a timeout, even when the cancelled
+        operation fails with an error of its own, as C{HostnameEndpoint}
+        does with C{DNSLookupError} while it resolves.
+        """
+        connecting = Deferred(lambda d: d.errback(DNSLookupError("127.0.0.1")))
+        withDeadline(connecting, 3, self.clock, "no connection")
+        self.clock.advance(3)
+        error = self.failureResultOf(connecting, TransformTimeout).value
+        self.assertEqual(error.message, "no connection within 3 seconds")
+
+    def test_failuresBeforeTheDeadlineStayAsTheyAre(self):
+        connecting = withDeadline(Deferred(), 3, self.clock, "no connection")
+        connecting.errback(DNSLookupError("nowhere.invalid"))
+        self.failureResultOf(connecting, DNSLookupError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_cancelledByTheCaller(self):
+        connecting = withDeadline(Deferred(), 3, self.clock, "no connection")
+        connecting.cancel()
+        self.failureResultOf(connecting, CancelledError)
