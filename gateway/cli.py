@@ -1,10 +1,13 @@
 """
 The C{xform} command: C{xform serve} runs the gateway, C{xform transform}
 asks a running gateway to transform a poem, C{xform transforms} lists what
-it offers.
+it offers, C{xform poetry-server} serves poems and C{xform get-poetry}
+fetches and transforms them.
 """
 
 import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
@@ -14,8 +17,11 @@ from twisted.internet.task import react
 from twisted.python import usage
 
 from gateway import syncclient
+from gateway.listening import describeAddress
 from gateway.logs import startLogging
-from gateway.options import InterleavedOptions
+from gateway.options import InterleavedOptions, readPoem
+from gateway.poetryclient import GetPoetryOptions, PoetryClient
+from gateway.poetryserver import PoetryServerOptions, makePoetryService
 from gateway.server import ServeOptions, listeners, makeService
 from gateway.urls import parseServerURL
 
@@ -100,6 +106,8 @@ class XformOptions(usage.Options):
         ["serve", None, ServeOptions, "Run the gateway."],
         ["transform", None, TransformOptions, "Transform a poem with a running gateway."],
         ["transforms", None, TransformsOptions, "List the transforms of a running gateway."],
+        ["poetry-server", None, PoetryServerOptions, "Serve poems, each on its own port (Part 11)."],
+        ["get-poetry", None, GetPoetryOptions, "Fetch poems and have them transformed (Part 13)."],
     ]
 
     def opt_version(self) -> None:
@@ -111,7 +119,22 @@ class XformOptions(usage.Options):
 
     def postOptions(self) -> None:
         if self.subCommand is None:
-            raise usage.UsageError("which command? (serve, transform, transforms)")
+            raise usage.UsageError(f"which command? ({', '.join(name for name, *_ in self.subCommands)})")
+
+
+async def _startListening(reactor, root: MultiService) -> None:
+    """
+    Start C{root} once the reactor runs, with a shutdown stopping it, and
+    wait until every listener in it listens.
+
+    @raise FirstError: if one cannot; it has logged why.
+    """
+    running: Deferred[None] = Deferred()
+    reactor.callWhenRunning(running.callback, None)  # once signal handlers are in place
+    await running
+    reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
+    root.startService()
+    await gatherResults([child.whenListening() for child in listeners(root)], consumeErrors=True)
 
 
 async def _serve(reactor, root: MultiService) -> None:
@@ -119,31 +142,37 @@ async def _serve(reactor, root: MultiService) -> None:
     Run the gateway until SIGINT or SIGTERM stops the reactor; exit with
     status 1 if a listener cannot listen.
     """
-    running: Deferred[None] = Deferred()
-    reactor.callWhenRunning(running.callback, None)  # once signal handlers are in place
-    await running
-    reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
-    root.startService()
     try:
-        await gatherResults([child.whenListening() for child in listeners(root)], consumeErrors=True)
+        await _startListening(reactor, root)
     except FirstError:
         raise SystemExit(1) from None  # the listener has logged why
     await Deferred()  # until a signal stops the reactor
 
 
-def _transform(options: TransformOptions) -> int:
-    path = options["path"]
+async def _servePoetry(reactor, root: MultiService) -> None:
+    """
+    Serve poems until SIGINT or SIGTERM stops the reactor.  Once every poem
+    is served, say where on standard output, one line each, and start the
+    log; exit with status 2 and one line if a poem cannot be served.
+    """
     try:
-        if path is None:
-            poem = sys.stdin.buffer.read().decode("utf-8")
-        else:
-            with open(path, "rb") as file:
-                poem = file.read().decode("utf-8")
-    except OSError as error:
-        print(f"xform: cannot read {path}: {error.strerror}", file=sys.stderr)
-        return 2
-    except UnicodeDecodeError:
-        print(f"xform: {path or 'standard input'} is not UTF-8 text", file=sys.stderr)
+        await _startListening(reactor, root)
+    except FirstError as error:
+        failed = listeners(root)[error.index]
+        print(f"xform: {failed.name} cannot listen: {error.subFailure.getErrorMessage()}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for listener in listeners(root):
+        print(f"{listener.name} listening on {describeAddress(listener.port.getHost())}")
+    sys.stdout.flush()
+    startLogging("info", discardBuffer=True)  # what it held is what was just said
+    await Deferred()
+
+
+def _transform(options: TransformOptions) -> int:
+    try:
+        poem = readPoem(options["path"])
+    except ValueError as error:
+        print(f"xform: {error}", file=sys.stderr)
         return 2
     try:
         result = syncclient.transform(options["server"], options["name"], poem, options["timeout"])
@@ -168,7 +197,14 @@ def _listTransforms(options: TransformsOptions) -> int:
 
 
 def _usageError(command: usage.Options, error: usage.UsageError) -> NoReturn:
-    print(f"{command}\nxform: {error}", file=sys.stderr)
+    """
+    Report a usage error and exit with status 2: with the command's help
+    above it, or only the one line for commands that have C{briefErrors}.
+    """
+    if getattr(command, "briefErrors", False):
+        print(f"xform: {error}", file=sys.stderr)
+    else:
+        print(f"{command}\nxform: {error}", file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -182,15 +218,34 @@ def main(argv: list[str] | None = None) -> NoReturn:
         options.parseOptions(sys.argv[1:] if argv is None else argv)
     except usage.UsageError as error:
         _usageError(options.subOptions if options.subCommand else options, error)
-    if options.subCommand == "serve":
-        from twisted.internet import reactor
+    command, subOptions = options.subCommand, options.subOptions
+    if command == "transform":
+        raise SystemExit(_transform(subOptions))
+    if command == "transforms":
+        raise SystemExit(_listTransforms(subOptions))
+    from twisted.internet import reactor
 
-        try:
-            root = makeService(options.subOptions, reactor)
-        except usage.UsageError as error:
-            _usageError(options.subOptions, error)
-        startLogging(options.subOptions["log-level"])
-        react(_serve, [root])
-    if options.subCommand == "transforms":
-        raise SystemExit(_listTransforms(options.subOptions))
-    raise SystemExit(_transform(options.subOptions))
+    try:
+        run = _prepare(command, subOptions, reactor)
+    except usage.UsageError as error:
+        _usageError(subOptions, error)
+    react(run)
+
+
+def _prepare(command: str, options: usage.Options, reactor) -> Callable[[object], Awaitable[None]]:
+    """
+    Build what C{command} runs on the reactor.
+
+    @raise usage.UsageError: if the options turn out unusable.
+    """
+    if command == "serve":
+        root = makeService(options, reactor)
+        startLogging(options["log-level"])
+        return partial(_serve, root=root)
+    if command == "poetry-server":
+        return partial(_servePoetry, root=makePoetryService(options, reactor))
+    return partial(_getPoetry, client=PoetryClient(reactor, options, sys.stdout.buffer, sys.stderr))
+
+
+async def _getPoetry(reactor, client: PoetryClient) -> NoReturn:
+    raise SystemExit(await client.run())

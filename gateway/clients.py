@@ -16,6 +16,8 @@ from typing import Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.error import ConnectionRefusedError
+from twisted.python.failure import Failure
 from twisted.web.client import Agent
 
 from gateway.urls import WEBSOCKET_PATH, ServerURL
@@ -23,6 +25,7 @@ from protocols.amp import AMPTransformClient
 from protocols.http import HTTPTransformProxy
 from protocols.netstring import TransformProxy
 from protocols.websocket import WebSocketTransformProxy
+from service.errors import TransformError
 
 
 class TransformClient(Protocol):
@@ -69,3 +72,16 @@ def transformClient(reactor, server: ServerURL, timeout: float = 10.0) -> Transf
             f"the {server.scheme}:// scheme has no client yet; use {', '.join(CLIENTS)}"
         ) from None
     return makeClient(reactor, server, timeout)
+
+
+def describeFailure(failure: Failure) -> str:
+    """
+    Why a client's call (or any connection) failed, in a few words for a
+    user: the error's wire name and message for the errors of
+    L{service.errors}, C{connection refused}, or the error's own message.
+    """
+    if failure.check(TransformError):
+        return f"{failure.value.name}: {failure.value.message}"
+    if failure.check(ConnectionRefusedError):
+        return "connection refused"
+    return failure.getErrorMessage()

@@ -18,10 +18,13 @@ from twisted.logger import (
 LEVELS = {level.name: level for level in LogLevel.iterconstants()}
 
 
-def startLogging(levelName: str, stream: TextIO = sys.stderr) -> None:
+def startLogging(levelName: str, stream: TextIO = sys.stderr, discardBuffer: bool = False) -> None:
     """
     Send log events of C{levelName} and above to C{stream}.
+
+    @param discardBuffer: drop the events logged before, instead of writing
+        them out first.
     """
     predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS[levelName])
     observer = FilteringLogObserver(textFileLogObserver(stream), [predicate])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([observer], discardBuffer=discardBuffer, redirectStandardIO=False)

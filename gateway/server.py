@@ -8,13 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from twisted.application.service import MultiService
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Factory
 from twisted.python import usage
 
+from gateway.clients import transformClient
 from gateway.listening import ListeningService
 from gateway.logs import LEVELS
+from gateway.options import positive as _positive
+from gateway.options import serverEndpoint
 from gateway.poems import defaultPoemsDirectory, loadPoems
+from gateway.upstream import Upstream
+from gateway.urls import parseServerURL
 from gateway.web import makeSite
 from gateway.workers import WorkerThreads
 from protocols.amp import TransformAMPFactory
@@ -66,17 +70,6 @@ LISTENERS: dict[str, Listener] = {
 }
 
 
-def _positive(kind: type) -> Callable[[str], int | float]:
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if not value > 0:
-            raise ValueError(f"{text} is not a positive number")
-        return value
-
-    parse.coerceDoc = "Must be a positive number."
-    return parse
-
-
 class ServeOptions(usage.Options):
     """
     The options of C{xform serve} (and of the C{xform-gateway} twistd
@@ -119,6 +112,7 @@ class ServeOptions(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["allowed-origin"] = []
+        self["upstream"] = {}
 
     def opt_allowed_origin(self, origin: str) -> None:
         """
@@ -130,6 +124,18 @@ class ServeOptions(usage.Options):
         except ValueError as error:
             raise usage.UsageError(f"--allowed-origin: {error}") from None
         self["allowed-origin"].append(origin)
+
+    def opt_upstream(self, value: str) -> None:
+        """PREFIX=URL: offer the transforms of the server at URL (netstring://HOST:PORT, ...) as PREFIX:NAME. Repeatable."""
+        prefix, equals, url = value.partition("=")
+        if not equals:
+            raise usage.UsageError(f"--upstream {value!r}: give PREFIX=URL")
+        if prefix in self["upstream"]:
+            raise usage.UsageError(f"--upstream: prefix {prefix!r} is given twice")
+        try:
+            self["upstream"][prefix] = parseServerURL(url)
+        except ValueError as error:
+            raise usage.UsageError(f"--upstream {prefix}: {error}") from None
 
     def postOptions(self) -> None:
         if self["poems"] is None:
@@ -144,10 +150,12 @@ class ServeOptions(usage.Options):
 
 def makeService(options: ServeOptions, reactor) -> MultiService:
     """
-    Build the gateway: worker threads, the shared L{TransformService}, and a
-    L{ListeningService} for each listener that is not C{off}.
+    Build the gateway: worker threads, the shared L{TransformService} with
+    the upstreams' transforms delegated to them, and a L{ListeningService}
+    for each listener that is not C{off}.
 
-    @raise usage.UsageError: if an endpoint string is invalid.
+    @raise usage.UsageError: if an endpoint string is invalid, or an
+        upstream's prefix is unusable or its scheme has no client.
     """
     root = MultiService()
     workers = WorkerThreads(reactor, options["workers"])
@@ -157,15 +165,19 @@ def makeService(options: ServeOptions, reactor) -> MultiService:
         deadline=options["deadline"],
         maxInFlight=options["max-in-flight"],
     )
-    service = TransformService(builtinCatalogue(reactor), reactor, limits, offload=workers.offload)
+    catalogue = builtinCatalogue(reactor)
+    for prefix, server in options["upstream"].items():
+        try:
+            upstream = Upstream(prefix, server, transformClient(reactor, server, limits.deadline))
+            catalogue.delegate(prefix, upstream.resolve)
+        except ValueError as error:
+            raise usage.UsageError(f"--upstream {prefix}={server}: {error}") from None
+    service = TransformService(catalogue, reactor, limits, offload=workers.offload)
     for name, listener in LISTENERS.items():
         description = options[name]
         if description == OFF:
             continue
-        try:
-            endpoint = serverFromString(reactor, description)
-        except (ValueError, KeyError, TypeError) as error:
-            raise usage.UsageError(f"--{name}: invalid endpoint {description!r}: {error}") from None
+        endpoint = serverEndpoint(reactor, description, name)
         ListeningService(name, endpoint, listener.makeFactory(service, options, reactor)).setServiceParent(
             root
         )

@@ -8,8 +8,15 @@ on client input, so C{__class__} or C{__init__} are simply unknown names.
 
 A name may chain several transforms with C{|}: C{cummingsify|reverse} applies
 C{cummingsify}, then C{reverse}.
+
+A name prefix may be delegated to a resolver: with C{remote} delegated,
+C{remote:cummingsify} is whatever the resolver makes of C{cummingsify} (the
+gateway resolves it to a call to another transform server).  Only the
+prefixes delegated in code are ever resolved, and the rest of the name must
+still be a usable name.
 """
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -21,6 +28,12 @@ from service.errors import BadRequest, UnknownTransform
 
 #: The separator of pipeline steps in a transform name.
 PIPE = "|"
+
+#: Separates a delegated prefix from the rest of a transform name.
+PREFIX_SEPARATOR = ":"
+
+#: What a delegated prefix may be made of.
+_PREFIX = re.compile(r"[A-Za-z0-9_-]+")
 
 #: The longest transform name (pipeline included) a client may send, in
 #: characters.
@@ -51,6 +64,10 @@ class Transform:
     offloadable: bool = True
 
 
+#: Makes the catalogue entry for the rest of a delegated name.
+Resolver = Callable[[str], Transform]
+
+
 def _quoted(name: str) -> str:
     """
     Quote a client-supplied name for a message: escaped, and cut short.
@@ -65,6 +82,7 @@ class Catalogue:
 
     def __init__(self, entries: Iterable[Transform] = ()) -> None:
         self._entries: dict[str, Transform] = {}
+        self._resolvers: dict[str, Resolver] = {}
         for entry in entries:
             self.add(entry)
 
@@ -73,13 +91,30 @@ class Catalogue:
         Register C{entry}.
 
         @raise ValueError: if the name is taken or could not be called
-            (empty, or containing the pipeline separator or white space).
+            (empty, or containing the pipeline separator, the prefix
+            separator or white space).
         """
-        if not entry.name or PIPE in entry.name or entry.name != "".join(entry.name.split()):
+        if PREFIX_SEPARATOR in entry.name or not _usableName(entry.name):
             raise ValueError(f"unusable transform name {entry.name!r}")
         if entry.name in self._entries:
             raise ValueError(f"transform {entry.name!r} is already registered")
         self._entries[entry.name] = entry
+
+    def delegate(self, prefix: str, resolver: Resolver) -> None:
+        """
+        Resolve every name C{<prefix>:<rest>} to C{resolver(rest)}.  The rest
+        may hold further C{:} (an upstream may delegate in turn) but must
+        otherwise be a usable name; the resolver is not asked about any
+        other.  Delegated names are not listed by iterating the catalogue.
+
+        @raise ValueError: if the prefix is delegated already, or is not
+            made of ASCII letters, digits, C{-} and C{_}.
+        """
+        if not _PREFIX.fullmatch(prefix):
+            raise ValueError(f"unusable prefix {prefix!r}: use letters, digits, '-' and '_'")
+        if prefix in self._resolvers:
+            raise ValueError(f"prefix {prefix!r} is already delegated")
+        self._resolvers[prefix] = resolver
 
     def __iter__(self) -> Iterator[Transform]:
         return iter(self._entries.values())
@@ -91,12 +126,17 @@ class Catalogue:
         """
         The entry called exactly C{name}.
 
-        @raise UnknownTransform: if there is none.
+        @raise UnknownTransform: if there is none, and C{name} is not a
+            usable name under a delegated prefix.
         """
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise UnknownTransform(f"unknown transform {_quoted(name)}") from None
+        entry = self._entries.get(name)
+        if entry is not None:
+            return entry
+        prefix, separator, rest = name.partition(PREFIX_SEPARATOR)
+        resolver = self._resolvers.get(prefix) if separator else None
+        if resolver is not None and _usableName(rest):
+            return resolver(rest)
+        raise UnknownTransform(f"unknown transform {_quoted(name)}")
 
     def pipeline(self, name: str) -> tuple[Transform, ...]:
         """
@@ -119,6 +159,14 @@ class Catalogue:
         if not all(steps):
             raise BadRequest(f"empty step in pipeline {_quoted(name)}")
         return tuple(self.lookup(step) for step in steps)
+
+
+def _usableName(name: str) -> bool:
+    """
+    Whether C{name} could be called: not empty, without the pipeline
+    separator or white space.
+    """
+    return bool(name) and PIPE not in name and name == "".join(name.split())
 
 
 def builtinCatalogue(clock: IReactorTime) -> Catalogue:

@@ -4,8 +4,7 @@ Deadlines for Deferreds, reported as L{TransformTimeout}.
 
 from typing import TypeVar
 
-from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.error import ConnectingCancelledError
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
@@ -19,7 +18,9 @@ def withDeadline(
 ) -> "Deferred[_T]":
     """
     Cancel C{deferred} if it has not fired after C{seconds}, and fail it then
-    with L{TransformTimeout}.  Cancelling it first still fails it with
+    with L{TransformTimeout}, whatever failure the cancelled operation chose
+    to report (a C{HostnameEndpoint} cancelled while it resolves a name says
+    C{DNSLookupError}).  Cancelling it first still fails it with
     L{CancelledError}, as usual.
 
     @param waitingFor: what was awaited, for the error message ("no reply").
@@ -27,7 +28,7 @@ def withDeadline(
     """
 
     def timedOut(result: "_T | Failure", timeout: float) -> "_T | Failure":
-        if isinstance(result, Failure) and result.check(CancelledError, ConnectingCancelledError):
+        if isinstance(result, Failure):
             raise TransformTimeout(f"{waitingFor} within {timeout:g} seconds")
         return result
 

@@ -1,6 +1,7 @@
 """
 Shared pieces of the tests: the bundled poems, a catalogue with misbehaving
-transforms, log capture, and a real C{xform serve} process.
+transforms, log capture, and real C{xform} processes: the gateway, poetry
+servers, any other command.
 """
 
 import os
@@ -55,63 +56,90 @@ def captureLogs(testCase) -> list[dict]:
     return events
 
 
-_LISTENING = re.compile(r"(\w+) listening on (\S+):(\d+)$")
-
-
-class GatewayProcess:
+def xform(*arguments, input=None, timeout=30):
     """
-    A real C{xform serve} on free loopback ports, its log (standard output
-    and error) read in a thread.  The listeners named in C{listeners} are
-    on, on free ports; the others are off, unless the arguments say.
+    Run the C{xform} command; return its exit status, output and errors.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", *arguments],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    return done.returncode, done.stdout, done.stderr.decode()
 
-    @ivar ports: listener name -> port number, once started.
-    @ivar log: every line it has written to standard error so far.
+
+class XformProcess:
+    """
+    A real C{xform} command running as a process, its log read in a thread
+    line by line.  Its standard output goes into the log too, unless
+    C{separateOutput} is set: then it is kept whole in L{output}.
+
+    @ivar ports: listener name -> port number, from the lines matching
+        L{listening}.
+    @ivar log: every line it has written to its log so far.
+    @ivar output: its standard output, once it has ended, with
+        C{separateOutput}.
     """
 
-    #: The command that starts the gateway; its arguments follow.
-    command = (sys.executable, "-m", "gateway", "serve")
+    #: The command that starts it; its arguments follow.
+    command = (sys.executable, "-m", "gateway")
 
-    def __init__(self, *arguments: str, listeners=("netstring",), command=None) -> None:
+    #: A line saying where a listener listens: its name, host and port.
+    listening = re.compile(r"(\w+) listening on (\S+):(\d+)$")
+
+    def __init__(self, *arguments: str, expected=(), command=None, separateOutput=False) -> None:
+        """
+        @param expected: the names of the listeners L{start} waits for.
+        """
         if command is not None:
             self.command = command
         self.arguments = list(arguments)
-        for name in LISTENERS:
-            if f"--{name}" not in self.arguments:
-                self.arguments += [f"--{name}", "tcp:0:interface=127.0.0.1" if name in listeners else "off"]
-        self.expected = set(listeners)
+        self.expected = set(expected)
+        self.separateOutput = separateOutput
         self.ports: dict[str, int] = {}
         self.log: list[str] = []
+        self.output = b""
         self._changed = threading.Condition()
 
-    def start(self, timeout: float = 20.0) -> "GatewayProcess":
+    def start(self, timeout: float = 20.0):
         """
-        Start it and wait until every listener says where it listens.
+        Start it and wait until every expected listener says where it
+        listens.
         """
         self.process = subprocess.Popen(
             [*self.command, *self.arguments],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            stderr=subprocess.PIPE if self.separateOutput else subprocess.STDOUT,
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            # Whoever started the tests may ignore SIGINT; the gateway must not.
+            # Whoever started the tests may ignore SIGINT; the process must not.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
-        threading.Thread(target=self._readLog, daemon=True).start()
+        logStream = self.process.stderr if self.separateOutput else self.process.stdout
+        self._readers = [threading.Thread(target=self._readLog, args=(logStream,), daemon=True)]
+        if self.separateOutput:
+            self._readers.append(threading.Thread(target=self._readOutput, daemon=True))
+        for reader in self._readers:
+            reader.start()
         self.waitForLog(lambda: set(self.ports) >= self.expected, timeout, "listening")
         return self
 
-    def _readLog(self) -> None:
-        for line in self.process.stdout:
+    def _readLog(self, stream) -> None:
+        for line in stream:
             with self._changed:
-                self.log.append(line.rstrip("\n"))
-                match = _LISTENING.search(self.log[-1])
+                self.log.append(line.decode("utf-8", "replace").rstrip("\n"))
+                match = self.listening.search(self.log[-1])
                 if match:
                     self.ports[match.group(1)] = int(match.group(3))
                 self._changed.notify_all()
         with self._changed:
             self._changed.notify_all()
+
+    def _readOutput(self) -> None:
+        self.output = self.process.stdout.read()
 
     def waitForLog(self, condition, timeout: float = 20.0, what: str = "a log line") -> None:
         """
@@ -122,7 +150,7 @@ class GatewayProcess:
             while not condition():
                 left = end - time.monotonic()
                 if left <= 0 or (self.process.poll() is not None and not condition()):
-                    raise AssertionError(f"gateway: no {what}; its log:\n" + "\n".join(self.log))
+                    raise AssertionError(f"{self.command[-1]}: no {what}; its log:\n" + "\n".join(self.log))
                 self._changed.wait(min(left, 0.2))
 
     def logged(self, text: str) -> bool:
@@ -141,8 +169,49 @@ class GatewayProcess:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> "GatewayProcess":
+    def wait(self, timeout: float = 30.0) -> int:
+        """
+        Wait until it ends by itself and everything it wrote has been read;
+        return its exit status.
+        """
+        status = self.process.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return status
+
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+class GatewayProcess(XformProcess):
+    """
+    A real C{xform serve} on free loopback ports.  The listeners named in
+    C{listeners} are on, on free ports; the others are off, unless the
+    arguments say.
+    """
+
+    command = (*XformProcess.command, "serve")
+
+    def __init__(self, *arguments: str, listeners=("netstring",), command=None) -> None:
+        arguments = list(arguments)
+        for name in LISTENERS:
+            if f"--{name}" not in arguments:
+                arguments += [f"--{name}", "tcp:0:interface=127.0.0.1" if name in listeners else "off"]
+        super().__init__(*arguments, expected=listeners, command=command)
+
+
+class PoetryServerProcess(XformProcess):
+    """
+    A real C{xform poetry-server}, serving the poems at C{paths} (relative
+    to the project) on free ports unless the arguments say.  L{ports} maps
+    each path to its port.
+    """
+
+    command = (*XformProcess.command, "poetry-server")
+    listening = re.compile(r"^poetry (.+) listening on (\S+):(\d+)$")
+
+    def __init__(self, paths, *arguments: str) -> None:
+        super().__init__(*paths, *arguments, expected=paths)

@@ -18,7 +18,7 @@ from twisted.trial.unittest import TestCase
 from gateway.server import LISTENERS, ServeOptions
 from protocols.netstring import NoReply, TransformProxy, encodeNetstring
 from service import transforms
-from tests.helpers import POEMS, ROOT, GatewayProcess
+from tests.helpers import POEMS, ROOT, GatewayProcess, xform
 
 #: A poem of about 900 KB, and one of 2 MiB and a bit.
 BIG_POEM = (POEMS["ecstasy"] * 300)[:900_000]
@@ -29,20 +29,6 @@ HUGE_POEM = "A" * (2 * 1024 * 1024 + 1)
 def gateway():
     with GatewayProcess() as process:
         yield process
-
-
-def xform(*arguments, input=None, timeout=30):
-    """
-    Run the C{xform} command; return its exit status, output and errors.
-    """
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway", *arguments],
-        input=input,
-        capture_output=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
-    return done.returncode, done.stdout, done.stderr.decode()
 
 
 def netcat(port, data):

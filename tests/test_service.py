@@ -4,6 +4,7 @@ on a fake clock.
 """
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.error import DNSLookupError
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -21,6 +22,7 @@ from service import (
     builtinCatalogue,
 )
 from service.catalogue import MAX_NAME_LENGTH, MAX_PIPELINE_STEPS
+from service.deadline import withDeadline
 from tests.helpers import POEMS, captureLogs, misbehavingCatalogue
 
 
@@ -224,3 +226,96 @@ class LimitsTests(SynchronousTestCase):
     def test_mustBePositive(self):
         for bad in [dict(maxPoemBytes=0), dict(deadline=0), dict(maxInFlight=0), dict(deadline=float("nan"))]:
             self.assertRaises(ValueError, Limits, **bad)
+
+
+class DelegationTests(ServiceTestCase):
+    """
+    A prefix delegated to a resolver: C{up:NAME} is what the resolver makes
+    of C{NAME}, and joins pipelines like any entry.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.asked = []
+        self.upstream = {}
+        self.service.catalogue.delegate("up", self.resolve)
+
+    def resolve(self, name):
+        self.asked.append(name)
+
+        def call(poem):
+            self.upstream[name] = Deferred()
+            return self.upstream[name]
+
+        return Transform(f"up:{name}", f"{name}, upstream", call, offloadable=False)
+
+    def test_resolved(self):
+        self.assertEqual(self.service.catalogue.lookup("up:cummingsify").name, "up:cummingsify")
+        self.assertEqual(self.asked, ["cummingsify"])
+
+    def test_restMayHoldThePrefixSeparator(self):
+        """
+        An upstream may delegate in turn: the rest of the name is passed on
+        whole.
+        """
+        self.service.catalogue.lookup("up:further:reverse")
+        self.assertEqual(self.asked, ["further:reverse"])
+
+    def test_joinsPipelines(self):
+        result = self.service.transform("cummingsify|up:mirror|reverse", "A\nB")
+        self.upstream["mirror"].callback("b\na")
+        self.assertEqual(self.successResultOf(result), "a\nb")
+
+    def test_onlyDelegatedPrefixes(self):
+        """
+        The whitelist holds: an undelegated prefix, or an unusable name after
+        a delegated one, is an unknown transform and the resolver is not
+        asked.
+        """
+        for name in ["down:cummingsify", "up:", "up: x", "up:a b", ":cummingsify", "UP:cummingsify"]:
+            self.failsWith(self.service.transform(name, "poem"), UnknownTransform)
+        self.assertEqual(self.asked, [])
+
+    def test_upstreamStepsHaveTheDeadline(self):
+        result = self.service.transform("up:stall", "poem")
+        self.clock.advance(Limits.deadline)
+        self.failsWith(result, TransformTimeout)
+        self.assertTrue(self.upstream["stall"].called)  # cancelled
+        self.assertEqual(self.service.inFlight, 0)
+
+    def test_unusablePrefixes(self):
+        catalogue = self.service.catalogue
+        self.assertRaises(ValueError, catalogue.delegate, "up", self.resolve)
+        for prefix in ["", "a:b", "a.b", "a|b", "a b", "é"]:
+            self.assertRaises(ValueError, catalogue.delegate, prefix, self.resolve)
+
+    def test_entriesCannotLookDelegated(self):
+        self.assertRaises(ValueError, self.service.catalogue.add, Transform("up:x", "x", str.upper))
+
+
+class WithDeadlineTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+
+    def test_whateverTheCancelledOperationReports(self):
+        """
+        At the deadline the failure is a timeout, even when the cancelled
+        operation fails with an error of its own, as C{HostnameEndpoint}
+        does with C{DNSLookupError} while it resolves.
+        """
+        connecting = Deferred(lambda d: d.errback(DNSLookupError("127.0.0.1")))
+        withDeadline(connecting, 3, self.clock, "no connection")
+        self.clock.advance(3)
+        error = self.failureResultOf(connecting, TransformTimeout).value
+        self.assertEqual(error.message, "no connection within 3 seconds")
+
+    def test_failuresBeforeTheDeadlineStayAsTheyAre(self):
+        connecting = withDeadline(Deferred(), 3, self.clock, "no connection")
+        connecting.errback(DNSLookupError("nowhere.invalid"))
+        self.failureResultOf(connecting, DNSLookupError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_cancelledByTheCaller(self):
+        connecting = withDeadline(Deferred(), 3, self.clock, "no connection")
+        connecting.cancel()
+        self.failureResultOf(connecting, CancelledError)

@@ -1,0 +1,241 @@
+"""
+Upstream transform servers: a gateway started with C{--upstream
+PREFIX=URL} offers that server's transforms as C{PREFIX:NAME} through its
+protocols, joined into pipelines with its own; an upstream that is down or
+silent gives C{transform-failed} or C{timeout}, with one line in the log.
+"""
+
+import socket
+
+from twisted.internet import reactor
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.basic import NetstringReceiver
+from twisted.trial.unittest import TestCase
+
+from gateway.clients import transformClient
+from gateway.upstream import Upstream
+from gateway.urls import ServerURL
+from protocols.netstring import NoReply, encodeNetstring
+from service import Limits, TransformFailed, TransformService, TransformTimeout, builtinCatalogue, transforms
+from tests.helpers import POEMS, GatewayProcess, captureLogs, xform
+from tests.test_process import netcat
+
+
+class TutorialTransformProtocol(NetstringReceiver):
+    """
+    The Part 12 transformation server as the tutorial writes it, on
+    Twisted's own L{NetstringReceiver}: an independent peer that knows
+    nothing of this project.  It offers C{cummingsify} only, and closes
+    without a reply for anything else.
+    """
+
+    def stringReceived(self, request: bytes) -> None:
+        name, dot, poem = request.partition(b".")
+        if dot and name == b"cummingsify":
+            self.sendString(poem.lower())
+        self.transport.loseConnection()
+
+
+async def listen(factory):
+    return await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
+
+
+def closedPort() -> int:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        return closed.getsockname()[1]
+
+
+def silentServer(testCase) -> int:
+    """
+    A port that accepts connections (in its backlog) and never answers.
+    """
+    silent = socket.socket()
+    testCase.addCleanup(silent.close)
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    return silent.getsockname()[1]
+
+
+class UpstreamTests(TestCase):
+    """
+    A service whose catalogue delegates C{up} to an L{Upstream}, with the
+    real netstring client, against real servers on loopback.
+    """
+
+    def setUp(self):
+        self.events = captureLogs(self)
+
+    def serviceFor(self, port, timeout=5.0):
+        self.server = ServerURL("netstring", "127.0.0.1", port)
+        upstream = Upstream("up", self.server, transformClient(reactor, self.server, timeout))
+        catalogue = builtinCatalogue(reactor)
+        catalogue.delegate("up", upstream.resolve)
+        return TransformService(catalogue, reactor, Limits(deadline=timeout + 5))
+
+    def warnings(self):
+        return [event for event in self.events if event.get("prefix") == "up"]
+
+    def assertNoTraceback(self):
+        self.assertFalse([event for event in self.events if event.get("log_failure")])
+
+    async def test_joinsPipelines(self):
+        port = await listen(Factory.forProtocol(TutorialTransformProtocol))
+        self.addCleanup(port.stopListening)
+        service = self.serviceFor(port.getHost().port)
+        poem = POEMS["science"]
+        result = await service.transform("titlecase|up:cummingsify|reverse", poem)
+        self.assertEqual(result, transforms.reverse(poem.lower()))
+        self.assertEqual(self.warnings(), [])
+
+    async def test_upstreamDown(self):
+        """
+        An upstream that is down gives L{TransformFailed} saying so, and
+        one warning without a traceback.
+        """
+        service = self.serviceFor(closedPort())
+        error = await self.assertFailure(service.transform("up:cummingsify", "HELLO"), TransformFailed)
+        self.assertEqual(error.message, f"upstream up ({self.server}): connection refused")
+        [warning] = self.warnings()
+        self.assertEqual((warning["transform"], warning["reason"]), ("cummingsify", "connection refused"))
+        self.assertNoTraceback()
+
+    async def test_upstreamRefuses(self):
+        """
+        The upstream's own refusal comes through as it is: over netstrings,
+        L{NoReply}, a L{TransformFailed}.
+        """
+        port = await listen(Factory.forProtocol(TutorialTransformProtocol))
+        self.addCleanup(port.stopListening)
+        service = self.serviceFor(port.getHost().port)
+        await self.assertFailure(service.transform("up:nope", "HELLO"), NoReply)
+        self.assertEqual(len(self.warnings()), 1)
+
+    async def test_upstreamSilent(self):
+        service = self.serviceFor(silentServer(self), timeout=0.5)
+        error = await self.assertFailure(service.transform("up:cummingsify", "HELLO"), TransformTimeout)
+        self.assertEqual(error.message, "no reply within 0.5 seconds")
+        self.assertEqual(len(self.warnings()), 1)
+        self.assertNoTraceback()
+
+    async def test_callerGivesUp(self):
+        """
+        A caller that gives up cancels the upstream call, whether it is
+        still looking the address up or connected; that is no failure of
+        the upstream's, so nothing is logged.
+        """
+        connected = Deferred()
+        silent = Factory.forProtocol(Protocol)
+        silent.buildProtocol = lambda address: connected.callback(None) or Protocol()
+        port = await listen(silent)
+        self.addCleanup(port.stopListening)
+        service = self.serviceFor(port.getHost().port)
+
+        resolving = service.transform("up:cummingsify", "HELLO")
+        resolving.cancel()
+        await self.assertFailure(resolving, CancelledError)
+
+        waiting = service.transform("up:cummingsify", "HELLO")
+        await connected
+        waiting.cancel()
+        await self.assertFailure(waiting, CancelledError)
+        self.assertEqual(self.warnings(), [])
+        self.assertEqual(service.inFlight, 0)
+
+
+def test_upstreamGatewayProcess():
+    """
+    A gateway in front of another: C{remote:NAME} over netcat, the
+    synchronous client and get-poetry's transform step; when the other goes
+    away, C{transform-failed} and one clear log line.
+    """
+    with GatewayProcess() as upstream:
+        url = f"netstring://127.0.0.1:{upstream.ports['netstring']}"
+        with GatewayProcess("--upstream", f"remote={url}") as gateway:
+            port = gateway.ports["netstring"]
+            assert netcat(port, b"30:remote:cummingsify.HELLO WORLD,") == b"11:hello world,"
+            status, out, err = xform(
+                "transform",
+                "remote:piglatin|reverse|remote:titlecase",
+                "-s",
+                f"netstring://127.0.0.1:{port}",
+                input=POEMS["science"].encode(),
+            )
+            assert (status, err) == (0, "")
+            poem = transforms.titlecase(transforms.reverse(transforms.piglatin(POEMS["science"])))
+            assert out.decode() == poem
+
+            assert netcat(port, encodeNetstring(b"elsewhere:cummingsify.HELLO")) == b""
+            gateway.waitForLog(lambda: gateway.logged("unknown-transform: unknown transform 'elsewhere:"))
+
+            upstream.stop()
+            assert netcat(port, b"30:remote:cummingsify.HELLO WORLD,") == b""
+            gateway.waitForLog(
+                lambda: gateway.logged(f"upstream remote ({url}) failed 'cummingsify': connection refused")
+            )
+            gateway.waitForLog(
+                lambda: gateway.logged(f"transform-failed: upstream remote ({url}): connection refused")
+            )
+    assert not gateway.logged("Traceback")
+
+
+def test_silentUpstreamProcess():
+    """
+    An upstream that never answers gives C{timeout} within the gateway's
+    deadline.
+    """
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"netstring://127.0.0.1:{silent.getsockname()[1]}"
+        with GatewayProcess("--upstream", f"slow={url}", "--deadline", "0.5") as gateway:
+            assert netcat(gateway.ports["netstring"], encodeNetstring(b"slow:reverse.A\nB\nC")) == b""
+            gateway.waitForLog(lambda: gateway.logged("closing without a reply: timeout: no"))
+    assert not gateway.logged("Traceback")
+
+
+def test_upstreamUsageErrors():
+    cases = {
+        ("--upstream", "remote"): "--upstream 'remote': give PREFIX=URL",
+        ("--upstream", "remote=127.0.0.1:1"): "--upstream remote: '127.0.0.1:1' is not a server URL",
+        ("--upstream", "a.b=netstring://h"): "unusable prefix 'a.b'",
+        ("--upstream", "a=netstring://h", "--upstream", "a=netstring://i"): "prefix 'a' is given twice",
+    }
+    for arguments, message in cases.items():
+        status, out, err = xform("serve", *arguments)
+        assert status == 2 and message in err, (arguments, err)
+
+
+class TutorialUpstreamTests(TestCase):
+    """
+    A gateway process whose upstream is the tutorial's own kind of server,
+    written above on Twisted's L{NetstringReceiver} and run here.
+    """
+
+    async def setUp(self):
+        self.tutorial = await listen(Factory.forProtocol(TutorialTransformProtocol))
+        self.addCleanup(self.tutorial.stopListening)
+        self.url = f"netstring://127.0.0.1:{self.tutorial.getHost().port}"
+        self.gateway = GatewayProcess("--upstream", f"tut={self.url}").start()
+        self.addCleanup(self.gateway.stop)
+        server = ServerURL("netstring", "127.0.0.1", self.gateway.ports["netstring"])
+        self.client = transformClient(reactor, server)
+
+    async def test_throughTheGateway(self):
+        poem = POEMS["ecstasy"]
+        self.assertEqual(await self.client.xform("tut:cummingsify", poem), poem.lower())
+        self.assertEqual(
+            await self.client.xform("tut:cummingsify|mirror", poem), transforms.mirror(poem.lower())
+        )
+        await self.assertFailure(self.client.xform("tut:reverse", poem), NoReply)
+
+    async def test_upstreamGoesAway(self):
+        self.assertEqual(await self.client.xform("tut:cummingsify", "HELLO"), "hello")
+        await self.tutorial.stopListening()
+        await self.assertFailure(self.client.xform("tut:cummingsify", "HELLO"), NoReply)
+        self.gateway.waitForLog(
+            lambda: self.gateway.logged(f"upstream tut ({self.url}) failed 'cummingsify': connection refused")
+        )
+        self.assertFalse(self.gateway.logged("Traceback"))
