@@ -73,14 +73,13 @@ from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succ
 from twisted.internet.endpoints import connectProtocol
 from twisted.internet.error import ConnectionClosed
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
-from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from protocols.addresses import describeAddress
-from protocols.common import refusalLevel
+from protocols.common import TransformServerFactory, refusalLevel
 from service.deadline import withDeadline
 from service.errors import ERRORS_BY_NAME, BadRequest, TransformError
 from service.transformer import TransformService
@@ -688,23 +687,13 @@ class TransformAMP(BoundedAMP, TimeoutMixin):
         self.locator.cancelAll()
 
 
-class TransformAMPFactory(Factory):
+class TransformAMPFactory(TransformServerFactory):
     """
-    Serve the AMP transform commands for a L{TransformService}.
-
-    @ivar service: the shared transform service.
-    @ivar clock: schedules the idle timeouts.
-    @ivar idleTimeout: seconds a connection with nothing in flight may stay
-        silent.
+    Serve the AMP transform commands for a L{TransformService}; the idle
+    timeout is the time a connection with nothing in flight may stay silent.
     """
 
     protocol = TransformAMP
-    noisy = False
-
-    def __init__(self, service: TransformService, clock: IReactorTime, idleTimeout: float = 30.0) -> None:
-        self.service = service
-        self.clock = clock
-        self.idleTimeout = idleTimeout
 
 
 class _ClientAMP(BoundedAMP):

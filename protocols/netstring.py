@@ -30,14 +30,14 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from protocols.addresses import describeAddress
-from protocols.common import refusalLevel
+from protocols.common import TransformServerFactory, refusalLevel
 from service.catalogue import MAX_NAME_LENGTH
 from service.deadline import withDeadline
 from service.errors import BadRequest, TransformError, TransformFailed
@@ -276,23 +276,14 @@ class TransformProtocol(Protocol, TimeoutMixin):
             self._request.cancel()
 
 
-class TransformFactory(Factory):
+class TransformFactory(TransformServerFactory):
     """
-    Serve the netstring protocol for a L{TransformService}.
-
-    @ivar service: the shared transform service.
-    @ivar clock: schedules the idle timeouts.
-    @ivar idleTimeout: seconds a client may take to send its whole request,
-        and to read its answer.
+    Serve the netstring protocol for a L{TransformService}; the idle timeout
+    is the time a client may take to send its whole request, and to read
+    its answer.
     """
 
     protocol = TransformProtocol
-    noisy = False
-
-    def __init__(self, service: TransformService, clock: IReactorTime, idleTimeout: float = 30.0) -> None:
-        self.service = service
-        self.clock = clock
-        self.idleTimeout = idleTimeout
 
 
 class TransformClientProtocol(Protocol):
