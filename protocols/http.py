@@ -45,6 +45,7 @@ from twisted.web.iweb import IAgent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 
+from protocols.common import ConnectionPerCall
 from protocols.origins import OriginPolicy
 from service.deadline import withDeadline
 from service.errors import ERRORS_BY_NAME, BadRequest, PoemTooLarge, TransformError, TransformFailed
@@ -360,9 +361,14 @@ class WebSite(Site):
         self.maxBodyBytes = maxBodyBytes
 
 
-class HTTPTransformProxy:
+class HTTPTransformProxy(ConnectionPerCall):
     """
     Ask a gateway to transform poems over HTTP, one request each.
+
+    With an agent whose connection pool is not persistent (the default of
+    L{twisted.web.client.Agent}), each request's connection closes with it,
+    so L{disconnect} has nothing to close; a persistent pool is for the
+    agent's owner to close.
 
     @ivar agent: makes the requests.
     @ivar baseURL: the gateway, without a final C{/}.

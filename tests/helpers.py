@@ -13,10 +13,11 @@ import threading
 import time
 from pathlib import Path
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import globalLogPublisher
 
 from gateway.server import LISTENERS
+from protocols.amp import TransformAMP, TransformAMPFactory
 from service import Catalogue, Transform, builtinCatalogue, transforms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +45,32 @@ def misbehavingCatalogue(clock) -> Catalogue:
     catalogue.add(Transform("stall", "never answers", lambda poem: Deferred(), offloadable=False))
     catalogue.add(Transform("number", "answers 42", lambda poem: 42))
     return catalogue
+
+
+class _TrackedAMP(TransformAMP):
+    def connectionMade(self):
+        super().connectionMade()
+        self.factory.open[self] = Deferred()
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        self.factory.open.pop(self).callback(None)
+
+
+class TrackingAMPFactory(TransformAMPFactory):
+    """
+    Knows its open connections, so that a test can wait until the server's
+    side of each has closed.
+    """
+
+    protocol = _TrackedAMP
+
+    def __init__(self, *arguments, **keywords):
+        super().__init__(*arguments, **keywords)
+        self.open: dict[_TrackedAMP, Deferred] = {}
+
+    def whenAllClosed(self) -> Deferred:
+        return gatherResults(list(self.open.values()))
 
 
 def captureLogs(testCase) -> list[dict]:

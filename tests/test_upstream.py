@@ -14,12 +14,13 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.basic import NetstringReceiver
 from twisted.trial.unittest import TestCase
 
-from gateway.clients import transformClient
+from gateway.clients import CLIENTS, transformClient
 from gateway.upstream import Upstream
 from gateway.urls import ServerURL
 from protocols.netstring import NoReply, encodeNetstring
 from service import Limits, TransformFailed, TransformService, TransformTimeout, builtinCatalogue, transforms
-from tests.helpers import POEMS, GatewayProcess, captureLogs, xform
+from tests.behaviour import serverService
+from tests.helpers import POEMS, GatewayProcess, TrackingAMPFactory, captureLogs, xform
 from tests.test_process import netcat
 
 
@@ -71,6 +72,7 @@ class UpstreamTests(TestCase):
     def serviceFor(self, port, timeout=5.0):
         self.server = ServerURL("netstring", "127.0.0.1", port)
         upstream = Upstream("up", self.server, transformClient(reactor, self.server, timeout))
+        self.addCleanup(upstream.stopService)
         catalogue = builtinCatalogue(reactor)
         catalogue.delegate("up", upstream.resolve)
         return TransformService(catalogue, reactor, Limits(deadline=timeout + 5))
@@ -143,6 +145,42 @@ class UpstreamTests(TestCase):
         await self.assertFailure(waiting, CancelledError)
         self.assertEqual(self.warnings(), [])
         self.assertEqual(service.inFlight, 0)
+
+
+class UpstreamServiceTests(TestCase):
+    """
+    An L{Upstream} is a service of the gateway: stopping it releases its
+    client (see L{gateway.clients}).
+    """
+
+    async def test_stoppingClosesTheAMPConnection(self):
+        """
+        The AMP client keeps its connection open between questions;
+        stopping the upstream closes it.
+        """
+        factory = TrackingAMPFactory(serverService(), reactor)
+        port = await listen(factory)
+        self.addCleanup(port.stopListening)
+        server = ServerURL("amp", "127.0.0.1", port.getHost().port)
+        upstream = Upstream("up", server, transformClient(reactor, server))
+        upstream.startService()
+        self.assertEqual(await upstream.xform("cummingsify", "HELLO"), "hello")
+        self.assertEqual(await upstream.xform("reverse", "A\nB"), "B\nA")
+        self.assertEqual(len(factory.open), 1)
+        await upstream.stopService()
+        await factory.whenAllClosed().addTimeout(5, reactor)
+        self.assertFalse(upstream.running)
+
+    def test_stoppingWithNothingOpen(self):
+        """
+        An upstream whose client has no connection open stops at once,
+        whatever its scheme.
+        """
+        for scheme in CLIENTS:
+            server = ServerURL(scheme, "127.0.0.1", closedPort())
+            upstream = Upstream("up", server, transformClient(reactor, server))
+            upstream.startService()
+            self.assertIsNone(self.successResultOf(upstream.stopService()), scheme)
 
 
 def test_upstreamGatewayProcess():
