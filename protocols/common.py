@@ -1,12 +1,14 @@
 """
-What every protocol adapter does the same way: choosing how loudly to log a
-refused request, and releasing a client that keeps no connection open.
+What several protocol adapters do the same way: choosing how loudly to log a
+refused request, listing the transforms as JSON (WebSocket and HTTP), and
+releasing a client that keeps no connection open.
 """
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import LogLevel
 
 from service.errors import Overloaded, TransformError, TransformFailed, TransformTimeout
+from service.transformer import TransformService
 
 
 def refusalLevel(error: TransformError) -> LogLevel:
@@ -19,6 +21,31 @@ def refusalLevel(error: TransformError) -> LogLevel:
     if isinstance(error, (TransformFailed, TransformTimeout, Overloaded)):
         return LogLevel.warn
     return LogLevel.info
+
+
+def transformsListing(service: TransformService) -> list[dict[str, str]]:
+    """
+    The service's transforms as the WebSocket and HTTP faces list them, in
+    catalogue order: C{[{"name": ..., "description": ...}, ...]}.
+    """
+    return [{"name": entry.name, "description": entry.description} for entry in service.transforms()]
+
+
+def listedTransforms(listing: object) -> list[tuple[str, str]]:
+    """
+    The C{(name, description)} of each transform of a listing made by
+    L{transformsListing} and decoded from JSON.
+
+    @raise ValueError: if C{listing} is not such a list.
+    """
+    if not isinstance(listing, list) or not all(
+        isinstance(entry, dict)
+        and isinstance(entry.get("name"), str)
+        and isinstance(entry.get("description"), str)
+        for entry in listing
+    ):
+        raise ValueError(f"not a list of transforms: {str(listing)[:200]!r}")
+    return [(entry["name"], entry["description"]) for entry in listing]
 
 
 class ConnectionPerCall:

@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import globalLogPublisher
 
 from gateway.server import LISTENERS
+from gateway.urls import WEBSOCKET_PATH
 from protocols.amp import TransformAMP, TransformAMPFactory
 from service import Catalogue, Transform, builtinCatalogue, transforms
 
@@ -213,6 +214,18 @@ class XformProcess:
         self.stop()
 
 
+#: Every scheme of a transform server's URL, with the gateway's listener
+#: that serves it.
+SCHEME_LISTENERS = {"netstring": "netstring", "amp": "amp", "ws": "web", "http": "web"}
+
+
+def listenersFor(*schemes: str) -> tuple[str, ...]:
+    """
+    The gateway's listeners that serve C{schemes}, each once.
+    """
+    return tuple(dict.fromkeys(SCHEME_LISTENERS[scheme] for scheme in schemes))
+
+
 class GatewayProcess(XformProcess):
     """
     A real C{xform serve} on free loopback ports.  The listeners named in
@@ -228,6 +241,14 @@ class GatewayProcess(XformProcess):
             if f"--{name}" not in arguments:
                 arguments += [f"--{name}", "tcp:0:interface=127.0.0.1" if name in listeners else "off"]
         super().__init__(*arguments, expected=listeners, command=command)
+
+    def url(self, scheme: str) -> str:
+        """
+        The URL that reaches this gateway over C{scheme}
+        (C{ws://127.0.0.1:PORT/ws}, ...); its listener must be on.
+        """
+        path = WEBSOCKET_PATH if scheme == "ws" else ""
+        return f"{scheme}://127.0.0.1:{self.ports[SCHEME_LISTENERS[scheme]]}{path}"
 
 
 class PoetryServerProcess(XformProcess):
