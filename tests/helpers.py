@@ -7,6 +7,7 @@ servers, any other command.
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -82,6 +83,28 @@ def captureLogs(testCase) -> list[dict]:
     globalLogPublisher.addObserver(events.append)
     testCase.addCleanup(globalLogPublisher.removeObserver, events.append)
     return events
+
+
+def freePort() -> int:
+    """
+    A loopback port that nothing listens on: free to listen on, refused to
+    connect to.
+    """
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        return closed.getsockname()[1]
+
+
+def silentServer() -> socket.socket:
+    """
+    A socket listening on a free loopback port that accepts connections
+    (into its backlog) and never answers.  Close it when done; it is a
+    context manager.
+    """
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    return silent
 
 
 def xform(*arguments, input=None, timeout=30):

@@ -4,7 +4,6 @@ the real reactor.
 """
 
 import json
-import socket
 from urllib.parse import quote
 
 import treq
@@ -28,7 +27,7 @@ from protocols.websocket import maxMessageBytes
 from service import BadRequest, PoemTooLarge, TransformFailed, TransformTimeout, UnknownTransform, transforms
 from service.errors import ERRORS_BY_NAME
 from tests.behaviour import MAX_POEM_BYTES, TransformBehaviour, serverService
-from tests.helpers import POEMS, TrackingAMPFactory, captureLogs
+from tests.helpers import POEMS, TrackingAMPFactory, captureLogs, freePort
 
 
 class NetstringBehaviourTests(TransformBehaviour, TestCase):
@@ -221,9 +220,7 @@ class WebClientTests(WebTestCase):
         self.assertIn("too big", error.message)
 
     async def test_connectionRefused(self):
-        with socket.socket() as closed:
-            closed.bind(("127.0.0.1", 0))
-            port = closed.getsockname()[1]
+        port = freePort()
         for scheme in ("ws", "http"):
             client = transformClient(reactor, ServerURL(scheme, "127.0.0.1", port))
             await self.assertFailure(client.xform("rot13", "a"), ConnectionRefusedError)
