@@ -144,11 +144,18 @@ def test_twistdPlugin(tmp_path):
 
 
 def test_portInUse(gateway):
+    """
+    A listener whose port is taken stops the gateway with status 1.  Every
+    other listener is off, so that the test binds no default port (10002,
+    8080) and nothing else listens.
+    """
     port = gateway.ports["netstring"]
-    status, out, err = xform("serve", "--netstring", f"tcp:{port}:interface=127.0.0.1", "--amp", "off")
+    others = [arg for name in LISTENERS if name != "netstring" for arg in (f"--{name}", "off")]
+    status, out, err = xform("serve", "--netstring", f"tcp:{port}:interface=127.0.0.1", *others)
     assert status == 1
     assert "netstring cannot listen: Couldn't listen on 127.0.0.1:" in err
     assert "Address already in use" in err
+    assert " listening on " not in err
 
 
 def test_serveUsageErrors():
