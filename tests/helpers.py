@@ -209,12 +209,13 @@ class XformProcess:
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         """
-        Send C{signum} and return the exit status.
+        Send C{signum} and return the exit status, once everything it wrote
+        has been read (so L{log} is whole).
         """
         if self.process.poll() is None:
             self.process.send_signal(signum)
         try:
-            return self.process.wait(timeout)
+            return self.wait(timeout)
         finally:
             if self.process.poll() is None:
                 self.process.kill()
