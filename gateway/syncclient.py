@@ -285,7 +285,14 @@ def _callWebSocket(server: ServerURL, method: str, params: dict | list, timeout:
     decoder = FrameDecoder(MAX_REPLY_BYTES)
     with _connection(server, deadline) as sock:
         decoder.feed(_openWebSocket(sock, server, server.path or WEBSOCKET_PATH, deadline))
-        sock.sendall(encodeFrame(OP_TEXT, request, os.urandom(4)))
+        try:
+            sock.sendall(encodeFrame(OP_TEXT, request, os.urandom(4)))
+        except OSError as error:
+            # The gateway refuses a message too big as soon as its header
+            # arrives, and may drop the connection before the rest is sent:
+            # its close frame, already received, says why.
+            if not _closedByPeer(error):
+                raise
         while True:
             try:
                 message = decoder.pop()
