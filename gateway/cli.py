@@ -91,7 +91,8 @@ class TransformsOptions(ClientOptions):
     synopsis = ""
     longdesc = (
         "List the transforms the gateway offers, with what each does, over a protocol "
-        "that can list them (amp://). Blocking sockets, no reactor."
+        "that can list them (amp://, ws:// or http://; netstrings cannot). "
+        "Blocking sockets, no reactor."
     )
     defaultServer = "amp://127.0.0.1:10002"
 

@@ -2,12 +2,23 @@
 Asynchronous transform clients, chosen by the scheme of a server URL: what
 the poetry client and the upstream transforms talk to other servers with.
 
-A client has one method, C{xform(transform, poem)}, returning a L{Deferred}
-that fires with the new poem or fails with the errors of L{service.errors}
-(as far as its protocol can tell them apart), L{TransformTimeout} when the
-server is too slow, or the connection error.  The AMP client also lists the
-server's transforms (C{listTransforms()}) and keeps its connection open:
-C{disconnect()} closes it.
+Every client is a L{TransformClient}, with two methods:
+
+    - C{xform(transform, poem)} returns a L{Deferred} that fires with the
+      new poem or fails with the errors of L{service.errors} (as far as its
+      protocol can tell them apart), L{TransformTimeout} when the server is
+      too slow, or the connection error;
+    - C{disconnect()} releases the client once its owner is done with it:
+      it closes whatever connection the client keeps open between calls,
+      and returns a L{Deferred} that fires once that is closed.  The AMP
+      client keeps its connection open for the next question, so this
+      closes it; the netstring, WebSocket and HTTP clients open a
+      connection per call and have nothing to close.  Whoever makes a
+      client disconnects it when done (C{xform get-poetry} once its poems
+      are printed, an upstream when the gateway stops), so that no
+      connection is left for the reactor's shutdown to cut.
+
+The AMP client also lists the server's transforms (C{listTransforms()}).
 """
 
 from collections.abc import Callable
@@ -29,7 +40,13 @@ from service.errors import TransformError
 
 
 class TransformClient(Protocol):
+    """
+    What every client of L{CLIENTS} offers (see above).
+    """
+
     def xform(self, transform: str, poem: str) -> "Deferred[str]": ...
+
+    def disconnect(self) -> "Deferred[None]": ...
 
 
 def _netstringClient(reactor, server: ServerURL, timeout: float) -> TransformClient:

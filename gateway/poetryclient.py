@@ -170,12 +170,17 @@ class PoetryClient:
 
     async def run(self) -> int:
         """
-        Get every poem, print those that arrived in order.
+        Get every poem, print those that arrived in order, and disconnect
+        the transform client (see L{gateway.clients}).
 
         @return: the exit status: 0 if every poem arrived, else 1.
         """
         servers = self.options["servers"]
-        poems = await gatherResults([self.getPoem(server) for server in servers])
+        try:
+            poems = await gatherResults([self.getPoem(server) for server in servers])
+        finally:
+            if self.transformer is not None:
+                await self.transformer.disconnect()
         arrived = [(server, poem) for server, poem in zip(servers, poems, strict=True) if poem is not None]
         for index, (server, poem) in enumerate(arrived):
             separator = "\n" if index else ""

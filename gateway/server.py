@@ -151,8 +151,9 @@ class ServeOptions(usage.Options):
 def makeService(options: ServeOptions, reactor) -> MultiService:
     """
     Build the gateway: worker threads, the shared L{TransformService} with
-    the upstreams' transforms delegated to them, and a L{ListeningService}
-    for each listener that is not C{off}.
+    the upstreams' transforms delegated to them (each L{Upstream} a service
+    too, which disconnects its client when the gateway stops), and a
+    L{ListeningService} for each listener that is not C{off}.
 
     @raise usage.UsageError: if an endpoint string is invalid, or an
         upstream's prefix is unusable or its scheme has no client.
@@ -172,6 +173,7 @@ def makeService(options: ServeOptions, reactor) -> MultiService:
             catalogue.delegate(prefix, upstream.resolve)
         except ValueError as error:
             raise usage.UsageError(f"--upstream {prefix}={server}: {error}") from None
+        upstream.setServiceParent(root)
     service = TransformService(catalogue, reactor, limits, offload=workers.offload)
     for name, listener in LISTENERS.items():
         description = options[name]

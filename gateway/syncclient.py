@@ -8,13 +8,14 @@ and, for the schemes that can list the transforms, one that lists them.
 import base64
 import errno
 import http.client
+import json
 import os
 import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from gateway.urls import WEBSOCKET_PATH, ServerURL
+from gateway.urls import WEBSOCKET_PATH, ServerURL, urlForm
 from protocols.amp import (
     ERRORS_BY_CODE,
     BoxDecoder,
@@ -25,7 +26,8 @@ from protocols.amp import (
     splitValue,
     takeValue,
 )
-from protocols.http import TEXT_PLAIN, errorFromResponse, transformPath
+from protocols.common import listedTransforms
+from protocols.http import TEXT_PLAIN, TRANSFORMS_PATH, errorFromResponse, transformPath
 from protocols.jsonrpc import decodeReply, encodeCall
 from protocols.netstring import NetstringDecoder, NetstringError, encodeNetstring, encodeRequest
 from protocols.websocket import (
@@ -162,24 +164,31 @@ def _refused(server: ServerURL, error: TransformError) -> ClientError:
     return ClientError(f"{server}: {error.name}: {error.message}")
 
 
-def transformHTTP(server: ServerURL, transform: str, poem: str, timeout: float) -> str:
-    """
-    Transform over HTTP: C{POST} the poem to C{/transform/<name>}.
-    """
+def _listed(server: ServerURL, listing: object) -> list[tuple[str, str]]:
     try:
-        body = poem.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ClientError("the poem is not valid Unicode text") from None
+        return listedTransforms(listing)
+    except ValueError as error:
+        raise ClientError(f"{server}: unreadable list of transforms: {error}") from None
+
+
+def _requestHTTP(
+    server: ServerURL, method: str, path: str, timeout: float, body: bytes | None = None
+) -> bytes:
+    """
+    Make one HTTP request to C{path} under the server's own path, on its own
+    connection.
+
+    @return: the body of a 200 answer.
+    @raise ClientError: for any other answer, with the gateway's error.
+    """
+    headers = {"Connection": "close"}
+    if body is not None:
+        headers["Content-Type"] = TEXT_PLAIN
     deadline = _Deadline(timeout)
     with _socketErrors(server, deadline):
         connection = http.client.HTTPConnection(server.host, server.port, timeout=deadline.remaining())
         try:
-            connection.request(
-                "POST",
-                server.path.rstrip("/") + transformPath(transform),
-                body=body,
-                headers={"Content-Type": TEXT_PLAIN, "Connection": "close"},
-            )
+            connection.request(method, server.path.rstrip("/") + path, body=body, headers=headers)
             connection.sock.settimeout(deadline.remaining())
             response = connection.getresponse()
             answer = response.read(MAX_REPLY_BYTES + 1)
@@ -189,10 +198,35 @@ def transformHTTP(server: ServerURL, transform: str, poem: str, timeout: float) 
         raise ClientError(f"{server}: the reply is over {MAX_REPLY_BYTES} bytes")
     if response.status != 200:
         raise _refused(server, errorFromResponse(response.status, answer))
+    return answer
+
+
+def transformHTTP(server: ServerURL, transform: str, poem: str, timeout: float) -> str:
+    """
+    Transform over HTTP: C{POST} the poem to C{/transform/<name>}.
+    """
+    try:
+        body = poem.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ClientError("the poem is not valid Unicode text") from None
+    answer = _requestHTTP(server, "POST", transformPath(transform), timeout, body)
     try:
         return answer.decode("utf-8")
     except UnicodeDecodeError:
         raise ClientError(f"{server}: the reply is not UTF-8") from None
+
+
+def listHTTP(server: ServerURL, timeout: float) -> list[tuple[str, str]]:
+    """
+    The transforms of an HTTP server, as C{(name, description)}: C{GET
+    /transforms}.
+    """
+    answer = _requestHTTP(server, "GET", TRANSFORMS_PATH, timeout)
+    try:
+        listing = json.loads(answer)
+    except ValueError as error:  # not JSON, or not UTF-8
+        raise ClientError(f"{server}: unreadable list of transforms: {error}") from None
+    return _listed(server, listing)
 
 
 def _openWebSocket(sock: socket.socket, server: ServerURL, path: str, deadline: _Deadline) -> bytes:
@@ -229,20 +263,36 @@ def _describeClose(payload: bytes) -> str:
     return f"the gateway closed the WebSocket ({code}: {reason or 'no reason given'})"
 
 
-def transformWebSocket(server: ServerURL, transform: str, poem: str, timeout: float) -> str:
+#: The id of the one request the WebSocket functions send per connection.
+_REQUEST_ID = 1
+
+
+def _callWebSocket(server: ServerURL, method: str, params: dict | list, timeout: float) -> object:
     """
-    Transform over WebSocket JSON-RPC: the handshake, one request in a text
-    message, its answer, the closing handshake.
+    Call one JSON-RPC method over its own WebSocket connection: the
+    handshake, the request in a text message, its answer, the closing
+    handshake.
+
+    @return: the call's result.
+    @raise ClientError: when the gateway answers with an error, or not at
+        all.
     """
     try:
-        request = encodeCall("transform", {"transform": transform, "poem": poem}, 1).encode("utf-8")
+        request = encodeCall(method, params, _REQUEST_ID).encode("utf-8")
     except UnicodeEncodeError:
         raise ClientError("the poem is not valid Unicode text") from None
     deadline = _Deadline(timeout)
     decoder = FrameDecoder(MAX_REPLY_BYTES)
     with _connection(server, deadline) as sock:
         decoder.feed(_openWebSocket(sock, server, server.path or WEBSOCKET_PATH, deadline))
-        sock.sendall(encodeFrame(OP_TEXT, request, os.urandom(4)))
+        try:
+            sock.sendall(encodeFrame(OP_TEXT, request, os.urandom(4)))
+        except OSError as error:
+            # The gateway refuses a message too big as soon as its header
+            # arrives, and may drop the connection before the rest is sent:
+            # its close frame, already received, says why.
+            if not _closedByPeer(error):
+                raise
         while True:
             try:
                 message = decoder.pop()
@@ -261,9 +311,28 @@ def transformWebSocket(server: ServerURL, transform: str, poem: str, timeout: fl
                 break
         sock.sendall(encodeFrame(OP_CLOSE, CLOSE_NORMAL.to_bytes(2, "big"), os.urandom(4)))
     try:
-        return poemOf(decodeReply(message[1].decode("utf-8", errors="replace"), 1))
+        return decodeReply(message[1].decode("utf-8", errors="replace"), _REQUEST_ID)
     except TransformError as error:
         raise _refused(server, error) from None
+
+
+def transformWebSocket(server: ServerURL, transform: str, poem: str, timeout: float) -> str:
+    """
+    Transform over WebSocket JSON-RPC: one C{transform} call.
+    """
+    result = _callWebSocket(server, "transform", {"transform": transform, "poem": poem}, timeout)
+    try:
+        return poemOf(result)
+    except TransformError as error:
+        raise _refused(server, error) from None
+
+
+def listWebSocket(server: ServerURL, timeout: float) -> list[tuple[str, str]]:
+    """
+    The transforms of a WebSocket JSON-RPC server, as C{(name,
+    description)}: one C{list_transforms} call.
+    """
+    return _listed(server, _callWebSocket(server, "list_transforms", [], timeout))
 
 
 #: The tag of the one question the AMP functions ask per connection.
@@ -342,6 +411,8 @@ TRANSFORMERS: dict[str, Callable[[ServerURL, str, str, float], str]] = {
 #: The listing function of each scheme that can list the transforms.
 LISTERS: dict[str, Callable[[ServerURL, float], list[tuple[str, str]]]] = {
     "amp": listAMP,
+    "ws": listWebSocket,
+    "http": listHTTP,
 }
 
 #: Why a scheme cannot list the transforms, when it never will.
@@ -376,6 +447,6 @@ def listTransforms(server: ServerURL, timeout: float) -> list[tuple[str, str]]:
         lister = LISTERS[server.scheme]
     except KeyError:
         reason = _CANNOT_LIST.get(server.scheme, f"the {server.scheme}:// scheme cannot list them yet")
-        others = ", ".join(f"{scheme}://HOST:PORT" for scheme in LISTERS)
+        others = ", ".join(map(urlForm, LISTERS))
         raise ClientError(f"{server}: cannot list the transforms: {reason}; use {others}") from None
     return lister(server, timeout)

@@ -11,10 +11,15 @@ for netstrings).  Upstream transforms join pipelines like local ones
 
 An upstream that is down, slow or closes without answering gives the caller
 C{transform-failed} or C{timeout}, and leaves one line in the log.
+
+Each L{Upstream} is a service of the gateway's tree: when the gateway stops,
+it disconnects its client, closing the connection that the AMP client keeps
+open between questions.
 """
 
 from functools import partial
 
+from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -25,9 +30,10 @@ from service.catalogue import PREFIX_SEPARATOR, Transform
 from service.errors import TransformError, TransformFailed
 
 
-class Upstream:
+class Upstream(Service):
     """
-    A transform server whose transforms this gateway offers under a prefix.
+    A transform server whose transforms this gateway offers under a prefix;
+    a service that disconnects its client when it stops.
 
     @ivar prefix: the prefix its transforms are called by here.
     @ivar server: where it listens.
@@ -40,6 +46,15 @@ class Upstream:
         self.prefix = prefix
         self.server = server
         self.client = client
+
+    def stopService(self) -> "Deferred[None]":
+        """
+        Disconnect the client (see L{gateway.clients}).
+
+        @return: a L{Deferred} that fires once its connection is closed.
+        """
+        super().stopService()
+        return self.client.disconnect()
 
     def resolve(self, name: str) -> Transform:
         """

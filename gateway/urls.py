@@ -29,6 +29,14 @@ class ServerURL:
         return f"{self.scheme}://{host}:{self.port}{self.path}"
 
 
+def urlForm(scheme: str) -> str:
+    """
+    The form of a URL of C{scheme}, for messages: C{amp://HOST:PORT},
+    C{ws://HOST:PORT/ws}.
+    """
+    return f"{scheme}://HOST:PORT{WEBSOCKET_PATH if scheme == 'ws' else ''}"
+
+
 def parseServerURL(text: str) -> ServerURL:
     """
     Parse a server URL; the port defaults by scheme.
@@ -38,7 +46,7 @@ def parseServerURL(text: str) -> ServerURL:
     """
     parts = urlsplit(text)
     if parts.scheme not in DEFAULT_PORTS or not parts.netloc:
-        schemes = ", ".join(f"{scheme}://HOST:PORT" for scheme in DEFAULT_PORTS)
+        schemes = ", ".join(map(urlForm, DEFAULT_PORTS))
         raise ValueError(f"{text!r} is not a server URL ({schemes})")
     try:
         port = parts.port or DEFAULT_PORTS[parts.scheme]

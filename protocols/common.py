@@ -1,8 +1,11 @@
 """
 What the protocol adapters do the same way: the factory that hands the
-shared service to each connection, and how loudly to log a refused request.
+shared service to each connection, how loudly to log a refused request,
+listing the transforms as JSON (WebSocket and HTTP), and releasing a client
+that keeps no connection open.
 """
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import LogLevel
@@ -40,3 +43,47 @@ def refusalLevel(error: TransformError) -> LogLevel:
     if isinstance(error, (TransformFailed, TransformTimeout, Overloaded)):
         return LogLevel.warn
     return LogLevel.info
+
+
+def transformsListing(service: TransformService) -> list[dict[str, str]]:
+    """
+    The service's transforms as the WebSocket and HTTP faces list them, in
+    catalogue order: C{[{"name": ..., "description": ...}, ...]}.
+    """
+    return [{"name": entry.name, "description": entry.description} for entry in service.transforms()]
+
+
+def listedTransforms(listing: object) -> list[tuple[str, str]]:
+    """
+    The C{(name, description)} of each transform of a listing made by
+    L{transformsListing} and decoded from JSON.
+
+    @raise ValueError: if C{listing} is not such a list.
+    """
+    if not isinstance(listing, list) or not all(
+        isinstance(entry, dict)
+        and isinstance(entry.get("name"), str)
+        and isinstance(entry.get("description"), str)
+        for entry in listing
+    ):
+        raise ValueError(f"not a list of transforms: {str(listing)[:200]!r}")
+    return [(entry["name"], entry["description"]) for entry in listing]
+
+
+class ConnectionPerCall:
+    """
+    A mixin for the clients that open one connection per call and close it
+    when the call is over: they keep nothing open between calls, so
+    releasing them has nothing to do.  It gives them the C{disconnect()} of
+    the clients that do keep a connection open (the AMP client), so that
+    whoever is done with any client releases it the same way.
+    """
+
+    def disconnect(self) -> "Deferred[None]":
+        """
+        Release the client: nothing to close, since each call's connection
+        closes when the call is over; calls still in flight carry on.
+
+        @return: a L{Deferred} that has already fired.
+        """
+        return succeed(None)

@@ -26,8 +26,9 @@ A body over the service's maximum poem size is refused with 413 once it
 passes the limit; the rest of it is read and thrown away, never stored
 (L{BoundedRequest}).
 
-The client is L{HTTPTransformProxy}; L{transformPath} and L{errorFromResponse}
-serve the blocking client of L{gateway.syncclient} as well.
+The client is L{HTTPTransformProxy}; L{transformPath}, L{TRANSFORMS_PATH} and
+L{errorFromResponse} serve the blocking client of L{gateway.syncclient} as
+well.
 """
 
 import json
@@ -45,6 +46,7 @@ from twisted.web.iweb import IAgent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 
+from protocols.common import ConnectionPerCall, transformsListing
 from protocols.origins import OriginPolicy
 from service.deadline import withDeadline
 from service.errors import ERRORS_BY_NAME, BadRequest, PoemTooLarge, TransformError, TransformFailed
@@ -73,6 +75,10 @@ SECURITY_HEADERS = {
         b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     ),
 }
+
+
+#: The path that lists the transforms.
+TRANSFORMS_PATH = "/transforms"
 
 
 def transformPath(name: str) -> str:
@@ -251,10 +257,7 @@ class TransformsResource(APIResource):
         self.service = service
 
     def render_GET(self, request: Request) -> bytes:
-        return _writeJSON(
-            request,
-            [{"name": entry.name, "description": entry.description} for entry in self.service.transforms()],
-        )
+        return _writeJSON(request, transformsListing(self.service))
 
 
 class HealthResource(APIResource):
@@ -360,9 +363,14 @@ class WebSite(Site):
         self.maxBodyBytes = maxBodyBytes
 
 
-class HTTPTransformProxy:
+class HTTPTransformProxy(ConnectionPerCall):
     """
     Ask a gateway to transform poems over HTTP, one request each.
+
+    With an agent whose connection pool is not persistent (the default of
+    L{twisted.web.client.Agent}), each request's connection closes with it,
+    so L{disconnect} has nothing to close; a persistent pool is for the
+    agent's owner to close.
 
     @ivar agent: makes the requests.
     @ivar baseURL: the gateway, without a final C{/}.

@@ -54,6 +54,7 @@ from typing import Any
 from twisted.internet.defer import CancelledError, Deferred, FirstError, gatherResults, succeed
 from twisted.logger import Logger
 
+from protocols.common import transformsListing
 from service.errors import ERRORS_BY_NAME, BadRequest, TransformError, TransformFailed
 from service.transformer import TransformService
 
@@ -225,7 +226,7 @@ class JSONRPCServer:
 
     def _listTransforms(self, params: Message) -> list[dict]:
         _bind(params, ())
-        return [{"name": entry.name, "description": entry.description} for entry in self.service.transforms()]
+        return transformsListing(self.service)
 
     def handle(self, text: str) -> "Deferred[str | None]":
         """

@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from protocols.addresses import describeAddress
-from protocols.common import TransformServerFactory, refusalLevel
+from protocols.common import ConnectionPerCall, TransformServerFactory, refusalLevel
 from service.catalogue import MAX_NAME_LENGTH
 from service.deadline import withDeadline
 from service.errors import BadRequest, TransformError, TransformFailed
@@ -330,11 +330,12 @@ class TransformClientProtocol(Protocol):
             self.reply.errback(self._error or NoReply("the server closed the connection without a reply"))
 
 
-class TransformProxy:
+class TransformProxy(ConnectionPerCall):
     """
     The Part 13 client: ask a netstring transform server to transform poems.
 
-    Each call opens one connection, as the protocol requires.
+    Each call opens one connection, as the protocol requires, so
+    L{disconnect} has nothing to close.
     """
 
     def __init__(

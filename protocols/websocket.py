@@ -48,6 +48,7 @@ from twisted.internet.interfaces import IReactorTime, ISSLTransport, IStreamClie
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from protocols.common import ConnectionPerCall
 from protocols.jsonrpc import JSONRPCServer, decodeReply, encodeCall
 from protocols.origins import OriginPolicy
 from service.deadline import withDeadline
@@ -221,13 +222,14 @@ class _ClientProtocol(WebSocketClientProtocol):
             )
 
 
-class WebSocketTransformProxy:
+class WebSocketTransformProxy(ConnectionPerCall):
     """
     Ask a gateway to transform poems over WebSocket JSON-RPC.
 
     Each call opens its own connection, as L{protocols.netstring.TransformProxy}
     does, and its L{Deferred} fires once that connection is closed: there is
-    no connection state to manage and nothing left open.
+    no connection state to manage and nothing left open for L{disconnect}
+    to close.
 
     @ivar endpoint: where the gateway listens.
     @ivar timeout: seconds for each exchange, connecting included.

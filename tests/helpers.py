@@ -7,16 +7,19 @@ servers, any other command.
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import globalLogPublisher
 
 from gateway.server import LISTENERS
+from gateway.urls import WEBSOCKET_PATH
+from protocols.amp import TransformAMP, TransformAMPFactory
 from service import Catalogue, Transform, builtinCatalogue, transforms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +49,32 @@ def misbehavingCatalogue(clock) -> Catalogue:
     return catalogue
 
 
+class _TrackedAMP(TransformAMP):
+    def connectionMade(self):
+        super().connectionMade()
+        self.factory.open[self] = Deferred()
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        self.factory.open.pop(self).callback(None)
+
+
+class TrackingAMPFactory(TransformAMPFactory):
+    """
+    Knows its open connections, so that a test can wait until the server's
+    side of each has closed.
+    """
+
+    protocol = _TrackedAMP
+
+    def __init__(self, *arguments, **keywords):
+        super().__init__(*arguments, **keywords)
+        self.open: dict[_TrackedAMP, Deferred] = {}
+
+    def whenAllClosed(self) -> Deferred:
+        return gatherResults(list(self.open.values()))
+
+
 def captureLogs(testCase) -> list[dict]:
     """
     Collect the log events emitted until the end of C{testCase}.
@@ -54,6 +83,28 @@ def captureLogs(testCase) -> list[dict]:
     globalLogPublisher.addObserver(events.append)
     testCase.addCleanup(globalLogPublisher.removeObserver, events.append)
     return events
+
+
+def freePort() -> int:
+    """
+    A loopback port that nothing listens on: free to listen on, refused to
+    connect to.
+    """
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        return closed.getsockname()[1]
+
+
+def silentServer() -> socket.socket:
+    """
+    A socket listening on a free loopback port that accepts connections
+    (into its backlog) and never answers.  Close it when done; it is a
+    context manager.
+    """
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    return silent
 
 
 def xform(*arguments, input=None, timeout=30):
@@ -158,12 +209,13 @@ class XformProcess:
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         """
-        Send C{signum} and return the exit status.
+        Send C{signum} and return the exit status, once everything it wrote
+        has been read (so L{log} is whole).
         """
         if self.process.poll() is None:
             self.process.send_signal(signum)
         try:
-            return self.process.wait(timeout)
+            return self.wait(timeout)
         finally:
             if self.process.poll() is None:
                 self.process.kill()
@@ -186,6 +238,18 @@ class XformProcess:
         self.stop()
 
 
+#: Every scheme of a transform server's URL, with the gateway's listener
+#: that serves it.
+SCHEME_LISTENERS = {"netstring": "netstring", "amp": "amp", "ws": "web", "http": "web"}
+
+
+def listenersFor(*schemes: str) -> tuple[str, ...]:
+    """
+    The gateway's listeners that serve C{schemes}, each once.
+    """
+    return tuple(dict.fromkeys(SCHEME_LISTENERS[scheme] for scheme in schemes))
+
+
 class GatewayProcess(XformProcess):
     """
     A real C{xform serve} on free loopback ports.  The listeners named in
@@ -201,6 +265,14 @@ class GatewayProcess(XformProcess):
             if f"--{name}" not in arguments:
                 arguments += [f"--{name}", "tcp:0:interface=127.0.0.1" if name in listeners else "off"]
         super().__init__(*arguments, expected=listeners, command=command)
+
+    def url(self, scheme: str) -> str:
+        """
+        The URL that reaches this gateway over C{scheme}
+        (C{ws://127.0.0.1:PORT/ws}, ...); its listener must be on.
+        """
+        path = WEBSOCKET_PATH if scheme == "ws" else ""
+        return f"{scheme}://127.0.0.1:{self.ports[SCHEME_LISTENERS[scheme]]}{path}"
 
 
 class PoetryServerProcess(XformProcess):

@@ -219,25 +219,6 @@ def test_syncClientErrors(gateway):
     assert status == 1 and "poem-too-large: the request is" in err
 
 
-def test_listTransforms(gateway):
-    status, out, err = xform("transforms", "-s", amp(gateway))
-    assert (status, err) == (0, "")
-    lines = out.decode().splitlines()
-    assert lines[0] == "cummingsify  lowercase everything, as e. e. cummings might"
-    assert lines[-1].startswith("echo         each line echoed")
-    assert len(lines) == 8
-
-
-def test_netstringCannotList(gateway):
-    server = f"netstring://127.0.0.1:{gateway.ports['netstring']}"
-    status, out, err = xform("transforms", "--server", server)
-    assert (status, out) == (1, b"")
-    assert err == (
-        f"xform: {server}: cannot list the transforms: the netstring protocol has no request for "
-        "the list of transforms; use amp://HOST:PORT\n"
-    )
-
-
 def test_idleConnectionIsClosed():
     with GatewayProcess("--idle-timeout", "0.5", listeners=("amp",)) as gateway:
         with socket.create_connection(("127.0.0.1", gateway.ports["amp"]), timeout=20) as idle:

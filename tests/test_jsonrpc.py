@@ -9,6 +9,7 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from protocols.common import listedTransforms
 from protocols.jsonrpc import (
     ANSWER_TOO_BIG,
     ERROR_CODES,
@@ -378,6 +379,20 @@ class ClientHalfTests(SynchronousTestCase):
         rpc = JSONRPCServer(TransformService(misbehavingCatalogue(Clock()), Clock()))
         answer = self.successResultOf(rpc.handle(encodeCall("transform", ["cummingsify", "HI"], 7)))
         self.assertEqual(decodeReply(answer, 7), {"poem": "hi"})
+
+    def test_listingRoundTrip(self):
+        """
+        The result of C{list_transforms} reads back as C{(name,
+        description)} pairs, in catalogue order; anything else is refused.
+        """
+        service = TransformService(misbehavingCatalogue(Clock()), Clock())
+        answer = self.successResultOf(JSONRPCServer(service).handle(encodeCall("list_transforms", [], 1)))
+        self.assertEqual(
+            listedTransforms(decodeReply(answer, 1)),
+            [(entry.name, entry.description) for entry in service.transforms()],
+        )
+        for listing in [{}, [["cummingsify", "x"]], [{"name": "a"}], [{"name": 1, "description": "d"}]]:
+            self.assertRaises(ValueError, listedTransforms, listing)
 
     def test_serviceErrorsComeBackAsTheirClasses(self):
         for name, errorClass in ERRORS_BY_NAME.items():

@@ -4,7 +4,6 @@ the real reactor.
 """
 
 import json
-import socket
 from urllib.parse import quote
 
 import treq
@@ -20,7 +19,6 @@ from gateway.clients import transformClient
 from gateway.urls import ServerURL
 from gateway.web import makeSite
 from protocols.amp import ERROR_CODES as AMP_ERROR_CODES
-from protocols.amp import TransformAMP, TransformAMPFactory
 from protocols.http import STATUS_CODES
 from protocols.jsonrpc import ERROR_CODES
 from protocols.netstring import NoReply, TransformFactory
@@ -29,7 +27,7 @@ from protocols.websocket import maxMessageBytes
 from service import BadRequest, PoemTooLarge, TransformFailed, TransformTimeout, UnknownTransform, transforms
 from service.errors import ERRORS_BY_NAME
 from tests.behaviour import MAX_POEM_BYTES, TransformBehaviour, serverService
-from tests.helpers import POEMS, captureLogs
+from tests.helpers import POEMS, TrackingAMPFactory, captureLogs, freePort
 
 
 class NetstringBehaviourTests(TransformBehaviour, TestCase):
@@ -56,32 +54,6 @@ class NetstringBehaviourTests(TransformBehaviour, TestCase):
         self.assertIn(errorName, [event.get("error") for event in self.events])
 
 
-class _TrackedAMP(TransformAMP):
-    def connectionMade(self):
-        super().connectionMade()
-        self.factory.open[self] = Deferred()
-
-    def connectionLost(self, reason):
-        super().connectionLost(reason)
-        self.factory.open.pop(self).callback(None)
-
-
-class _TrackingAMPFactory(TransformAMPFactory):
-    """
-    Knows its open connections, so that a test can wait until the server's
-    side of each has closed.
-    """
-
-    protocol = _TrackedAMP
-
-    def __init__(self, *arguments, **keywords):
-        super().__init__(*arguments, **keywords)
-        self.open: dict[_TrackedAMP, Deferred] = {}
-
-    def whenAllClosed(self) -> Deferred:
-        return gatherResults(list(self.open.values()))
-
-
 class AMPBehaviourTests(TransformBehaviour, TestCase):
     """
     AMP: every error is an error answer with the service's code, which the
@@ -91,7 +63,7 @@ class AMPBehaviourTests(TransformBehaviour, TestCase):
 
     async def setUp(self):
         self.service = serverService()
-        self.factory = _TrackingAMPFactory(self.service, reactor)
+        self.factory = TrackingAMPFactory(self.service, reactor)
         port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(self.factory)
         self.addCleanup(port.stopListening)
         self.client = transformClient(reactor, ServerURL("amp", "127.0.0.1", port.getHost().port))
@@ -248,9 +220,7 @@ class WebClientTests(WebTestCase):
         self.assertIn("too big", error.message)
 
     async def test_connectionRefused(self):
-        with socket.socket() as closed:
-            closed.bind(("127.0.0.1", 0))
-            port = closed.getsockname()[1]
+        port = freePort()
         for scheme in ("ws", "http"):
             client = transformClient(reactor, ServerURL(scheme, "127.0.0.1", port))
             await self.assertFailure(client.xform("rot13", "a"), ConnectionRefusedError)

@@ -1,8 +1,9 @@
 """
 The poetry tools as real processes on loopback: C{xform poetry-server},
 fast and slow, plain and netstring; C{xform get-poetry} against them and a
-real gateway, including a gateway that is down or dies mid-run and poetry
-servers that die mid-poem.
+real gateway over every scheme of L{gateway.clients.CLIENTS}, including a
+gateway that is down, silent or dies mid-run, and poetry servers that die
+mid-poem.
 """
 
 import signal
@@ -10,8 +11,18 @@ import socket
 
 import pytest
 
+from gateway.clients import CLIENTS
 from service import transforms
-from tests.helpers import POEMS, GatewayProcess, PoetryServerProcess, XformProcess, xform
+from tests.helpers import (
+    POEMS,
+    GatewayProcess,
+    PoetryServerProcess,
+    XformProcess,
+    freePort,
+    listenersFor,
+    silentServer,
+    xform,
+)
 
 SCIENCE, ECSTASY = "poems/science.txt", "poems/ecstasy.txt"
 
@@ -35,26 +46,11 @@ def slow():
         yield process.ports[ECSTASY]
 
 
-@pytest.fixture(scope="module")
-def gateway():
-    with GatewayProcess() as process:
-        yield f"netstring://127.0.0.1:{process.ports['netstring']}"
-
-
 def printed(*poems) -> bytes:
     """
     What get-poetry prints for C{(port, poem)} pairs.
     """
     return "\n".join(f"==> 127.0.0.1:{port} <==\n{poem}" for port, poem in poems).encode()
-
-
-def freePort() -> int:
-    """
-    A port nothing listens on.
-    """
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        return closed.getsockname()[1]
 
 
 def receiveAll(port: int) -> bytes:
@@ -69,12 +65,15 @@ def getPoetry(*arguments) -> XformProcess:
     return XformProcess("get-poetry", *arguments, separateOutput=True).start()
 
 
-def test_tutorialScenario(fast, slow, gateway):
+@pytest.mark.parametrize("scheme", CLIENTS)
+def test_tutorialScenario(fast, slow, fullGateway, scheme):
     """
-    Two poetry servers, one slow, and a gateway: both poems come back
-    cummingsified, in command-line order, with progress in bytes.
+    Two poetry servers, one slow, and a gateway reached over C{scheme}:
+    both poems come back cummingsified, in command-line order, with
+    progress in bytes, and get-poetry exits as soon as it is done.
     """
-    status, out, err = xform("get-poetry", "--transform-server", gateway, str(fast), str(slow))
+    gateway = fullGateway.url(scheme)
+    status, out, err = xform("get-poetry", "--transform-server", gateway, str(fast), str(slow), timeout=10)
     assert (status, out) == (
         0,
         printed((fast, POEMS["science"].lower()), (slow, POEMS["ecstasy"].lower())),
@@ -85,9 +84,11 @@ def test_tutorialScenario(fast, slow, gateway):
     assert f"127.0.0.1:{fast}: 653 bytes" in lines
     assert f"127.0.0.1:{fast}: transformed by {gateway}" in lines
     assert f"127.0.0.1:{slow}: transformed by {gateway}" in lines
+    assert all(line.startswith((f"127.0.0.1:{slow}: ", f"127.0.0.1:{fast}: ")) for line in lines), err
 
 
-def test_commandLineOrderNotArrivalOrder(fast, slow, gateway):
+def test_commandLineOrderNotArrivalOrder(fast, slow, fullGateway):
+    gateway = fullGateway.url("netstring")
     status, out, err = xform(
         "get-poetry", f"127.0.0.1:{slow}", "--quiet", str(fast), "--transform-server", gateway
     )
@@ -98,7 +99,9 @@ def test_commandLineOrderNotArrivalOrder(fast, slow, gateway):
     )
 
 
-def test_pipeline(fast, gateway):
+@pytest.mark.parametrize("scheme", CLIENTS)
+def test_pipeline(fast, fullGateway, scheme):
+    gateway = fullGateway.url(scheme)
     status, out, err = xform(
         "get-poetry", "-q", "--transform", "titlecase|reverse", "--transform-server", gateway, str(fast)
     )
@@ -111,7 +114,8 @@ def test_noTransformServerNoTransform(fast, slow):
     assert (status, out, err) == (0, printed((fast, POEMS["science"]), (slow, POEMS["ecstasy"])), "")
 
 
-def test_netstringPoems(gateway):
+def test_netstringPoems(fullGateway):
+    gateway = fullGateway.url("netstring")
     with PoetryServerProcess(
         [SCIENCE, ECSTASY], "--netstring", "--num-bytes", "500", "--delay", "0.02"
     ) as server:
@@ -129,14 +133,16 @@ def test_netstringPoems(gateway):
         assert out == printed((ports[0], f"653:{POEMS['science']},\n"))
 
 
-def test_transformServerDown(fast, slow):
+@pytest.mark.parametrize("scheme", CLIENTS)
+def test_transformServerDown(fast, slow, scheme):
     """
-    With the gateway stopped, each poem falls back to the original, with a
-    warning; every poem arrived, so the exit status is 0.
+    With no transform server listening, each poem falls back to the
+    original, with a warning; every poem arrived, so the exit status is 0.
     """
-    with GatewayProcess() as stopped:
-        server = f"netstring://127.0.0.1:{stopped.ports['netstring']}"
-    status, out, err = xform("get-poetry", "-q", "--transform-server", server, str(fast), str(slow))
+    server = f"{scheme}://127.0.0.1:{freePort()}"
+    status, out, err = xform(
+        "get-poetry", "-q", "--transform-server", server, str(fast), str(slow), timeout=10
+    )
     assert (status, out) == (0, printed((fast, POEMS["science"]), (slow, POEMS["ecstasy"])))
     assert err.splitlines() == [
         f"xform: 127.0.0.1:{port}: cannot transform with 'cummingsify' at {server} "
@@ -145,21 +151,26 @@ def test_transformServerDown(fast, slow):
     ]
 
 
-def test_transformServerDiesDuringTheRun(fast):
+@pytest.mark.parametrize("scheme", CLIENTS)
+def test_transformServerDiesDuringTheRun(fast, scheme):
     """
     The gateway transforms the fast poem, then is killed while the slow one
     is still arriving: the first comes back transformed, the second falls
-    back to the original.
+    back to the original.  Over AMP, the connection the first poem opened
+    is gone, and the client connects again, to find the gateway down.
     """
-    with PoetryServerProcess([ECSTASY], *SLOW) as slowServer, GatewayProcess() as gateway:
+    with (
+        PoetryServerProcess([ECSTASY], *SLOW) as slowServer,
+        GatewayProcess(listeners=listenersFor(scheme)) as gateway,
+    ):
         slow = slowServer.ports[ECSTASY]
-        server = f"netstring://127.0.0.1:{gateway.ports['netstring']}"
+        server = gateway.url(scheme)
         client = getPoetry("--transform-server", server, str(fast), str(slow))
         client.waitForLog(
             lambda: client.logged(f"127.0.0.1:{fast}: transformed") and client.logged(f"{slow}: 300 bytes")
         )
         gateway.stop(signal.SIGKILL)
-        assert client.wait() == 0
+        assert client.wait(timeout=10) == 0
     assert client.output == printed((fast, POEMS["science"].lower()), (slow, POEMS["ecstasy"]))
     assert [line for line in client.log if line.startswith("xform:")] == [
         f"xform: 127.0.0.1:{slow}: cannot transform with 'cummingsify' at {server} "
@@ -167,11 +178,10 @@ def test_transformServerDiesDuringTheRun(fast):
     ]
 
 
-def test_transformServerThatNeverAnswers(fast):
-    with socket.socket() as silent:  # accepts connections (in its backlog), never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        server = f"netstring://127.0.0.1:{silent.getsockname()[1]}"
+@pytest.mark.parametrize("scheme", CLIENTS)
+def test_transformServerThatNeverAnswers(fast, scheme):
+    with silentServer() as silent:
+        server = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}"
         status, out, err = xform(
             "get-poetry", "-q", "--transform-server", server, "--transform-timeout", "0.5", str(fast)
         )
@@ -194,9 +204,7 @@ def test_poetryServerDown(fast):
 
 
 def test_poetryServerThatSendsNothing():
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
+    with silentServer() as silent:
         port = silent.getsockname()[1]
         status, out, err = xform("get-poetry", "--download-timeout", "0.5", str(port))
     assert (status, out) == (1, b"")

@@ -5,8 +5,7 @@ protocols, joined into pipelines with its own; an upstream that is down or
 silent gives C{transform-failed} or C{timeout}, with one line in the log.
 """
 
-import socket
-
+import pytest
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import serverFromString
@@ -14,12 +13,23 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.basic import NetstringReceiver
 from twisted.trial.unittest import TestCase
 
-from gateway.clients import transformClient
+from gateway.clients import CLIENTS, transformClient
+from gateway.server import LISTENERS
 from gateway.upstream import Upstream
 from gateway.urls import ServerURL
 from protocols.netstring import NoReply, encodeNetstring
 from service import Limits, TransformFailed, TransformService, TransformTimeout, builtinCatalogue, transforms
-from tests.helpers import POEMS, GatewayProcess, captureLogs, xform
+from tests.behaviour import serverService
+from tests.helpers import (
+    POEMS,
+    GatewayProcess,
+    TrackingAMPFactory,
+    captureLogs,
+    freePort,
+    listenersFor,
+    silentServer,
+    xform,
+)
 from tests.test_process import netcat
 
 
@@ -42,23 +52,6 @@ async def listen(factory):
     return await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
 
 
-def closedPort() -> int:
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        return closed.getsockname()[1]
-
-
-def silentServer(testCase) -> int:
-    """
-    A port that accepts connections (in its backlog) and never answers.
-    """
-    silent = socket.socket()
-    testCase.addCleanup(silent.close)
-    silent.bind(("127.0.0.1", 0))
-    silent.listen()
-    return silent.getsockname()[1]
-
-
 class UpstreamTests(TestCase):
     """
     A service whose catalogue delegates C{up} to an L{Upstream}, with the
@@ -68,9 +61,10 @@ class UpstreamTests(TestCase):
     def setUp(self):
         self.events = captureLogs(self)
 
-    def serviceFor(self, port, timeout=5.0):
-        self.server = ServerURL("netstring", "127.0.0.1", port)
+    def serviceFor(self, port, timeout=5.0, scheme="netstring"):
+        self.server = ServerURL(scheme, "127.0.0.1", port)
         upstream = Upstream("up", self.server, transformClient(reactor, self.server, timeout))
+        self.addCleanup(upstream.stopService)
         catalogue = builtinCatalogue(reactor)
         catalogue.delegate("up", upstream.resolve)
         return TransformService(catalogue, reactor, Limits(deadline=timeout + 5))
@@ -92,15 +86,17 @@ class UpstreamTests(TestCase):
 
     async def test_upstreamDown(self):
         """
-        An upstream that is down gives L{TransformFailed} saying so, and
-        one warning without a traceback.
+        An upstream that is down, whatever its scheme, gives
+        L{TransformFailed} saying so, and one warning without a traceback.
         """
-        service = self.serviceFor(closedPort())
-        error = await self.assertFailure(service.transform("up:cummingsify", "HELLO"), TransformFailed)
-        self.assertEqual(error.message, f"upstream up ({self.server}): connection refused")
-        [warning] = self.warnings()
-        self.assertEqual((warning["transform"], warning["reason"]), ("cummingsify", "connection refused"))
-        self.assertNoTraceback()
+        for scheme in CLIENTS:
+            self.events.clear()
+            service = self.serviceFor(freePort(), scheme=scheme)
+            error = await self.assertFailure(service.transform("up:cummingsify", "HELLO"), TransformFailed)
+            self.assertEqual(error.message, f"upstream up ({self.server}): connection refused")
+            [warning] = self.warnings()
+            self.assertEqual((warning["transform"], warning["reason"]), ("cummingsify", "connection refused"))
+            self.assertNoTraceback()
 
     async def test_upstreamRefuses(self):
         """
@@ -114,11 +110,20 @@ class UpstreamTests(TestCase):
         self.assertEqual(len(self.warnings()), 1)
 
     async def test_upstreamSilent(self):
-        service = self.serviceFor(silentServer(self), timeout=0.5)
-        error = await self.assertFailure(service.transform("up:cummingsify", "HELLO"), TransformTimeout)
-        self.assertEqual(error.message, "no reply within 0.5 seconds")
-        self.assertEqual(len(self.warnings()), 1)
-        self.assertNoTraceback()
+        """
+        An upstream that never answers, whatever its scheme, gives
+        L{TransformTimeout} after the client's timeout, and one warning.
+        """
+        silent = silentServer()
+        self.addCleanup(silent.close)
+        port = silent.getsockname()[1]
+        for scheme in CLIENTS:
+            self.events.clear()
+            service = self.serviceFor(port, timeout=0.2, scheme=scheme)
+            error = await self.assertFailure(service.transform("up:cummingsify", "HELLO"), TransformTimeout)
+            self.assertEqual(error.message, "no reply within 0.2 seconds")
+            self.assertEqual(len(self.warnings()), 1)
+            self.assertNoTraceback()
 
     async def test_callerGivesUp(self):
         """
@@ -145,40 +150,124 @@ class UpstreamTests(TestCase):
         self.assertEqual(service.inFlight, 0)
 
 
-def test_upstreamGatewayProcess():
+class UpstreamServiceTests(TestCase):
     """
-    A gateway in front of another: C{remote:NAME} over netcat, the
-    synchronous client and get-poetry's transform step; when the other goes
-    away, C{transform-failed} and one clear log line.
+    An L{Upstream} is a service of the gateway: stopping it releases its
+    client (see L{gateway.clients}).
     """
-    with GatewayProcess() as upstream:
-        url = f"netstring://127.0.0.1:{upstream.ports['netstring']}"
-        with GatewayProcess("--upstream", f"remote={url}") as gateway:
-            port = gateway.ports["netstring"]
-            assert netcat(port, b"30:remote:cummingsify.HELLO WORLD,") == b"11:hello world,"
-            status, out, err = xform(
-                "transform",
-                "remote:piglatin|reverse|remote:titlecase",
-                "-s",
-                f"netstring://127.0.0.1:{port}",
-                input=POEMS["science"].encode(),
-            )
-            assert (status, err) == (0, "")
-            poem = transforms.titlecase(transforms.reverse(transforms.piglatin(POEMS["science"])))
-            assert out.decode() == poem
 
-            assert netcat(port, encodeNetstring(b"elsewhere:cummingsify.HELLO")) == b""
-            gateway.waitForLog(lambda: gateway.logged("unknown-transform: unknown transform 'elsewhere:"))
+    async def test_stoppingClosesTheAMPConnection(self):
+        """
+        The AMP client keeps its connection open between questions;
+        stopping the upstream closes it.
+        """
+        factory = TrackingAMPFactory(serverService(), reactor)
+        port = await listen(factory)
+        self.addCleanup(port.stopListening)
+        server = ServerURL("amp", "127.0.0.1", port.getHost().port)
+        upstream = Upstream("up", server, transformClient(reactor, server))
+        upstream.startService()
+        self.assertEqual(await upstream.xform("cummingsify", "HELLO"), "hello")
+        self.assertEqual(await upstream.xform("reverse", "A\nB"), "B\nA")
+        self.assertEqual(len(factory.open), 1)
+        await upstream.stopService()
+        await factory.whenAllClosed().addTimeout(5, reactor)
+        self.assertFalse(upstream.running)
 
-            upstream.stop()
-            assert netcat(port, b"30:remote:cummingsify.HELLO WORLD,") == b""
-            gateway.waitForLog(
-                lambda: gateway.logged(f"upstream remote ({url}) failed 'cummingsify': connection refused")
-            )
-            gateway.waitForLog(
-                lambda: gateway.logged(f"transform-failed: upstream remote ({url}): connection refused")
-            )
-    assert not gateway.logged("Traceback")
+    def test_stoppingWithNothingOpen(self):
+        """
+        An upstream whose client has no connection open stops at once,
+        whatever its scheme.
+        """
+        for scheme in CLIENTS:
+            server = ServerURL(scheme, "127.0.0.1", freePort())
+            upstream = Upstream("up", server, transformClient(reactor, server))
+            upstream.startService()
+            self.assertIsNone(self.successResultOf(upstream.stopService()), scheme)
+
+
+@pytest.fixture(scope="module")
+def frontGateway(fullGateway):
+    """
+    A gateway in front of another (C{fullGateway}), which it reaches over
+    every scheme, each under the scheme's name as prefix: C{amp:reverse}
+    is C{reverse} asked over AMP.
+    """
+    upstreams = [arg for scheme in CLIENTS for arg in ("--upstream", f"{scheme}={fullGateway.url(scheme)}")]
+    with GatewayProcess(*upstreams, listeners=tuple(LISTENERS)) as process:
+        yield process
+
+
+@pytest.mark.parametrize("scheme", CLIENTS)
+def test_upstreamGatewayProcess(frontGateway, scheme):
+    """
+    Asked over C{scheme}, the front gateway forwards C{scheme:NAME} to the
+    other over C{scheme} too, in a pipeline with one of its own transforms.
+    """
+    poem = POEMS["science"]
+    status, out, err = xform(
+        "transform",
+        f"{scheme}:piglatin|reverse|{scheme}:titlecase",
+        "-s",
+        frontGateway.url(scheme),
+        input=poem.encode(),
+    )
+    assert (status, out.decode(), err) == (
+        0,
+        transforms.titlecase(transforms.reverse(transforms.piglatin(poem))),
+        "",
+    )
+
+
+def test_upstreamOverNetcat(frontGateway):
+    """
+    C{PREFIX:NAME} works from netcat too; a prefix that is not configured is
+    an unknown transform.
+    """
+    port = frontGateway.ports["netstring"]
+    assert netcat(port, encodeNetstring(b"amp:cummingsify.HELLO WORLD")) == b"11:hello world,"
+    assert netcat(port, encodeNetstring(b"elsewhere:cummingsify.HELLO")) == b""
+    frontGateway.waitForLog(lambda: frontGateway.logged("unknown-transform: unknown transform 'elsewhere:"))
+
+
+@pytest.mark.parametrize("scheme", CLIENTS)
+def test_upstreamGoesAway(scheme):
+    """
+    An upstream reached over C{scheme} answers, then stops: the caller gets
+    C{transform-failed}, and the gateway logs one line saying why, no
+    traceback, and still stops cleanly.  Over AMP, the connection the
+    first answer came on closes with the upstream, and the gateway
+    connects again, to find it gone.
+    """
+    with (
+        GatewayProcess(listeners=listenersFor(scheme)) as upstream,
+        GatewayProcess("--upstream", f"up={upstream.url(scheme)}", listeners=("web",)) as gateway,
+    ):
+        url, caller = upstream.url(scheme), gateway.url("http")
+        assert xform("transform", "up:cummingsify", "-s", caller, input=b"HELLO") == (0, b"hello", "")
+        assert upstream.stop() == 0
+        status, out, err = xform("transform", "up:cummingsify", "-s", caller, input=b"HELLO")
+        assert (status, out, err) == (
+            1,
+            b"",
+            f"xform: {caller}: transform-failed: upstream up ({url}): connection refused\n",
+        )
+        reason = f"upstream up ({url}) failed 'cummingsify': connection refused"
+        gateway.waitForLog(lambda: gateway.logged(reason))
+        assert gateway.stop() == 0
+    assert len([line for line in gateway.log if f"upstream up ({url})" in line]) == 1
+    assert not gateway.logged("Traceback") and not gateway.logged("Unhandled")
+
+
+def test_stopsWithItsUpstreamConnectionOpen(fullGateway):
+    """
+    A gateway whose AMP client holds a connection open to its upstream
+    stops at once and cleanly: stopping the upstream's service closes it.
+    """
+    with GatewayProcess("--upstream", f"up={fullGateway.url('amp')}") as gateway:
+        assert netcat(gateway.ports["netstring"], encodeNetstring(b"up:cummingsify.HELLO")) == b"5:hello,"
+        assert gateway.stop(timeout=5) == 0
+    assert not gateway.logged("Traceback") and not gateway.logged("Unhandled")
 
 
 def test_silentUpstreamProcess():
@@ -186,9 +275,7 @@ def test_silentUpstreamProcess():
     An upstream that never answers gives C{timeout} within the gateway's
     deadline.
     """
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
+    with silentServer() as silent:
         url = f"netstring://127.0.0.1:{silent.getsockname()[1]}"
         with GatewayProcess("--upstream", f"slow={url}", "--deadline", "0.5") as gateway:
             assert netcat(gateway.ports["netstring"], encodeNetstring(b"slow:reverse.A\nB\nC")) == b""

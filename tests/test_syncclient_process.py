@@ -1,0 +1,92 @@
+"""
+The synchronous client, C{xform transform} and C{xform transforms}, as a
+process against every scheme it speaks: the list of transforms from a real
+gateway over each scheme that can list them, and each scheme's failure
+modes against a port that refuses and a server that never answers.
+"""
+
+import re
+import socket
+import struct
+import subprocess
+
+import pytest
+from twisted.internet.task import Clock
+
+from gateway.syncclient import LISTERS, TRANSFORMERS
+from protocols.websocket import acceptKey
+from service import builtinCatalogue
+from tests.helpers import ROOT, XformProcess, freePort, silentServer, xform
+
+#: What C{xform transforms} prints for the built-in catalogue.
+CATALOGUE = list(builtinCatalogue(Clock()))
+WIDTH = max(len(entry.name) for entry in CATALOGUE)
+LISTING = "".join(f"{entry.name:<{WIDTH}}  {entry.description}\n" for entry in CATALOGUE).encode()
+
+
+@pytest.mark.parametrize("scheme", LISTERS)
+def test_listTransforms(fullGateway, scheme):
+    assert xform("transforms", "--server", fullGateway.url(scheme)) == (0, LISTING, "")
+
+
+def test_netstringCannotList(fullGateway):
+    server = fullGateway.url("netstring")
+    status, out, err = xform("transforms", "--server", server)
+    assert (status, out) == (1, b"")
+    assert err == (
+        f"xform: {server}: cannot list the transforms: the netstring protocol has no request for "
+        "the list of transforms; use amp://HOST:PORT, ws://HOST:PORT/ws, http://HOST:PORT\n"
+    )
+
+
+@pytest.mark.parametrize("scheme", TRANSFORMERS)
+def test_refusedAndSilentServers(scheme):
+    """
+    A port nothing listens on is refused, and a server that accepts the
+    connection but never answers is given up on after C{--timeout}: each
+    with one line and exit status 1, whatever the scheme.
+    """
+    refused = f"{scheme}://127.0.0.1:{freePort()}"
+    status, out, err = xform("transform", "cummingsify", "-s", refused, input=b"poem")
+    assert (status, out, err) == (1, b"", f"xform: {refused}: connection refused (is the gateway running?)\n")
+
+    with silentServer() as silent:
+        address = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}"
+        status, out, err = xform("transform", "cummingsify", "-s", address, "-t", "0.5", input=b"poem")
+    assert (status, out, err) == (1, b"", f"xform: {address}: no reply within 0.5 seconds\n")
+
+
+def test_webSocketRefusedWhileSending(tmp_path):
+    """
+    A gateway may refuse a message as soon as its header arrives (1009,
+    too big) and drop the connection while the client is still sending
+    it, as Autobahn does once its closing handshake times out: the client
+    still reports the close frame, not the reset.
+    """
+    poem = tmp_path / "big.txt"
+    poem.write_bytes(b"x" * (8 * 1024 * 1024))
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        server = f"ws://127.0.0.1:{listening.getsockname()[1]}"
+        client = subprocess.Popen(
+            [*XformProcess.command, "transform", "rot13", str(poem), "-s", server],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        connection, _ = listening.accept()
+        with connection:
+            handshake = b""
+            while b"\r\n\r\n" not in handshake:
+                handshake += connection.recv(4096)
+            key = re.search(rb"Sec-WebSocket-Key: (\S+)", handshake).group(1).decode()
+            connection.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + f"Sec-WebSocket-Accept: {acceptKey(key)}\r\n\r\n".encode()
+            )
+            connection.recv(14)  # the frame's header
+            reason = b"\x03\xf1message too big"  # 1009
+            connection.sendall(bytes([0x88, len(reason)]) + reason)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        out, err = client.communicate(timeout=30)
+    assert (client.returncode, out) == (1, b"")
+    assert "the poem is too big for the gateway's WebSocket messages (1009: message too big)" in err.decode()
