@@ -79,7 +79,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from protocols.addresses import describeAddress
-from protocols.common import TransformServerFactory, refusalLevel
+from protocols.common import TransformServerFactory, logRefusal
 from service.deadline import withDeadline
 from service.errors import ERRORS_BY_NAME, BadRequest, TransformError
 from service.transformer import TransformService
@@ -395,13 +395,7 @@ class TransformLocator(amp.CommandLocator):
         )
 
     def _logRefusal(self, error: TransformError) -> None:
-        self.log.emit(
-            refusalLevel(error),
-            "amp {peer}: answering {error}: {reason}",
-            peer=self.peer,
-            error=error.name,
-            reason=error.message,
-        )
+        logRefusal(self.log, error, "amp {peer}: answering {error}: {reason}", peer=self.peer)
 
     def cancelAll(self) -> None:
         """

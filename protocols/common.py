@@ -8,7 +8,7 @@ that keeps no connection open.
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
-from twisted.logger import LogLevel
+from twisted.logger import Logger, LogLevel
 
 from service.errors import Overloaded, TransformError, TransformFailed, TransformTimeout
 from service.transformer import TransformService
@@ -33,16 +33,18 @@ class TransformServerFactory(Factory):
         self.idleTimeout = idleTimeout
 
 
-def refusalLevel(error: TransformError) -> LogLevel:
+def logRefusal(log: Logger, error: TransformError, format: str, **fields: object) -> None:
     """
-    The level at which to log a request refused with C{error}: a warning
-    when the gateway could not serve a good request (the transform failed,
-    timed out, or the gateway is overloaded), for information when the
-    client asked for something wrong.
+    Log a request refused with C{error}: a warning when the gateway could
+    not serve a good request (the transform failed, timed out, or the
+    gateway is overloaded), for information when the client asked for
+    something wrong.  C{format} may use C{{error}} (the error's name) and
+    C{{reason}} (its message) besides C{fields}.
     """
-    if isinstance(error, (TransformFailed, TransformTimeout, Overloaded)):
-        return LogLevel.warn
-    return LogLevel.info
+    level = (
+        LogLevel.warn if isinstance(error, (TransformFailed, TransformTimeout, Overloaded)) else LogLevel.info
+    )
+    log.emit(level, format, error=error.name, reason=error.message, **fields)
 
 
 def transformsListing(service: TransformService) -> list[dict[str, str]]:

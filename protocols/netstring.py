@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from protocols.addresses import describeAddress
-from protocols.common import ConnectionPerCall, TransformServerFactory, refusalLevel
+from protocols.common import ConnectionPerCall, TransformServerFactory, logRefusal
 from service.catalogue import MAX_NAME_LENGTH
 from service.deadline import withDeadline
 from service.errors import BadRequest, TransformError, TransformFailed
@@ -230,12 +230,8 @@ class TransformProtocol(Protocol, TimeoutMixin):
         self._refuse(failure.value)
 
     def _refuse(self, error: TransformError) -> None:
-        self.log.emit(
-            refusalLevel(error),
-            "netstring {peer}: closing without a reply: {error}: {reason}",
-            peer=self._peer,
-            error=error.name,
-            reason=error.message,
+        logRefusal(
+            self.log, error, "netstring {peer}: closing without a reply: {error}: {reason}", peer=self._peer
         )
         self._decoder = None
         self.transport.loseConnection()
