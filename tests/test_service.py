@@ -208,11 +208,19 @@ class OffloadTests(SynchronousTestCase):
         )
 
     def test_largePoemsAreOffloaded(self):
-        self.successResultOf(self.service.transform("cummingsify|reverse", "A" * 100))
-        self.assertEqual(self.offloaded, ["A" * 100, "a" * 100])
+        self.successResultOf(self.service.transform("titlecase|piglatin", "a " * 50))
+        self.assertEqual(self.offloaded, ["a " * 50, "A " * 50])
 
     def test_smallPoemsAreNot(self):
-        self.successResultOf(self.service.transform("cummingsify", "A" * 99))
+        self.successResultOf(self.service.transform("piglatin", "a" * 99))
+        self.assertEqual(self.offloaded, [])
+
+    def test_cheapTransformsAreNot(self):
+        """
+        Transforms that are cheap even on the largest poem stay in the
+        caller's thread.
+        """
+        self.successResultOf(self.service.transform("cummingsify|reverse|mirror|rot13", "A" * 100))
         self.assertEqual(self.offloaded, [])
 
     def test_asynchronousTransformsAreNot(self):
