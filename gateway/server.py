@@ -14,8 +14,7 @@ from twisted.python import usage
 from gateway.clients import transformClient
 from gateway.listening import ListeningService
 from gateway.logs import LEVELS
-from gateway.options import positive as _positive
-from gateway.options import serverEndpoint
+from gateway.options import positive, serverEndpoint
 from gateway.poems import defaultPoemsDirectory, loadPoems
 from gateway.upstream import Upstream
 from gateway.urls import parseServerURL
@@ -87,17 +86,29 @@ class ServeOptions(usage.Options):
             [name, None, listener.default, f"Endpoint of the {name} protocol, or 'off'."]
             for name, listener in LISTENERS.items()
         ),
-        ["max-poem-bytes", None, Limits.maxPoemBytes, "Largest poem accepted, in bytes.", _positive(int)],
-        ["deadline", None, Limits.deadline, "Seconds a request may take.", _positive(float)],
-        ["max-in-flight", None, Limits.maxInFlight, "Requests served at once.", _positive(int)],
+        [
+            "max-poem-bytes",
+            None,
+            Limits.maxPoemBytes,
+            "Largest poem accepted, in bytes.",
+            positive(int, "max-poem-bytes"),
+        ],
+        ["deadline", None, Limits.deadline, "Seconds a request may take.", positive(float, "deadline")],
+        [
+            "max-in-flight",
+            None,
+            Limits.maxInFlight,
+            "Requests served at once.",
+            positive(int, "max-in-flight"),
+        ],
         [
             "idle-timeout",
             None,
             30.0,
             "Seconds a client may stay silent before its request is whole (on AMP: with nothing in flight).",
-            _positive(float),
+            positive(float, "idle-timeout"),
         ],
-        ["workers", None, 2, "Threads that transform large poems.", _positive(int)],
+        ["workers", None, 2, "Threads that transform large poems.", positive(int, "workers")],
         ["log-level", None, "info", f"One of: {', '.join(LEVELS)}."],
         [
             "poems",
