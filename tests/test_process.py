@@ -164,7 +164,7 @@ def test_serveUsageErrors():
     status, out, err = xform("serve", *[arg for name in LISTENERS for arg in (f"--{name}", "off")])
     assert status == 2 and "every listener is off" in err
     status, out, err = xform("serve", "--deadline", "-1")
-    assert status == 2 and "xform: --deadline: '-1' is not a positive number" in err
+    assert status == 2 and "--deadline: '-1' is not a positive number\n" in err
 
 
 def test_helpDocumentsEveryOption():
