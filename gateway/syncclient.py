@@ -154,8 +154,12 @@ def transformNetstring(server: ServerURL, transform: str, poem: str, timeout: fl
             "does not say why (an unknown transform, a poem over the limit, a failed "
             "transform or a timeout: the gateway's log tells)"
         )
+    return _decodedPoem(server, payload)
+
+
+def _decodedPoem(server: ServerURL, reply: bytes) -> str:
     try:
-        return payload.decode("utf-8")
+        return reply.decode("utf-8")
     except UnicodeDecodeError:
         raise ClientError(f"{server}: the reply is not UTF-8") from None
 
@@ -209,11 +213,7 @@ def transformHTTP(server: ServerURL, transform: str, poem: str, timeout: float) 
         body = poem.encode("utf-8")
     except UnicodeEncodeError:
         raise ClientError("the poem is not valid Unicode text") from None
-    answer = _requestHTTP(server, "POST", transformPath(transform), timeout, body)
-    try:
-        return answer.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ClientError(f"{server}: the reply is not UTF-8") from None
+    return _decodedPoem(server, _requestHTTP(server, "POST", transformPath(transform), timeout, body))
 
 
 def listHTTP(server: ServerURL, timeout: float) -> list[tuple[str, str]]:
@@ -365,10 +365,11 @@ def _askAMP(server: ServerURL, command: bytes, arguments: list[tuple[bytes, byte
                 decoder.feed(data)
     if answer.get(b"_error") == _TAG:
         code = answer.get(b"_error_code", b"")
-        error = ERRORS_BY_CODE.get(code)
-        name = error.name if error is not None else code.decode("ascii", "replace")
         description = answer.get(b"_error_description", b"").decode("utf-8", "replace")
-        raise ClientError(f"{server}: {name}: {description}")
+        error = ERRORS_BY_CODE.get(code)
+        if error is not None:
+            raise _refused(server, error(description))
+        raise ClientError(f"{server}: {code.decode('ascii', 'replace')}: {description}")
     del answer[b"_answer"]
     return answer
 
