@@ -65,6 +65,9 @@ STATUS_CODES = {
     "overloaded": 503,
 }
 
+#: The service error each of those statuses stands for, for the client.
+_ERRORS_BY_STATUS = {status: ERRORS_BY_NAME[name] for name, status in STATUS_CODES.items()}
+
 #: The headers of every response: no content sniffing, no framing by
 #: other sites, no referrer leaking poems, scripts only from the gateway.
 SECURITY_HEADERS = {
@@ -101,8 +104,7 @@ def errorFromResponse(status: int, body: bytes) -> TransformError:
     errorClass = ERRORS_BY_NAME.get(name)
     if errorClass is not None:
         return errorClass(message)
-    byStatus = {code: ERRORS_BY_NAME[name] for name, code in STATUS_CODES.items()}
-    errorClass = byStatus.get(status, BadRequest if 400 <= status < 500 else TransformFailed)
+    errorClass = _ERRORS_BY_STATUS.get(status, BadRequest if 400 <= status < 500 else TransformFailed)
     return errorClass(f"HTTP {status}: {message}")
 
 
