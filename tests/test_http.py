@@ -14,14 +14,25 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
 from gateway.poems import loadPoems
 from gateway.web import makeSite
+from protocols.http import errorFromResponse
 from protocols.origins import OriginPolicy
-from service import Limits, TransformService, transforms
+from service import (
+    BadRequest,
+    Limits,
+    Overloaded,
+    PoemTooLarge,
+    TransformFailed,
+    TransformService,
+    TransformTimeout,
+    UnknownTransform,
+    transforms,
+)
 from tests.helpers import POEMS, ROOT, misbehavingCatalogue
 
 MAX_POEM_BYTES = 64 * 1024
@@ -355,3 +366,32 @@ class PoemRouteTests(HTTPTestCase):
 
     async def test_installedDirectoryMissing(self):
         self.assertEqual(loadPoems(self.directory / "nowhere"), {})
+
+
+class ErrorFromResponseTests(SynchronousTestCase):
+    """
+    How the HTTP clients read an error answer back into a service error.
+    """
+
+    def test_namedInTheBody(self):
+        error = errorFromResponse(
+            404, b'{"error": "unknown-transform", "message": "unknown transform \'x\'"}'
+        )
+        self.assertIsInstance(error, UnknownTransform)
+        self.assertEqual(error.message, "unknown transform 'x'")
+
+    def test_byStatusWhenTheBodyNamesNone(self):
+        """
+        A body that is not ours (a proxy's page, say) is read by its status.
+        """
+        cases = {
+            413: PoemTooLarge,
+            504: TransformTimeout,
+            503: Overloaded,
+            418: BadRequest,
+            502: TransformFailed,
+        }
+        for status, errorClass in cases.items():
+            error = errorFromResponse(status, b"<html>Bad Gateway</html>")
+            self.assertIs(type(error), errorClass, status)
+            self.assertEqual(error.message, f"HTTP {status}: <html>Bad Gateway</html>")
