@@ -7,7 +7,7 @@ VENV ?= .venv
 DEBIAN_PACKAGES := $(shell cat .ci/debian-packages.txt)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench deps install clean
+.PHONY: run test lint bench conformance deps install clean
 
 run: install
 	$(VENV)/bin/xform serve
@@ -22,6 +22,21 @@ lint: install
 # Throughput and latency against a baseline server, printed (see bench/run.py).
 bench: install
 	$(VENV)/bin/python bench/run.py
+
+# WebSocket conformance: Autobahn|Testsuite's fuzzing client against /ws and
+# its echo twin (tests/conformance/run.py). wstest runs on Python 2.7 only,
+# which pyenv provides; it gets a virtualenv of its own.
+PYTHON27 ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)/versions/2.7.18/bin/python
+WSTEST_VENV ?= .venv-wstest
+
+conformance: install $(WSTEST_VENV)/.installed
+	$(VENV)/bin/python tests/conformance/run.py --wstest $(WSTEST_VENV)/bin/wstest
+
+$(WSTEST_VENV)/.installed:
+	$(PYTHON27) -m pip install --quiet --target $(WSTEST_VENV)-tools 'virtualenv<20.22'
+	PYTHONPATH=$(WSTEST_VENV)-tools $(PYTHON27) -m virtualenv --quiet $(WSTEST_VENV)
+	$(WSTEST_VENV)/bin/pip install --quiet autobahntestsuite
+	touch $@
 
 install: $(VENV)/.installed
 
@@ -41,4 +56,4 @@ deps:
 	fi
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(WSTEST_VENV) $(WSTEST_VENV)-tools *.egg-info .pytest_cache .ruff_cache
