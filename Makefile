@@ -1,5 +1,5 @@
 # Two commands on a fresh machine:
-#   make run    install into .venv and start the gateway with its defaults
+#   make run    install the gateway into .venv and start it with its defaults
 #   make test   install everything the tests need and run the whole suite
 
 PYTHON ?= python3
@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint bench conformance deps install clean
 
-run: install
+run: $(VENV)/.runtime
 	$(VENV)/bin/xform serve
 
 test: deps install lint
@@ -29,7 +29,7 @@ bench: install
 PYTHON27 ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)/versions/2.7.18/bin/python
 WSTEST_VENV ?= .venv-wstest
 
-conformance: install $(WSTEST_VENV)/.installed
+conformance: $(VENV)/.runtime $(WSTEST_VENV)/.installed
 	$(VENV)/bin/python tests/conformance/run.py --wstest $(WSTEST_VENV)/bin/wstest
 
 $(WSTEST_VENV)/.installed:
@@ -38,10 +38,16 @@ $(WSTEST_VENV)/.installed:
 	$(WSTEST_VENV)/bin/pip install --quiet autobahntestsuite
 	touch $@
 
+# The gateway and what it needs to run, nothing more: what `make run` needs.
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --config-settings editable_mode=compat -e .
+	touch $@
+
+# The gateway and the test tools.
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+$(VENV)/.installed: $(VENV)/.runtime
 	$(VENV)/bin/pip install --quiet --config-settings editable_mode=compat -e '.[test]'
 	touch $@
 
