@@ -167,7 +167,8 @@ class PoetryClientTests(SynchronousTestCase):
         self.assertNoResult(poem)
         self.close()
         self.assertEqual(self.successResultOf(poem), POEMS["alla_sera"])
-        self.assertEqual(self.progress, [len(ALLA_SERA[:193]), len(ALLA_SERA[:386]), len(ALLA_SERA)])
+        third = -(-len(ALLA_SERA) // 3)
+        self.assertEqual(self.progress, [third, 2 * third, len(ALLA_SERA)])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_plainPoemLost(self):
