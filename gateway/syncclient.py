@@ -262,6 +262,8 @@ def _callWebSocket(server: ServerURL, method: str, params: dict | list, timeout:
             f"{status.reason_phrase}"
         ) from None
     except InvalidHandshake as error:
+        if isinstance(error.__cause__, EOFError):
+            raise ClientError(f"{server}: closed the connection during the WebSocket handshake") from None
         raise ClientError(f"{server}: the WebSocket handshake failed: {error}") from None
     except ConnectionClosed as closed:
         if closed.rcvd is None:

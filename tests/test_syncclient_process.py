@@ -9,6 +9,7 @@ that never answers, run in this process.
 import re
 import socket
 import subprocess
+import threading
 
 import pytest
 from twisted.internet.task import Clock
@@ -112,3 +113,27 @@ def test_webSocketRefusedWhileSending(tmp_path):
     assert (client.returncode, out) == (1, b"")
     assert "the poem is too big for the gateway's WebSocket messages (1009: message too big)" in err.decode()
     assert received < len(poem.read_bytes())
+
+
+def test_webSocketClosedDuringHandshake(xformHere):
+    """
+    A server that closes the connection instead of answering the
+    handshake is reported in words.
+    """
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        server = f"ws://127.0.0.1:{listening.getsockname()[1]}"
+
+        def closeAfterTheRequest():
+            connection, _ = listening.accept()
+            with connection:
+                connection.recv(4096)
+
+        closer = threading.Thread(target=closeAfterTheRequest)
+        closer.start()
+        status, out, err = xformHere("transform", "rot13", "-s", server, input=b"a")
+        closer.join()
+    assert (status, out, err) == (
+        1,
+        b"",
+        f"xform: {server}: closed the connection during the WebSocket handshake\n",
+    )
