@@ -3,30 +3,25 @@ The C{xform} command: C{xform serve} runs the gateway, C{xform transform}
 asks a running gateway to transform a poem, C{xform transforms} lists what
 it offers, C{xform poetry-server} serves poems and C{xform get-poetry}
 fetches and transforms them.
+
+Each command imports what it needs when it runs: C{xform --help} and the
+blocking C{xform transform} and C{xform transforms} never import the
+reactor or Autobahn.
 """
 
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, FirstError, gatherResults
-from twisted.internet.task import react
 from twisted.python import usage
 
-from gateway import syncclient
-from gateway.listening import describeAddress
-from gateway.logs import startLogging
 from gateway.options import InterleavedOptions, readPoem
-from gateway.poetryclient import GetPoetryOptions, PoetryClient
-from gateway.poetryserver import PoetryServerOptions, makePoetryService
-from gateway.server import ServeOptions, listeners, makeService
-from gateway.urls import parseServerURL
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("xform-gateway")
     except PackageNotFoundError:
@@ -58,6 +53,8 @@ class ClientOptions(InterleavedOptions):
         self["server"] = self.defaults["server"] = self.defaultServer
 
     def postOptions(self) -> None:
+        from gateway.urls import parseServerURL
+
         try:
             self["server"] = parseServerURL(self["server"])
         except ValueError as error:
@@ -75,7 +72,7 @@ class TransformOptions(ClientOptions):
     longdesc = (
         "Transform the poem in FILE (or standard input) with the transform NAME "
         "(a pipeline such as 'cummingsify|reverse' works too) and print the result. "
-        "Blocking sockets, no reactor."
+        "Blocking, no reactor."
     )
 
     def parseArgs(self, name: str, path: str | None = None) -> None:
@@ -92,9 +89,27 @@ class TransformsOptions(ClientOptions):
     longdesc = (
         "List the transforms the gateway offers, with what each does, over a protocol "
         "that can list them (amp://, ws:// or http://; netstrings cannot). "
-        "Blocking sockets, no reactor."
+        "Blocking, no reactor."
     )
     defaultServer = "amp://127.0.0.1:10002"
+
+
+def _serveOptions() -> usage.Options:
+    from gateway.server import ServeOptions
+
+    return ServeOptions()
+
+
+def _poetryServerOptions() -> usage.Options:
+    from gateway.poetryserver import PoetryServerOptions
+
+    return PoetryServerOptions()
+
+
+def _getPoetryOptions() -> usage.Options:
+    from gateway.poetryclient import GetPoetryOptions
+
+    return GetPoetryOptions()
 
 
 class XformOptions(usage.Options):
@@ -104,11 +119,11 @@ class XformOptions(usage.Options):
 
     synopsis = "xform"
     subCommands = [
-        ["serve", None, ServeOptions, "Run the gateway."],
+        ["serve", None, _serveOptions, "Run the gateway."],
         ["transform", None, TransformOptions, "Transform a poem with a running gateway."],
         ["transforms", None, TransformsOptions, "List the transforms of a running gateway."],
-        ["poetry-server", None, PoetryServerOptions, "Serve poems, each on its own port (Part 11)."],
-        ["get-poetry", None, GetPoetryOptions, "Fetch poems and have them transformed (Part 13)."],
+        ["poetry-server", None, _poetryServerOptions, "Serve poems, each on its own port (Part 11)."],
+        ["get-poetry", None, _getPoetryOptions, "Fetch poems and have them transformed (Part 13)."],
     ]
 
     def opt_version(self) -> None:
@@ -123,13 +138,17 @@ class XformOptions(usage.Options):
             raise usage.UsageError(f"which command? ({', '.join(name for name, *_ in self.subCommands)})")
 
 
-async def _startListening(reactor, root: MultiService) -> None:
+async def _startListening(reactor, root) -> None:
     """
     Start C{root} once the reactor runs, with a shutdown stopping it, and
     wait until every listener in it listens.
 
     @raise FirstError: if one cannot; it has logged why.
     """
+    from twisted.internet.defer import Deferred, gatherResults
+
+    from gateway.listening import listeners
+
     running: Deferred[None] = Deferred()
     reactor.callWhenRunning(running.callback, None)  # once signal handlers are in place
     await running
@@ -138,11 +157,13 @@ async def _startListening(reactor, root: MultiService) -> None:
     await gatherResults([child.whenListening() for child in listeners(root)], consumeErrors=True)
 
 
-async def _serve(reactor, root: MultiService) -> None:
+async def _serve(reactor, root) -> None:
     """
     Run the gateway until SIGINT or SIGTERM stops the reactor; exit with
     status 1 if a listener cannot listen.
     """
+    from twisted.internet.defer import Deferred, FirstError
+
     try:
         await _startListening(reactor, root)
     except FirstError:
@@ -150,12 +171,18 @@ async def _serve(reactor, root: MultiService) -> None:
     await Deferred()  # until a signal stops the reactor
 
 
-async def _servePoetry(reactor, root: MultiService) -> None:
+async def _servePoetry(reactor, root) -> None:
     """
     Serve poems until SIGINT or SIGTERM stops the reactor.  Once every poem
     is served, say where on standard output, one line each, and start the
     log; exit with status 2 and one line if a poem cannot be served.
     """
+    from twisted.internet.defer import Deferred, FirstError
+
+    from gateway.listening import listeners
+    from gateway.logs import startLogging
+    from protocols.addresses import describeAddress
+
     try:
         await _startListening(reactor, root)
     except FirstError as error:
@@ -170,14 +197,18 @@ async def _servePoetry(reactor, root: MultiService) -> None:
 
 
 def _transform(options: TransformOptions) -> int:
+    from gateway.schemes import SCHEMES
+    from gateway.syncclient import ClientError
+
     try:
         poem = readPoem(options["path"])
     except ValueError as error:
         print(f"xform: {error}", file=sys.stderr)
         return 2
+    server = options["server"]
     try:
-        result = syncclient.transform(options["server"], options["name"], poem, options["timeout"])
-    except syncclient.ClientError as error:
+        result = SCHEMES[server.scheme].transform(server, options["name"], poem, options["timeout"])
+    except ClientError as error:
         print(f"xform: {error}", file=sys.stderr)
         return 1
     sys.stdout.buffer.write(result.encode("utf-8"))
@@ -186,9 +217,17 @@ def _transform(options: TransformOptions) -> int:
 
 
 def _listTransforms(options: TransformsOptions) -> int:
+    from gateway.schemes import SCHEMES
+    from gateway.syncclient import ClientError
+
+    server = options["server"]
+    scheme = SCHEMES[server.scheme]
     try:
-        entries = syncclient.listTransforms(options["server"], options["timeout"])
-    except syncclient.ClientError as error:
+        if scheme.listTransforms is None:
+            others = ", ".join(other.form for other in SCHEMES.values() if other.listTransforms)
+            raise ClientError(f"{server}: cannot list the transforms: {scheme.cannotList}; use {others}")
+        entries = scheme.listTransforms(server, options["timeout"])
+    except ClientError as error:
         print(f"xform: {error}", file=sys.stderr)
         return 1
     width = max((len(name) for name, description in entries), default=0)
@@ -225,6 +264,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     if command == "transforms":
         raise SystemExit(_listTransforms(subOptions))
     from twisted.internet import reactor
+    from twisted.internet.task import react
 
     try:
         run = _prepare(command, subOptions, reactor)
@@ -239,14 +279,22 @@ def _prepare(command: str, options: usage.Options, reactor) -> Callable[[object]
 
     @raise usage.UsageError: if the options turn out unusable.
     """
+    from gateway.logs import startLogging
+
     if command == "serve":
+        from gateway.server import makeService
+
         root = makeService(options, reactor)
         startLogging(options["log-level"])
         return partial(_serve, root=root)
     if command == "poetry-server":
+        from gateway.poetryserver import makePoetryService
+
         return partial(_servePoetry, root=makePoetryService(options, reactor))
+    from gateway.poetryclient import PoetryClient
+
     return partial(_getPoetry, client=PoetryClient(reactor, options, sys.stdout.buffer, sys.stderr))
 
 
-async def _getPoetry(reactor, client: PoetryClient) -> NoReturn:
+async def _getPoetry(reactor, client) -> NoReturn:
     raise SystemExit(await client.run())

@@ -5,10 +5,12 @@ Command line conventions shared by the C{xform} commands.
 import getopt
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.python import usage
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IStreamServerEndpoint
 
 
 class InterleavedOptions(usage.Options):
@@ -58,13 +60,15 @@ def positive(kind: type, option: str | None = None) -> Callable[[str], int | flo
     return parse
 
 
-def serverEndpoint(reactor, description: str, option: str) -> IStreamServerEndpoint:
+def serverEndpoint(reactor, description: str, option: str) -> "IStreamServerEndpoint":
     """
     The server endpoint that the endpoint string C{description}, given to
     C{--<option>}, describes.
 
     @raise usage.UsageError: if it is invalid.
     """
+    from twisted.internet.endpoints import serverFromString
+
     try:
         return serverFromString(reactor, description)
     except (ValueError, KeyError, TypeError) as error:

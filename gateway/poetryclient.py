@@ -27,10 +27,11 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from gateway.clients import TransformClient, describeFailure, transformClient
-from gateway.listening import describeAddress
+from gateway.clients import describeFailure, transformClient
 from gateway.options import InterleavedOptions, positive
 from gateway.urls import ServerURL, parseServerURL
+from protocols.addresses import describeAddress
+from protocols.interfaces import ITransformClient
 from protocols.poetry import PoetryClientFactory
 
 #: The host of a poetry server given by its port alone.
@@ -160,7 +161,7 @@ class PoetryClient:
         self.options = options
         self.out = out
         self.err = err
-        self.transformer: TransformClient | None = None
+        self.transformer: ITransformClient | None = None
         server = options["transform-server"]
         if server is not None:
             try:

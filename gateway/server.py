@@ -195,10 +195,3 @@ def makeService(options: ServeOptions, reactor) -> MultiService:
             root
         )
     return root
-
-
-def listeners(root: MultiService) -> list[ListeningService]:
-    """
-    The listening services of a tree made by L{makeService}.
-    """
-    return [child for child in root if isinstance(child, ListeningService)]

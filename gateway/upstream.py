@@ -24,8 +24,9 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gateway.clients import TransformClient, describeFailure
+from gateway.clients import describeFailure
 from gateway.urls import ServerURL
+from protocols.interfaces import ITransformClient
 from service.catalogue import PREFIX_SEPARATOR, Transform
 from service.errors import TransformError, TransformFailed
 
@@ -42,7 +43,7 @@ class Upstream(Service):
 
     log = Logger()
 
-    def __init__(self, prefix: str, server: ServerURL, client: TransformClient) -> None:
+    def __init__(self, prefix: str, server: ServerURL, client: ITransformClient) -> None:
         self.prefix = prefix
         self.server = server
         self.client = client

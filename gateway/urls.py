@@ -1,16 +1,13 @@
 """
 Transform server addresses as URLs: C{netstring://host:port},
-C{amp://host:port}, C{ws://host:port/ws}, C{http://host:port}.
+C{amp://host:port}, C{ws://host:port/ws}, C{http://host:port}; the schemes
+are those of L{gateway.schemes}.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-#: The port each scheme uses when the URL names none.
-DEFAULT_PORTS = {"netstring": 10001, "amp": 10002, "ws": 8080, "http": 8080}
-
-#: The path of the WebSocket endpoint when a ws:// URL names none.
-WEBSOCKET_PATH = "/ws"
+from gateway.schemes import SCHEMES
 
 
 @dataclass(frozen=True)
@@ -28,13 +25,12 @@ class ServerURL:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}{self.path}"
 
-
-def urlForm(scheme: str) -> str:
-    """
-    The form of a URL of C{scheme}, for messages: C{amp://HOST:PORT},
-    C{ws://HOST:PORT/ws}.
-    """
-    return f"{scheme}://HOST:PORT{WEBSOCKET_PATH if scheme == 'ws' else ''}"
+    def withDefaultPath(self) -> str:
+        """
+        The URL, with its scheme's default path if it names none
+        (C{ws://host:port/ws}).
+        """
+        return str(replace(self, path=self.path or SCHEMES[self.scheme].path))
 
 
 def parseServerURL(text: str) -> ServerURL:
@@ -45,11 +41,11 @@ def parseServerURL(text: str) -> ServerURL:
         such a URL.
     """
     parts = urlsplit(text)
-    if parts.scheme not in DEFAULT_PORTS or not parts.netloc:
-        schemes = ", ".join(map(urlForm, DEFAULT_PORTS))
+    if parts.scheme not in SCHEMES or not parts.netloc:
+        schemes = ", ".join(scheme.form for scheme in SCHEMES.values())
         raise ValueError(f"{text!r} is not a server URL ({schemes})")
     try:
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
+        port = parts.port or SCHEMES[parts.scheme].defaultPort
     except ValueError:
         raise ValueError(f"{text!r} has an invalid port") from None
     if not parts.hostname:

@@ -1,34 +1,142 @@
 """
 The web face: one L{twisted.web} site serving the page, the WebSocket
-JSON-RPC endpoint and the HTTP routes, all over the shared service::
+JSON-RPC endpoint and the HTTP routes, all over the shared service, as a
+plain resource tree::
 
     /                   the page and its files (gateway/static/)
     /ws                 WebSocket JSON-RPC 2.0 (L{protocols.websocket})
     /transform/<name>   POST a poem (L{protocols.http})
-    /transforms         the catalogue as JSON
-    /poems, /poems/<n>  the bundled poems
-    /healthz            liveness
+    /transforms         the catalogue as JSON (L{protocols.http})
+    /poems              the bundled poems: [{"name": ..., "title": ...}, ...]
+    /poems/<name>       one poem, text/plain
+    /healthz            liveness: {"status": "ok"}
+
+Every error of every route, a path that leads nowhere under the page's
+files included, is answered in JSON as L{protocols.http} describes, and
+every response carries L{SECURITY_HEADERS}.
 """
 
 from collections.abc import Mapping
 from pathlib import Path
 
 from autobahn.twisted.resource import WebSocketResource
+from twisted.web.resource import Resource
+from twisted.web.server import Request
 from twisted.web.static import File
 
 from protocols.http import (
-    HealthResource,
-    PoemsResource,
-    TransformResource,
-    TransformsResource,
+    APIResource,
+    BoundedRequest,
+    ErrorPage,
+    JSONMethodErrors,
+    NotFound,
+    TransformRoute,
+    TransformsRoute,
     WebSite,
+    jsonBody,
 )
+from protocols.httpwire import TEXT_PLAIN
 from protocols.origins import OriginPolicy
 from protocols.websocket import TransformWebSocketFactory
 from service.transformer import TransformService
 
 #: The page's files, shipped inside the package.
 STATIC = Path(__file__).resolve().parent / "static"
+
+#: The headers of every response: no content sniffing, no framing by
+#: other sites, no referrer leaking poems, scripts only from the gateway.
+SECURITY_HEADERS = {
+    b"X-Content-Type-Options": b"nosniff",
+    b"Referrer-Policy": b"no-referrer",
+    b"Content-Security-Policy": (
+        b"default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+}
+
+
+class PageRequest(BoundedRequest):
+    """
+    A request of the web face: every response carries L{SECURITY_HEADERS}.
+    """
+
+    def process(self) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            self.setHeader(name, value)
+        super().process()
+
+
+class StaticFiles(JSONMethodErrors, File):
+    """
+    The page's files, with the face's JSON errors: 404 for a file that is
+    not there, 403 for one that may not be read, 405 for a method other
+    than C{GET} or C{HEAD}.
+    """
+
+    childNotFound = NotFound()
+    forbidden = ErrorPage(403, "forbidden", "that file may not be read")
+
+
+class Health(APIResource):
+    """
+    C{GET /healthz}: 200 while the gateway serves.
+    """
+
+    def render_GET(self, request: Request) -> bytes:
+        return jsonBody(request, {"status": "ok"})
+
+
+def poemTitle(poem: str) -> str:
+    """
+    A poem's title: its first line that is not blank.
+    """
+    return next((line.strip() for line in poem.splitlines() if line.strip()), "")
+
+
+class Poems(APIResource):
+    """
+    C{GET /poems}: the bundled poems, each name with its title; its children
+    are the poems.  A name is only ever looked up among the poems given,
+    never joined to a path.
+
+    @ivar poems: the poems by name.
+    """
+
+    def __init__(self, poems: Mapping[str, str]) -> None:
+        super().__init__()
+        self.poems = poems
+
+    def render_GET(self, request: Request) -> bytes:
+        return jsonBody(
+            request, [{"name": name, "title": poemTitle(poem)} for name, poem in self.poems.items()]
+        )
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if path == b"":
+            return self
+        poem = self.poems.get(path.decode("utf-8", errors="replace"))
+        if poem is None:
+            return ErrorPage(404, "not-found", f"no poem called {path.decode(errors='replace')[:100]!r}")
+        return Poem(poem)
+
+
+class Poem(APIResource):
+    """
+    C{GET /poems/<name>}: one poem, as text.  Nothing is below it.
+
+    @ivar poem: the poem.
+    """
+
+    def __init__(self, poem: str) -> None:
+        super().__init__()
+        self.poem = poem
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return NotFound()
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", TEXT_PLAIN.encode())
+        return self.poem.encode("utf-8")
 
 
 def makeSite(
@@ -46,12 +154,12 @@ def makeSite(
     @param reactor: runs the WebSocket timers (the global one if C{None}).
     @param idleTimeout: seconds an HTTP connection may stay silent.
     """
-    root = File(str(STATIC))
+    root = StaticFiles(str(STATIC))
     root.putChild(b"ws", WebSocketResource(TransformWebSocketFactory(service, origins, reactor)))
-    root.putChild(b"transform", TransformResource(service, origins))
-    root.putChild(b"transforms", TransformsResource(service))
-    root.putChild(b"poems", PoemsResource(poems))
-    root.putChild(b"healthz", HealthResource())
-    site = WebSite(root, maxBodyBytes=service.limits.maxPoemBytes)
+    root.putChild(b"transform", TransformRoute(service, origins))
+    root.putChild(b"transforms", TransformsRoute(service))
+    root.putChild(b"poems", Poems(poems))
+    root.putChild(b"healthz", Health())
+    site = WebSite(root, maxBodyBytes=service.limits.maxPoemBytes, requestFactory=PageRequest)
     site.timeOut = idleTimeout
     return site

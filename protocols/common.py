@@ -1,15 +1,18 @@
 """
 What the protocol adapters do the same way: the factory that hands the
-shared service to each connection, how loudly to log a refused request,
-listing the transforms as JSON (WebSocket and HTTP), and releasing a client
-that keeps no connection open.
+shared service to each connection, how loudly to log a refused request, and
+releasing a client that keeps no connection open.
 """
+
+from collections.abc import Coroutine
+from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger, LogLevel
 
+from service.deadline import withDeadline
 from service.errors import Overloaded, TransformError, TransformFailed, TransformTimeout
 from service.transformer import TransformService
 
@@ -47,39 +50,33 @@ def logRefusal(log: Logger, error: TransformError, format: str, **fields: object
     log.emit(level, format, error=error.name, reason=error.message, **fields)
 
 
-def transformsListing(service: TransformService) -> list[dict[str, str]]:
-    """
-    The service's transforms as the WebSocket and HTTP faces list them, in
-    catalogue order: C{[{"name": ..., "description": ...}, ...]}.
-    """
-    return [{"name": entry.name, "description": entry.description} for entry in service.transforms()]
-
-
-def listedTransforms(listing: object) -> list[tuple[str, str]]:
-    """
-    The C{(name, description)} of each transform of a listing made by
-    L{transformsListing} and decoded from JSON.
-
-    @raise ValueError: if C{listing} is not such a list.
-    """
-    if not isinstance(listing, list) or not all(
-        isinstance(entry, dict)
-        and isinstance(entry.get("name"), str)
-        and isinstance(entry.get("description"), str)
-        for entry in listing
-    ):
-        raise ValueError(f"not a list of transforms: {str(listing)[:200]!r}")
-    return [(entry["name"], entry["description"]) for entry in listing]
-
-
 class ConnectionPerCall:
     """
-    A mixin for the clients that open one connection per call and close it
-    when the call is over: they keep nothing open between calls, so
-    releasing them has nothing to do.  It gives them the C{disconnect()} of
-    the clients that do keep a connection open (the AMP client), so that
-    whoever is done with any client releases it the same way.
+    The base of the clients that open one connection per call and close it
+    when the call is over: each exchange runs under the client's deadline,
+    and since they keep nothing open between calls, releasing them has
+    nothing to do.  It gives them the C{disconnect()} of the clients that do
+    keep a connection open (the AMP client), so that whoever is done with
+    any client releases it the same way.
+
+    @ivar timeout: seconds for each exchange, connecting included.
     """
+
+    def __init__(self, clock: IReactorTime, timeout: float = 10.0) -> None:
+        """
+        @param clock: measures C{timeout}.
+        @param timeout: seconds for each exchange, connecting included.
+        """
+        self.timeout = timeout
+        self._clock = clock
+
+    def exchange(self, steps: Coroutine[Any, Any, str]) -> "Deferred[str]":
+        """
+        Run one call's C{steps}, failing with L{TransformTimeout} (C{no
+        reply within ...}) and dropping its connection if they take longer
+        than L{timeout}.
+        """
+        return withDeadline(Deferred.fromCoroutine(steps), self.timeout, self._clock, "no reply")
 
     def disconnect(self) -> "Deferred[None]":
         """

@@ -1,114 +1,64 @@
 """
-The plain HTTP face of the gateway, and its client.
+The plain HTTP face of the transform service, and its client.
 
 Routes (every body is UTF-8)::
 
     POST /transform/<name>   body: the poem (text/plain; charset=utf-8)
                              200 text/plain: the new poem
     GET  /transforms         200 JSON: [{"name": ..., "description": ...}, ...]
-    GET  /healthz            200 JSON: {"status": "ok"}
-    GET  /poems              200 JSON: [{"name": "science", "title": "Sonnet - To Science"}, ...]
-    GET  /poems/<name>       200 text/plain: the poem
 
 C{<name>} is a transform or a pipeline, percent-encoded as any path segment
 (C{cummingsify%7Creverse}, though most clients send C{|} as it is).  The
 body is read as UTF-8 whatever the C{Content-Type}, unless that names
 another charset.
 
-Errors answer with a status and a small JSON body, C{{"error": NAME,
-"message": "..."}}; the service's errors map by L{STATUS_CODES}, and the
-HTTP face adds C{not-found} (404: no such route or poem),
-C{method-not-allowed} (405) and C{forbidden-origin} (403: a C{POST} from a
-page that L{protocols.origins} does not allow).  C{503} also says
+The routes are a plain L{twisted.web} resource tree: the gateway puts them
+under its root (L{gateway.web}) next to the page and its own routes, which
+answer errors the same way.  Errors answer with a status and a small JSON
+body, C{{"error": NAME, "message": "..."}}; the service's errors map by
+L{STATUS_CODES}, and the HTTP face adds C{not-found} (404: no such route),
+C{method-not-allowed} (405, with C{Allow}), C{forbidden-origin} (403: a
+C{POST} from a page that L{protocols.origins} does not allow) and
+C{internal-error} (500: a bug of the gateway's, logged).  C{503} also says
 C{Retry-After: 1}.
 
 A body over the service's maximum poem size is refused with 413 once it
 passes the limit; the rest of it is read and thrown away, never stored
 (L{BoundedRequest}).
 
-The client is L{HTTPTransformProxy}; L{transformPath}, L{TRANSFORMS_PATH} and
-L{errorFromResponse} serve the blocking client of L{gateway.syncclient} as
-well.
+The client is L{HTTPTransformProxy}, on treq.  The paths and the reading of
+error answers are in L{protocols.httpwire}, shared with the blocking client
+of L{gateway.syncclient}.
 """
 
 import json
-from collections.abc import Mapping
 from io import BytesIO
-from urllib.parse import quote
 
+from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import FileBodyProducer, ResponseNeverReceived, readBody
-from twisted.web.http_headers import Headers
+from twisted.web.client import ResponseNeverReceived
 from twisted.web.iweb import IAgent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
+from zope.interface import implementer
 
-from protocols.common import ConnectionPerCall, transformsListing
+from protocols.common import ConnectionPerCall
+from protocols.httpwire import APPLICATION_JSON, STATUS_CODES, TEXT_PLAIN, errorFromResponse, transformPath
+from protocols.interfaces import ITransformClient
+from protocols.listing import transformsListing
 from protocols.origins import OriginPolicy
-from service.deadline import withDeadline
-from service.errors import ERRORS_BY_NAME, BadRequest, PoemTooLarge, TransformError, TransformFailed
+from service.errors import BadRequest, PoemTooLarge, TransformError, TransformFailed
 from service.transformer import TransformService
 
-TEXT_PLAIN = "text/plain; charset=utf-8"
-APPLICATION_JSON = "application/json"
 
-#: The HTTP status of each service error, by the error's name.
-STATUS_CODES = {
-    "unknown-transform": 404,
-    "bad-request": 400,
-    "poem-too-large": 413,
-    "transform-failed": 500,
-    "timeout": 504,
-    "overloaded": 503,
-}
-
-#: The service error each of those statuses stands for, for the client.
-_ERRORS_BY_STATUS = {status: ERRORS_BY_NAME[name] for name, status in STATUS_CODES.items()}
-
-#: The headers of every response: no content sniffing, no framing by
-#: other sites, no referrer leaking poems, scripts only from the gateway.
-SECURITY_HEADERS = {
-    b"X-Content-Type-Options": b"nosniff",
-    b"Referrer-Policy": b"no-referrer",
-    b"Content-Security-Policy": (
-        b"default-src 'self'; connect-src 'self'; img-src 'self' data:; "
-        b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-    ),
-}
-
-
-#: The path that lists the transforms.
-TRANSFORMS_PATH = "/transforms"
-
-
-def transformPath(name: str) -> str:
+def jsonBody(request: Request, value: object, status: int = 200) -> bytes:
     """
-    The path to C{POST} a poem to for the transform C{name}.
+    Set C{request}'s status and content type, and return C{value} as the
+    JSON body.
     """
-    return "/transform/" + quote(name, safe="")
-
-
-def errorFromResponse(status: int, body: bytes) -> TransformError:
-    """
-    The service error an HTTP error response stands for: the class its
-    JSON body names, else one fitting the status.
-    """
-    try:
-        document = json.loads(body)
-        name, message = document["error"], str(document["message"])
-    except (ValueError, TypeError, KeyError):
-        name, message = None, body[:200].decode("utf-8", errors="replace")
-    errorClass = ERRORS_BY_NAME.get(name)
-    if errorClass is not None:
-        return errorClass(message)
-    errorClass = _ERRORS_BY_STATUS.get(status, BadRequest if 400 <= status < 500 else TransformFailed)
-    return errorClass(f"HTTP {status}: {message}")
-
-
-def _writeJSON(request: Request, value: object, status: int = 200) -> bytes:
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", APPLICATION_JSON.encode())
     return json.dumps(value, ensure_ascii=False).encode("utf-8") + b"\n"
@@ -120,13 +70,14 @@ def errorBody(request: Request, status: int, name: str, message: str) -> bytes:
     """
     if status == 503:
         request.setHeader(b"Retry-After", b"1")
-    return _writeJSON(request, {"error": name, "message": message}, status)
+    return jsonBody(request, {"error": name, "message": message}, status)
 
 
-class APIResource(Resource):
+class JSONMethodErrors:
     """
-    A resource answering in JSON, its errors included: a method it does not
-    serve gets 405 with an C{Allow} header.
+    A mixin for resources: a method the resource does not serve is answered
+    with 405, an C{Allow} header and a JSON body, rather than Twisted's HTML
+    page.
     """
 
     def render(self, request: Request):
@@ -145,26 +96,11 @@ class APIResource(Resource):
                 f"{request.method.decode(errors='replace')} is not allowed here; use {' or '.join(allowed)}",
             )
 
-    def getChild(self, path: bytes, request: Request) -> Resource:
-        return self if path == b"" else NotFound()
 
-
-class NotFound(APIResource):
+class ErrorPage(Resource):
     """
-    404 for any method.
-    """
-
-    isLeaf = True
-
-    def render(self, request: Request) -> bytes:
-        return errorBody(
-            request, 404, "not-found", f"nothing at {request.path.decode(errors='replace')[:200]}"
-        )
-
-
-class ErrorPage(APIResource):
-    """
-    One fixed error for any method.
+    A leaf answering one error to any method, in JSON (the JSON form of
+    L{twisted.web.resource.NoResource}).
 
     @ivar status: the HTTP status.
     @ivar name: the error's name.
@@ -181,10 +117,54 @@ class ErrorPage(APIResource):
         return errorBody(request, self.status, self.name, self.message)
 
 
-class TransformResource(APIResource):
+class NotFound(Resource):
+    """
+    A leaf answering 404 C{not-found} to any method, naming the path.
+    """
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        return errorBody(
+            request, 404, "not-found", f"nothing at {request.path.decode(errors='replace')[:200]}"
+        )
+
+
+class APIResource(JSONMethodErrors, Resource):
+    """
+    A resource answering in JSON, its errors included: it has no children
+    but itself (for a final C{/}); anything below it is L{NotFound}.
+    """
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return self if path == b"" else NotFound()
+
+
+class TransformRoute(APIResource):
+    """
+    C{/transform}: the parent of one L{TransformCall} per name; a C{POST}
+    to C{/transform} itself names no transform.
+
+    @ivar service: the transform service called.
+    @ivar origins: the pages allowed to post.
+    """
+
+    def __init__(self, service: TransformService, origins: OriginPolicy) -> None:
+        super().__init__()
+        self.service = service
+        self.origins = origins
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return TransformCall(self.service, self.origins)
+
+    def render_POST(self, request: Request) -> bytes:
+        return errorBody(request, 404, "not-found", "POST the poem to /transform/<name>")
+
+
+class TransformCall(APIResource):
     """
     C{POST /transform/<name>}: the body is the poem, the answer the new
-    poem.
+    poem.  The name is the rest of the path, C{/} included.
 
     @ivar service: the transform service called.
     @ivar origins: the pages allowed to post.
@@ -204,8 +184,6 @@ class TransformResource(APIResource):
         host = request.getHeader(b"host")
         if not self.origins.allows(origin, host and host.decode("latin-1"), request.isSecure()):
             return errorBody(request, 403, "forbidden-origin", self.origins.explain(origin))
-        if not request.postpath:
-            return errorBody(request, 404, "not-found", "POST the poem to /transform/<name>")
         try:
             name, poem = self._decode(request)
         except BadRequest as error:
@@ -223,7 +201,8 @@ class TransformResource(APIResource):
             if key == "charset" and value.strip('"') not in ("utf-8", "utf8"):
                 raise BadRequest(f"the poem must be sent as UTF-8, not {value}")
         try:
-            name = "/".join(segment.decode("utf-8") for segment in request.postpath)
+            # The segment this leaf was found by, and any after it.
+            name = "/".join(segment.decode("utf-8") for segment in [*request.prepath[-1:], *request.postpath])
             poem = request.content.read().decode("utf-8")
         except UnicodeDecodeError as error:
             raise BadRequest(f"the request is not valid UTF-8 (byte {error.start} of its part)") from None
@@ -247,7 +226,7 @@ class TransformResource(APIResource):
         request.finish()
 
 
-class TransformsResource(APIResource):
+class TransformsRoute(APIResource):
     """
     C{GET /transforms}: the catalogue.
 
@@ -259,58 +238,18 @@ class TransformsResource(APIResource):
         self.service = service
 
     def render_GET(self, request: Request) -> bytes:
-        return _writeJSON(request, transformsListing(self.service))
-
-
-class HealthResource(APIResource):
-    """
-    C{GET /healthz}: 200 while the gateway serves.
-    """
-
-    def render_GET(self, request: Request) -> bytes:
-        return _writeJSON(request, {"status": "ok"})
-
-
-def poemTitle(poem: str) -> str:
-    """
-    A poem's title: its first line that is not blank.
-    """
-    return next((line.strip() for line in poem.splitlines() if line.strip()), "")
-
-
-class PoemsResource(APIResource):
-    """
-    C{GET /poems} and C{GET /poems/<name>}: the bundled poems.  A name is
-    only ever looked up among the poems given, never joined to a path.
-
-    @ivar poems: the poems by name.
-    """
-
-    isLeaf = True
-
-    def __init__(self, poems: Mapping[str, str]) -> None:
-        super().__init__()
-        self.poems = poems
-
-    def render_GET(self, request: Request) -> bytes:
-        path = [segment.decode("utf-8", errors="replace") for segment in request.postpath]
-        if path in ([], [""]):
-            return _writeJSON(
-                request, [{"name": name, "title": poemTitle(poem)} for name, poem in self.poems.items()]
-            )
-        if len(path) == 1 and path[0] in self.poems:
-            request.setHeader(b"Content-Type", TEXT_PLAIN.encode())
-            return self.poems[path[0]].encode("utf-8")
-        return errorBody(request, 404, "not-found", f"no poem called {'/'.join(path)[:100]!r}")
+        return jsonBody(request, transformsListing(self.service))
 
 
 class BoundedRequest(Request):
     """
     A request whose body is kept only up to its site's C{maxBodyBytes}.
     Past that the body is discarded as it arrives, and the request is
-    answered with 413 whatever resource it was for.  Every response carries
-    L{SECURITY_HEADERS}.
+    answered with 413 whatever resource it was for.  A resource that fails
+    is answered with 500 in JSON, and logged.
     """
+
+    log = Logger()
 
     _bodyBytes = 0
     _tooLarge = False
@@ -335,11 +274,6 @@ class BoundedRequest(Request):
             return
         super().handleContentChunk(data)
 
-    def process(self) -> None:
-        for name, value in SECURITY_HEADERS.items():
-            self.setHeader(name, value)
-        super().process()
-
     def render(self, resource: Resource) -> None:
         if self._tooLarge:
             resource = ErrorPage(
@@ -349,10 +283,23 @@ class BoundedRequest(Request):
             )
         super().render(resource)
 
+    def processingFailed(self, reason: Failure) -> Failure:
+        """
+        Log why a resource failed and answer 500 in JSON, as every other
+        error of the face.
+        """
+        self.log.failure("while answering {uri}", reason, uri=self.uri)
+        body = errorBody(self, 500, "internal-error", "the gateway failed; its log tells why")
+        self.setHeader(b"Content-Length", b"%d" % (len(body),))
+        self.write(body)
+        self.finish()
+        return reason
+
 
 class WebSite(Site):
     """
-    A L{Site} of L{BoundedRequest}s.
+    A L{Site} of L{BoundedRequest}s (or of the given C{requestFactory},
+    a subclass).
 
     @ivar maxBodyBytes: the largest request body kept.
     """
@@ -365,16 +312,17 @@ class WebSite(Site):
         self.maxBodyBytes = maxBodyBytes
 
 
+@implementer(ITransformClient)
 class HTTPTransformProxy(ConnectionPerCall):
     """
-    Ask a gateway to transform poems over HTTP, one request each.
+    Ask a gateway to transform poems over HTTP, one request each, through
+    treq.
 
     With an agent whose connection pool is not persistent (the default of
     L{twisted.web.client.Agent}), each request's connection closes with it,
     so L{disconnect} has nothing to close; a persistent pool is for the
     agent's owner to close.
 
-    @ivar agent: makes the requests.
     @ivar baseURL: the gateway, without a final C{/}.
     @ivar timeout: seconds for each exchange, connecting included.
     """
@@ -386,10 +334,9 @@ class HTTPTransformProxy(ConnectionPerCall):
         @param clock: measures C{timeout}.
         @param timeout: seconds for each exchange, connecting included.
         """
-        self.agent = agent
+        super().__init__(clock, timeout)
         self.baseURL = baseURL.rstrip("/")
-        self.timeout = timeout
-        self._clock = clock
+        self._http = HTTPClient(agent)
 
     def xform(self, transform: str, poem: str) -> "Deferred[str]":
         """
@@ -400,8 +347,7 @@ class HTTPTransformProxy(ConnectionPerCall):
             else by the status), L{TransformTimeout}, or the connection
             error.
         """
-        exchange = Deferred.fromCoroutine(self._exchange(transform, poem))
-        return withDeadline(exchange, self.timeout, self._clock, "no reply")
+        return self.exchange(self._exchange(transform, poem))
 
     async def _exchange(self, transform: str, poem: str) -> str:
         try:
@@ -409,18 +355,15 @@ class HTTPTransformProxy(ConnectionPerCall):
         except UnicodeEncodeError:
             raise BadRequest("the poem is not valid Unicode text (it holds a lone surrogate)") from None
         try:
-            response = await self.agent.request(
-                b"POST",
-                (self.baseURL + transformPath(transform)).encode("ascii"),
-                Headers({b"Content-Type": [TEXT_PLAIN.encode()]}),
-                FileBodyProducer(BytesIO(body)),
+            response = await self._http.post(
+                self.baseURL + transformPath(transform), data=body, headers={"Content-Type": TEXT_PLAIN}
             )
         except ResponseNeverReceived as error:
             # A cancelled request (the deadline, say) fails this way; say so.
             if any(reason.check(CancelledError) for reason in error.reasons):
                 raise CancelledError() from None
             raise
-        answer = await readBody(response)
+        answer = await response.content()
         if response.code != 200:
             raise errorFromResponse(response.code, answer)
         try:

@@ -1,7 +1,6 @@
 """
-JSON-RPC 2.0 over the transform service, independent of any transport: the
-WebSocket adapter of L{protocols.websocket} hands it each text message and
-sends back what it answers.
+JSON-RPC 2.0 messages of the transform service, independent of any
+transport: the contract the WebSocket face (L{protocols.websocket}) serves.
 
 The contract (U{https://www.jsonrpc.org/specification}), as served here::
 
@@ -42,21 +41,17 @@ this error); and the service's errors under the codes of L{ERROR_CODES},
 with the error's name (C{unknown-transform}, ...) in C{data}.  An invalid request is answered with its id when it has a
 valid one, with C{null} otherwise.
 
-The client half is L{encodeCall} and L{decodeReply}, shared by the
-asynchronous and the blocking WebSocket clients.
+This module is the messages alone, without Twisted, so that the blocking
+client of L{gateway.syncclient} starts fast: the server that answers them
+with the service is L{protocols.jsonrpcserver.JSONRPCServer}; the client
+half is L{encodeCall} and L{decodeReply}, shared by the asynchronous and the
+blocking WebSocket clients.
 """
 
 import json
-import math
-from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import CancelledError, Deferred, FirstError, gatherResults, succeed
-from twisted.logger import Logger
-
-from protocols.common import transformsListing
 from service.errors import ERRORS_BY_NAME, BadRequest, TransformError, TransformFailed
-from service.transformer import TransformService
 
 VERSION = "2.0"
 
@@ -153,201 +148,6 @@ def errorResponse(error: RPCError, id: Message = None) -> dict:
     return {"jsonrpc": VERSION, "error": error.asJSON(), "id": id}
 
 
-def _validId(value: Message) -> bool:
-    if value is None or isinstance(value, str):
-        return True
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    return isinstance(value, float) and math.isfinite(value)
-
-
-def _describe(value: Message) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
-        type(value), "null" if value is None else "a number"
-    )
-
-
-def _bind(params: Message, names: tuple[str, ...]) -> list[str]:
-    """
-    The string arguments C{names}, given by position or by name.
-
-    @raise RPCError: with L{INVALID_PARAMS} if they are missing, extra, or
-        not strings.
-    """
-    if params is None:
-        params = []
-    if isinstance(params, list):
-        if len(params) != len(names):
-            expected = ", ".join(names) or "none"
-            raise RPCError(
-                INVALID_PARAMS, f"Invalid params: expected {len(names)} ({expected}), got {len(params)}"
-            )
-        arguments = params
-    else:
-        missing = [name for name in names if name not in params]
-        extra = sorted(set(params) - set(names))
-        if missing:
-            raise RPCError(INVALID_PARAMS, f"Invalid params: missing {', '.join(missing)}")
-        if extra:
-            raise RPCError(INVALID_PARAMS, f"Invalid params: unknown {', '.join(map(repr, extra))}")
-        arguments = [params[name] for name in names]
-    for name, value in zip(names, arguments, strict=True):
-        if not isinstance(value, str):
-            raise RPCError(INVALID_PARAMS, f"Invalid params: {name} must be a string, not {_describe(value)}")
-    return arguments
-
-
-class JSONRPCServer:
-    """
-    Answer JSON-RPC 2.0 messages with a L{TransformService}.
-
-    @ivar service: the transform service called.
-    @ivar methods: the callable for each method name, taking the request's
-        params and returning the result or a L{Deferred} of it.
-    @ivar maxAnswerBytes: the longest answer the transport can send, in
-        bytes of UTF-8, or C{None} for no limit.
-    """
-
-    log = Logger()
-
-    def __init__(self, service: TransformService, maxAnswerBytes: int | None = None) -> None:
-        self.service = service
-        self.maxAnswerBytes = maxAnswerBytes
-        self.methods: dict[str, Callable[[Message], Message]] = {
-            "transform": self._transform,
-            "list_transforms": self._listTransforms,
-        }
-
-    def _transform(self, params: Message) -> "Deferred[dict]":
-        name, poem = _bind(params, ("transform", "poem"))
-        return self.service.transform(name, poem).addCallback(lambda poem: {"poem": poem})
-
-    def _listTransforms(self, params: Message) -> list[dict]:
-        _bind(params, ())
-        return transformsListing(self.service)
-
-    def handle(self, text: str) -> "Deferred[str | None]":
-        """
-        Answer one message.
-
-        @param text: the message, a request or a batch.
-        @return: a L{Deferred} firing with the answer to send, or with
-            C{None} when there is nothing to send (notifications only).
-            Cancelling it abandons the requests still running.
-        """
-        try:
-            message = parse(text)
-        except RPCError as error:
-            return succeed(encode(errorResponse(error)))
-        return Deferred.fromCoroutine(self._answer(message))
-
-    def refuse(self, reason: str) -> str:
-        """
-        The answer to a message that cannot be a request at all (a binary
-        WebSocket frame): an Invalid Request error with a C{null} id.
-        """
-        return encode(errorResponse(RPCError(INVALID_REQUEST, f"Invalid Request: {reason}")))
-
-    async def _answer(self, message: Message) -> str | None:
-        if isinstance(message, list):
-            if not message:
-                return encode(errorResponse(RPCError(INVALID_REQUEST, "Invalid Request: the batch is empty")))
-            try:
-                responses = await gatherResults(
-                    [Deferred.fromCoroutine(self._call(item)) for item in message], consumeErrors=True
-                )
-            except FirstError as error:  # only ever a cancellation: _call answers everything else
-                error.subFailure.raiseException()
-            answered = [response for response in responses if response is not None]
-            return self._fit(answered) if answered else None
-        response = await self._call(message)
-        return None if response is None else self._fit(response)
-
-    def _fit(self, answer: dict | list[dict]) -> str:
-        """
-        Encode C{answer}; if that is longer than L{maxAnswerBytes}, replace
-        each of its results with an L{ANSWER_TOO_BIG} error instead.
-        """
-        text = encode(answer)
-        size = len(text) if text.isascii() else len(text.encode("utf-8"))
-        if self.maxAnswerBytes is None or size <= self.maxAnswerBytes:
-            return text
-        error = RPCError(
-            ANSWER_TOO_BIG,
-            f"Server error: the answer is {size} bytes, over the limit of {self.maxAnswerBytes} bytes "
-            "for one message; send fewer or smaller requests at once",
-        )
-        responses = [
-            errorResponse(error, response["id"]) if "result" in response else response
-            for response in (answer if isinstance(answer, list) else [answer])
-        ]
-        return encode(responses if isinstance(answer, list) else responses[0])
-
-    async def _call(self, request: Message) -> dict | None:
-        """
-        The response object to one request, or C{None} for a notification.
-        An invalid request is answered even without an id: it is no
-        notification, since it is no request.
-        """
-        if not isinstance(request, dict):
-            return errorResponse(
-                RPCError(
-                    INVALID_REQUEST, f"Invalid Request: a request is an object, not {_describe(request)}"
-                )
-            )
-        id = request.get("id")
-        notification = "id" not in request
-        try:
-            method = self._method(request)
-            result = method(request.get("params"))
-            if isinstance(result, Deferred):
-                result = await result
-        except RPCError as error:
-            if error.code == INVALID_REQUEST:
-                return errorResponse(error, id if _validId(id) else None)
-            return None if notification else errorResponse(error, id)
-        except TransformError as error:
-            return None if notification else errorResponse(RPCError.fromServiceError(error), id)
-        except CancelledError:
-            raise
-        except Exception:
-            self.log.failure("JSON-RPC method {method!r} raised", method=request["method"])
-            return None if notification else errorResponse(RPCError(INTERNAL_ERROR, "Internal error"), id)
-        return None if notification else {"jsonrpc": VERSION, "result": result, "id": id}
-
-    def _method(self, request: dict) -> Callable[[Message], Message]:
-        """
-        The method a request calls.
-
-        @raise RPCError: with L{INVALID_REQUEST} if C{request} is not a
-            well-formed request object, with L{METHOD_NOT_FOUND} if there is
-            no such method.
-        """
-        problem = None
-        if request.get("jsonrpc") != VERSION:
-            problem = 'jsonrpc must be exactly "2.0"'
-        elif not isinstance(request.get("method"), str):
-            problem = "method must be a string"
-        elif not _validId(request.get("id")):
-            problem = "id must be a string, a number or null"
-        elif not isinstance(request.get("params", []), list | dict):
-            problem = "params must be an array or an object"
-        if problem:
-            raise RPCError(INVALID_REQUEST, f"Invalid Request: {problem}")
-        try:
-            return self.methods[request["method"]]
-        except KeyError:
-            raise RPCError(
-                METHOD_NOT_FOUND,
-                f"Method not found: {request['method'][:64]!r} (there are {', '.join(self.methods)})",
-            ) from None
-
-
-# The client half.
-
-
 def encodeCall(method: str, params: Message, id: int | str) -> str:
     """
     A request calling C{method} with C{params}, expecting an answer to C{id}.
@@ -391,3 +191,14 @@ def decodeReply(text: str, id: int | str) -> Message:
     if "result" not in response:
         raise TransformFailed(f"a JSON-RPC response with neither result nor error: {text[:200]!r}")
     return response["result"]
+
+
+def poemOf(result: Message) -> str:
+    """
+    The poem in a C{transform} call's result.
+
+    @raise TransformFailed: if the result is not C{{"poem": "..."}}.
+    """
+    if not isinstance(result, dict) or not isinstance(result.get("poem"), str):
+        raise TransformFailed(f"the result holds no poem: {str(result)[:200]!r}")
+    return result["poem"]

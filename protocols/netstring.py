@@ -18,9 +18,10 @@ reason.  A client may half-close after sending (C{nc -N}) and still get its
 answer.  A client that sends nothing, or not a whole netstring, is dropped
 after an idle timeout.
 
-L{NetstringDecoder} and L{encodeNetstring} hold the framing, shared by the
-server (L{TransformFactory}), the asynchronous client (L{TransformProxy}) and
-the blocking client of L{gateway.syncclient}.
+The framing and the request's payload (L{protocols.netstringwire}) are
+shared by the server (L{TransformFactory}), the asynchronous client
+(L{TransformProxy}), the blocking client of L{gateway.syncclient} and the
+poetry protocol.
 """
 
 from twisted.internet.defer import CancelledError, Deferred, fail
@@ -38,20 +39,18 @@ from zope.interface import implementer
 
 from protocols.addresses import describeAddress
 from protocols.common import ConnectionPerCall, TransformServerFactory, logRefusal
+from protocols.interfaces import ITransformClient
+from protocols.netstringwire import (
+    SEPARATOR,
+    NetstringDecoder,
+    NetstringError,
+    decodeRequest,
+    encodeNetstring,
+    encodeRequest,
+)
 from service.catalogue import MAX_NAME_LENGTH
-from service.deadline import withDeadline
 from service.errors import BadRequest, TransformError, TransformFailed
 from service.transformer import TransformService
-
-#: Separates the transform name from the poem in a request's payload.
-SEPARATOR = b"."
-
-
-class NetstringError(Exception):
-    """
-    The bytes received are not a valid netstring, or announce one over the
-    size limit.
-    """
 
 
 class NoReply(TransformFailed):
@@ -60,103 +59,6 @@ class NoReply(TransformFailed):
     protocol answers every error that way, so the cause is not known here:
     an unknown transform, a poem over the server's limit, a failure...
     """
-
-
-def encodeNetstring(payload: bytes) -> bytes:
-    """
-    Frame C{payload} as one netstring.
-    """
-    return b"%d:%s," % (len(payload), payload)
-
-
-class NetstringDecoder:
-    """
-    A strict, incremental netstring parser: feed it bytes as they arrive and
-    pop complete payloads.
-
-    It refuses a length with a leading zero or anything but digits, a length
-    over C{maxLength} as soon as the digits show it, and a payload not
-    followed by a comma.
-    """
-
-    def __init__(self, maxLength: int) -> None:
-        """
-        @param maxLength: the largest payload accepted, in bytes.
-        """
-        self.maxLength = maxLength
-        self._maxDigits = len(str(maxLength))
-        self._buffer = bytearray()
-        self._payloadLength: int | None = None
-
-    def feed(self, data: bytes) -> None:
-        """
-        Add received bytes.
-        """
-        self._buffer += data
-
-    def pop(self) -> bytes | None:
-        """
-        Take the next complete payload.
-
-        @return: the payload, or C{None} if no complete netstring has arrived
-            yet.
-        @raise NetstringError: if the bytes cannot be a valid netstring.
-        """
-        if self._payloadLength is None:
-            colon = self._buffer.find(b":", 0, self._maxDigits + 1)
-            digits = bytes(self._buffer[: self._maxDigits + 1 if colon < 0 else colon])
-            self._checkLength(digits, complete=colon >= 0)
-            if colon < 0:
-                return None
-            self._payloadLength = int(digits)
-            del self._buffer[: colon + 1]
-        end = self._payloadLength
-        if len(self._buffer) <= end:
-            return None
-        if self._buffer[end] != ord(","):
-            raise NetstringError(f"the {end}-byte payload is not followed by a comma")
-        payload = bytes(memoryview(self._buffer)[:end])
-        del self._buffer[: end + 1]
-        self._payloadLength = None
-        return payload
-
-    def _checkLength(self, digits: bytes, complete: bool) -> None:
-        if not digits.isdigit():
-            if digits or complete:
-                raise NetstringError("it does not start with a decimal length and a colon")
-            return
-        if len(digits) > 1 and digits.startswith(b"0"):
-            raise NetstringError("its length has a leading zero")
-        if len(digits) > self._maxDigits or int(digits) > self.maxLength:
-            raise NetstringError(f"its length is over the limit of {self.maxLength} bytes")
-
-
-def encodeRequest(transform: str, poem: str) -> bytes:
-    """
-    The payload of a request for C{transform} of C{poem}.
-
-    @raise BadRequest: if the transform name holds a C{.}, which would move
-        the split.
-    """
-    name = transform.encode("utf-8")
-    if SEPARATOR in name:
-        raise BadRequest(f"a transform name cannot contain {SEPARATOR.decode()!r}")
-    return name + SEPARATOR + poem.encode("utf-8")
-
-
-def decodeRequest(payload: bytes) -> tuple[str, str]:
-    """
-    Split a request's payload into the transform name and the poem.
-
-    @raise BadRequest: if there is no C{.} or the payload is not UTF-8.
-    """
-    name, separator, poem = payload.partition(SEPARATOR)
-    if not separator:
-        raise BadRequest("the request has no '.' between the transform name and the poem")
-    try:
-        return name.decode("utf-8"), poem.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise BadRequest(f"the request is not valid UTF-8 (byte {error.start} of its part)") from None
 
 
 def maxRequestBytes(service: TransformService) -> int:
@@ -326,6 +228,7 @@ class TransformClientProtocol(Protocol):
             self.reply.errback(self._error or NoReply("the server closed the connection without a reply"))
 
 
+@implementer(ITransformClient)
 class TransformProxy(ConnectionPerCall):
     """
     The Part 13 client: ask a netstring transform server to transform poems.
@@ -347,10 +250,9 @@ class TransformProxy(ConnectionPerCall):
         @param timeout: seconds for the whole exchange, connecting included.
         @param maxReplyBytes: the largest answer accepted.
         """
+        super().__init__(clock, timeout)
         self.endpoint = endpoint
-        self.timeout = timeout
         self.maxReplyBytes = maxReplyBytes
-        self._clock = clock
 
     def xform(self, transform: str, poem: str) -> "Deferred[str]":
         """
@@ -366,8 +268,7 @@ class TransformProxy(ConnectionPerCall):
             request = encodeRequest(transform, poem)
         except BadRequest:
             return fail()
-        exchange = Deferred.fromCoroutine(self._exchange(request))
-        return withDeadline(exchange, self.timeout, self._clock, "no reply")
+        return self.exchange(self._exchange(request))
 
     async def _exchange(self, request: bytes) -> str:
         protocol = TransformClientProtocol(request, self.maxReplyBytes)

@@ -37,7 +37,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from protocols.netstring import NetstringDecoder, NetstringError, encodeNetstring
+from protocols.netstringwire import NetstringDecoder, NetstringError, encodeNetstring
 from service.deadline import withDeadline
 
 #: The largest poem a client accepts, in bytes.

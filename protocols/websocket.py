@@ -24,14 +24,9 @@ connection's requests may come in any order: match them by id.
 The server is L{TransformWebSocketFactory}, an Autobahn factory to put
 behind an C{autobahn.twisted.resource.WebSocketResource}.  The asynchronous
 client is L{WebSocketTransformProxy}; the blocking client of
-L{gateway.syncclient} builds on the framing helpers at the end of this
-module (L{handshakeRequest}, L{encodeFrame}, L{FrameDecoder}), as Autobahn's
-framing is not usable without a reactor.
+L{gateway.syncclient} speaks the same messages (L{protocols.jsonrpc}) through
+the C{websockets} library.
 """
-
-import base64
-import hashlib
-import struct
 
 from autobahn.exception import PayloadExceededError
 from autobahn.twisted.websocket import (
@@ -47,11 +42,13 @@ from twisted.internet.endpoints import connectProtocol
 from twisted.internet.interfaces import IReactorTime, ISSLTransport, IStreamClientEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from protocols.common import ConnectionPerCall
-from protocols.jsonrpc import JSONRPCServer, decodeReply, encodeCall
+from protocols.interfaces import ITransformClient
+from protocols.jsonrpc import decodeReply, encodeCall, poemOf
+from protocols.jsonrpcserver import JSONRPCServer
 from protocols.origins import OriginPolicy
-from service.deadline import withDeadline
 from service.errors import PoemTooLarge, TransformFailed
 from service.transformer import TransformService
 
@@ -222,6 +219,7 @@ class _ClientProtocol(WebSocketClientProtocol):
             )
 
 
+@implementer(ITransformClient)
 class WebSocketTransformProxy(ConnectionPerCall):
     """
     Ask a gateway to transform poems over WebSocket JSON-RPC.
@@ -254,9 +252,8 @@ class WebSocketTransformProxy(ConnectionPerCall):
         @param timeout: seconds for the whole exchange, connecting included.
         @param maxReplyBytes: the longest answer accepted.
         """
+        super().__init__(clock, timeout)
         self.endpoint = endpoint
-        self.timeout = timeout
-        self._clock = clock
         self._factory = WebSocketClientFactory(url, useragent="xform-gateway", reactor=clock)
         self._factory.setProtocolOptions(
             maxMessagePayloadSize=maxReplyBytes, maxFramePayloadSize=maxReplyBytes, failByDrop=False
@@ -272,8 +269,7 @@ class WebSocketTransformProxy(ConnectionPerCall):
             connection error.
         """
         request = encodeCall("transform", {"transform": transform, "poem": poem}, self.REQUEST_ID)
-        exchange = Deferred.fromCoroutine(self._exchange(request))
-        return withDeadline(exchange, self.timeout, self._clock, "no reply")
+        return self.exchange(self._exchange(request))
 
     async def _exchange(self, request: str) -> str:
         protocol = _ClientProtocol(request)
@@ -281,160 +277,3 @@ class WebSocketTransformProxy(ConnectionPerCall):
         await connectProtocol(self.endpoint, protocol)
         result = decodeReply(await protocol.reply, self.REQUEST_ID)
         return poemOf(result)
-
-
-def poemOf(result: object) -> str:
-    """
-    The poem in a C{transform} call's result.
-
-    @raise TransformFailed: if the result is not C{{"poem": "..."}}.
-    """
-    if not isinstance(result, dict) or not isinstance(result.get("poem"), str):
-        raise TransformFailed(f"the result holds no poem: {str(result)[:200]!r}")
-    return result["poem"]
-
-
-# The framing of the blocking client (RFC 6455, sections 4 and 5): a client
-# masks what it sends; the server does not.
-
-#: The GUID that turns a handshake key into its answer (RFC 6455, 1.3).
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-
-
-class FrameError(Exception):
-    """
-    The bytes received are not valid WebSocket frames from a server, or a
-    message is over the size limit.
-    """
-
-
-def acceptKey(key: str) -> str:
-    """
-    The C{Sec-WebSocket-Accept} a server must answer to C{key}.
-    """
-    return base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
-
-
-def handshakeRequest(host: str, port: int, path: str, key: str) -> bytes:
-    """
-    The opening handshake of a client without an C{Origin} (not a browser).
-    """
-    hostHeader = f"[{host}]" if ":" in host else host
-    return (
-        f"GET {path} HTTP/1.1\r\n"
-        f"Host: {hostHeader}:{port}\r\n"
-        "Upgrade: websocket\r\n"
-        "Connection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\n"
-        "Sec-WebSocket-Version: 13\r\n"
-        "\r\n"
-    ).encode("ascii")
-
-
-def encodeFrame(opcode: int, payload: bytes, mask: bytes) -> bytes:
-    """
-    One final, masked frame, as a client sends it.
-
-    @param mask: four random bytes.
-    """
-    length = len(payload)
-    if length < 126:
-        header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
-    repeated = (mask * (length // 4 + 1))[:length]
-    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(length, "big")
-    return header + mask + masked
-
-
-class FrameDecoder:
-    """
-    An incremental parser of the frames a server sends: feed it bytes as
-    they arrive and pop whole messages and control frames.  Fragmented
-    messages are joined.
-
-    @ivar maxLength: the longest message accepted, in bytes.
-    """
-
-    def __init__(self, maxLength: int) -> None:
-        """
-        @param maxLength: the longest message accepted, in bytes.
-        """
-        self.maxLength = maxLength
-        self._buffer = bytearray()
-        self._fragments: list[bytes] = []
-        self._fragmentsOpcode: int | None = None
-
-    def feed(self, data: bytes) -> None:
-        """
-        Add received bytes.
-        """
-        self._buffer += data
-
-    def pop(self) -> tuple[int, bytes] | None:
-        """
-        Take the next whole message or control frame.
-
-        @return: its opcode and payload, or C{None} if none has arrived yet.
-        @raise FrameError: if the bytes cannot be frames from a server.
-        """
-        while True:
-            frame = self._popFrame()
-            if frame is None:
-                return None
-            final, opcode, payload = frame
-            if opcode >= OP_CLOSE:
-                return opcode, payload
-            if opcode == OP_CONTINUATION:
-                if self._fragmentsOpcode is None:
-                    raise FrameError("a continuation frame without a message to continue")
-            elif self._fragmentsOpcode is not None:
-                raise FrameError("a new message before the last one ended")
-            else:
-                self._fragmentsOpcode = opcode
-            self._fragments.append(payload)
-            if sum(map(len, self._fragments)) > self.maxLength:
-                raise FrameError(f"a message over the limit of {self.maxLength} bytes")
-            if final:
-                message = (self._fragmentsOpcode, b"".join(self._fragments))
-                self._fragments, self._fragmentsOpcode = [], None
-                return message
-
-    def _popFrame(self) -> tuple[bool, int, bytes] | None:
-        buffer = self._buffer
-        if len(buffer) < 2:
-            return None
-        first, second = buffer[0], buffer[1]
-        if first & 0x70:
-            raise FrameError("reserved bits set (no extension was agreed)")
-        if second & 0x80:
-            raise FrameError("a masked frame from the server")
-        length, offset = second & 0x7F, 2
-        if length == 126:
-            if len(buffer) < 4:
-                return None
-            (length,), offset = struct.unpack_from("!H", buffer, 2), 4
-        elif length == 127:
-            if len(buffer) < 10:
-                return None
-            (length,), offset = struct.unpack_from("!Q", buffer, 2), 10
-        if length > self.maxLength:
-            raise FrameError(f"a frame over the limit of {self.maxLength} bytes")
-        if len(buffer) < offset + length:
-            return None
-        payload = bytes(buffer[offset : offset + length])
-        del buffer[: offset + length]
-        return bool(first & 0x80), first & 0x0F, payload
-
-
-def closeReason(payload: bytes) -> tuple[int | None, str]:
-    """
-    The code and reason of a close frame's payload.
-    """
-    if len(payload) < 2:
-        return None, ""
-    return struct.unpack("!H", payload[:2])[0], payload[2:].decode("utf-8", errors="replace")

@@ -17,8 +17,8 @@ from pathlib import Path
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import globalLogPublisher
 
+from gateway.schemes import SCHEMES
 from gateway.server import LISTENERS
-from gateway.urls import WEBSOCKET_PATH
 from protocols.amp import TransformAMP, TransformAMPFactory
 from service import Catalogue, Transform, builtinCatalogue, transforms
 
@@ -109,7 +109,8 @@ def silentServer() -> socket.socket:
 
 def xform(*arguments, input=None, timeout=30):
     """
-    Run the C{xform} command; return its exit status, output and errors.
+    Run the C{xform} command as a process; return its exit status, output
+    and errors.  (The C{xformHere} fixture runs it in this process.)
     """
     done = subprocess.run(
         [sys.executable, "-m", "gateway", *arguments],
@@ -238,16 +239,35 @@ class XformProcess:
         self.stop()
 
 
-#: Every scheme of a transform server's URL, with the gateway's listener
-#: that serves it.
-SCHEME_LISTENERS = {"netstring": "netstring", "amp": "amp", "ws": "web", "http": "web"}
+def eachScheme(*checks: str):
+    """
+    A class decorator for trial test cases, which pytest cannot
+    parametrize: for each method C{assertSomething(self, scheme)} named in
+    C{checks} and each scheme of L{SCHEMES}, a test
+    C{test_assertSomething_<scheme>} that calls it, so that each scheme
+    passes or fails on its own.
+    """
+
+    def decorate(testCase: type) -> type:
+        for check in checks:
+            for scheme in SCHEMES:
+
+                def test(self, check=check, scheme=scheme):
+                    return getattr(self, check)(scheme)
+
+                test.__doc__ = getattr(testCase, check).__doc__
+                name = check.removeprefix("assert")
+                setattr(testCase, f"test_{name[:1].lower()}{name[1:]}_{scheme}", test)
+        return testCase
+
+    return decorate
 
 
 def listenersFor(*schemes: str) -> tuple[str, ...]:
     """
     The gateway's listeners that serve C{schemes}, each once.
     """
-    return tuple(dict.fromkeys(SCHEME_LISTENERS[scheme] for scheme in schemes))
+    return tuple(dict.fromkeys(SCHEMES[scheme].listener for scheme in schemes))
 
 
 class GatewayProcess(XformProcess):
@@ -271,8 +291,7 @@ class GatewayProcess(XformProcess):
         The URL that reaches this gateway over C{scheme}
         (C{ws://127.0.0.1:PORT/ws}, ...); its listener must be on.
         """
-        path = WEBSOCKET_PATH if scheme == "ws" else ""
-        return f"{scheme}://127.0.0.1:{self.ports[SCHEME_LISTENERS[scheme]]}{path}"
+        return f"{scheme}://127.0.0.1:{self.ports[SCHEMES[scheme].listener]}{SCHEMES[scheme].path}"
 
 
 class PoetryServerProcess(XformProcess):

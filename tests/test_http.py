@@ -16,6 +16,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
+from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from gateway.poems import loadPoems
@@ -273,12 +274,17 @@ class RouteTests(HTTPTestCase):
     async def test_notFound(self):
         await self.assertError(await self.request("GET", "/transforms/rot13"), 404, "not-found")
         await self.assertError(await self.request("GET", "/healthz/deep"), 404, "not-found")
-        self.assertEqual((await self.request("GET", "/nothing-here")).code, 404)
+        await self.assertError(await self.request("GET", "/nothing-here"), 404, "not-found")
+        await self.assertError(await self.request("GET", "/app.js/deeper"), 404, "not-found")
 
     async def test_wrongMethods(self):
         for method, path, allowed in [
             ("DELETE", "/transforms", "GET, HEAD"),
             ("POST", "/healthz", "GET, HEAD"),
+            ("POST", "/poems", "GET, HEAD"),
+            ("POST", "/app.js", "GET, HEAD"),
+            ("PUT", "/", "GET, HEAD"),
+            ("GET", "/transform", "POST"),
         ]:
             response = await self.request(method, path)
             await self.assertError(response, 405, "method-not-allowed")
@@ -299,6 +305,32 @@ class RouteTests(HTTPTestCase):
             headers = (await self.request("GET", path)).headers
             self.assertEqual(headers.getRawHeaders("x-content-type-options"), ["nosniff"], path)
             self.assertIn("frame-ancestors 'none'", headers.getRawHeaders("content-security-policy")[0])
+
+
+class FailingRouteTests(HTTPTestCase):
+    """
+    A route that fails with a bug of the gateway's is answered with 500 in
+    JSON, and the failure is logged.
+    """
+
+    async def setUp(self):
+        await super().setUp()
+        self.site.resource.putChild(b"broken", _Broken())
+
+    async def listen(self, site):
+        self.site = site
+        await super().listen(site)
+
+    async def test_internalError(self):
+        await self.assertError(await self.request("GET", "/broken"), 500, "internal-error")
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class _Broken(Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        return 1 // 0
 
 
 class PoemRouteTests(HTTPTestCase):

@@ -9,7 +9,6 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from protocols.common import listedTransforms
 from protocols.jsonrpc import (
     ANSWER_TOO_BIG,
     ERROR_CODES,
@@ -18,12 +17,13 @@ from protocols.jsonrpc import (
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
-    JSONRPCServer,
     decodeReply,
     encode,
     encodeCall,
     serviceError,
 )
+from protocols.jsonrpcserver import JSONRPCServer
+from protocols.listing import listedTransforms
 from service import (
     BadRequest,
     Limits,

@@ -1,9 +1,9 @@
 """
 The poetry tools as real processes on loopback: C{xform poetry-server},
 fast and slow, plain and netstring; C{xform get-poetry} against them and a
-real gateway over every scheme of L{gateway.clients.CLIENTS}, including a
+real gateway over every scheme of L{gateway.schemes.SCHEMES}, including a
 gateway that is down, silent or dies mid-run, and poetry servers that die
-mid-poem.
+mid-poem.  Their usage errors are checked in this process.
 """
 
 import signal
@@ -11,10 +11,11 @@ import socket
 
 import pytest
 
-from gateway.clients import CLIENTS
+from gateway.schemes import SCHEMES
 from service import transforms
 from tests.helpers import (
     POEMS,
+    ROOT,
     GatewayProcess,
     PoetryServerProcess,
     XformProcess,
@@ -65,7 +66,7 @@ def getPoetry(*arguments) -> XformProcess:
     return XformProcess("get-poetry", *arguments, separateOutput=True).start()
 
 
-@pytest.mark.parametrize("scheme", CLIENTS)
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_tutorialScenario(fast, slow, fullGateway, scheme):
     """
     Two poetry servers, one slow, and a gateway reached over C{scheme}:
@@ -99,7 +100,7 @@ def test_commandLineOrderNotArrivalOrder(fast, slow, fullGateway):
     )
 
 
-@pytest.mark.parametrize("scheme", CLIENTS)
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_pipeline(fast, fullGateway, scheme):
     gateway = fullGateway.url(scheme)
     status, out, err = xform(
@@ -133,7 +134,7 @@ def test_netstringPoems(fullGateway):
         assert out == printed((ports[0], f"653:{POEMS['science']},\n"))
 
 
-@pytest.mark.parametrize("scheme", CLIENTS)
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_transformServerDown(fast, slow, scheme):
     """
     With no transform server listening, each poem falls back to the
@@ -151,7 +152,7 @@ def test_transformServerDown(fast, slow, scheme):
     ]
 
 
-@pytest.mark.parametrize("scheme", CLIENTS)
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_transformServerDiesDuringTheRun(fast, scheme):
     """
     The gateway transforms the fast poem, then is killed while the slow one
@@ -178,7 +179,7 @@ def test_transformServerDiesDuringTheRun(fast, scheme):
     ]
 
 
-@pytest.mark.parametrize("scheme", CLIENTS)
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_transformServerThatNeverAnswers(fast, scheme):
     with silentServer() as silent:
         server = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}"
@@ -292,35 +293,52 @@ def test_poetryServerExitsCleanlyOnSignal(signum):
     assert not server.logged("Traceback")
 
 
-def test_poetryServerBadArguments(tmp_path, fast):
+#: Bad arguments of C{xform poetry-server}, each with the start of its one
+#: line of error ({tmp} stands for a temporary directory).
+POETRY_SERVER_ERRORS = {
+    (): "xform: no poem to serve: give at least one FILE",
+    ("missing.txt",): "xform: cannot read missing.txt: No such file or directory",
+    ("{tmp}",): "xform: cannot read {tmp}: Is a directory",
+    ("{tmp}/latin1.txt",): "xform: {tmp}/latin1.txt is not UTF-8 text",
+    (SCIENCE, "--port", "1", "--port", "2"): "xform: 2 ports for 1 poems",
+    (SCIENCE, "--port", "70000"): "xform: --port 70000: not a port number (0 to 65535)",
+    (SCIENCE, "--port", "nonsense:1"): "xform: --port: invalid endpoint 'nonsense:1': ",
+    (SCIENCE, "--num-bytes", "0"): "xform: Parameter type enforcement failed: --num-bytes: '0' is not",
+    (SCIENCE, "--delay", "-1"): "xform: Parameter type enforcement failed: --delay: '-1' is not",
+    (SCIENCE, "--bogus"): "xform: option --bogus not recognized",
+}
+
+
+@pytest.mark.parametrize("arguments, message", POETRY_SERVER_ERRORS.items())
+def test_poetryServerBadArguments(tmp_path, monkeypatch, xformHere, arguments, message):
     """
     Each bad argument gives one line on standard error and exit status 2.
     """
     (tmp_path / "latin1.txt").write_bytes("perché".encode("latin-1"))
-    cases = {
-        (): "xform: no poem to serve: give at least one FILE",
-        ("missing.txt",): "xform: cannot read missing.txt: No such file or directory",
-        (str(tmp_path),): f"xform: cannot read {tmp_path}: Is a directory",
-        (str(tmp_path / "latin1.txt"),): f"xform: {tmp_path / 'latin1.txt'} is not UTF-8 text",
-        (SCIENCE, "--port", "1", "--port", "2"): "xform: 2 ports for 1 poems",
-        (SCIENCE, "--port", "70000"): "xform: --port 70000: not a port number (0 to 65535)",
-        (SCIENCE, "--port", "nonsense:1"): "xform: --port: invalid endpoint 'nonsense:1': ",
-        (SCIENCE, "--num-bytes", "0"): "xform: Parameter type enforcement failed: --num-bytes: '0' is not",
-        (SCIENCE, "--delay", "-1"): "xform: Parameter type enforcement failed: --delay: '-1' is not",
-        (SCIENCE, "--bogus"): "xform: option --bogus not recognized",
-        (SCIENCE, "--port", str(fast), "--iface", "127.0.0.1"): (
-            f"xform: poetry {SCIENCE} cannot listen: Couldn't listen on 127.0.0.1:{fast}: "
-            "[Errno 98] Address already in use."
-        ),
-    }
-    for arguments, message in cases.items():
-        status, out, err = xform("poetry-server", *arguments)
-        assert (status, out) == (2, b""), arguments
-        assert err.startswith(message) and err.count("\n") == 1, (arguments, err)
+    monkeypatch.chdir(ROOT)
+    arguments = [argument.format(tmp=tmp_path) for argument in arguments]
+    status, out, err = xformHere("poetry-server", *arguments)
+    assert (status, out) == (2, b""), arguments
+    assert err.startswith(message.format(tmp=tmp_path)) and err.count("\n") == 1, (arguments, err)
 
 
-def test_getPoetryBadArguments():
-    cases = {
+def test_poetryServerPortInUse(fast):
+    """
+    A port in use is found once the reactor runs: the real command says so
+    in one line and exits with status 2.
+    """
+    status, out, err = xform("poetry-server", SCIENCE, "--port", str(fast), "--iface", "127.0.0.1")
+    assert (status, out) == (2, b"")
+    assert err.startswith(
+        f"xform: poetry {SCIENCE} cannot listen: Couldn't listen on 127.0.0.1:{fast}: "
+        "[Errno 98] Address already in use."
+    )
+    assert err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    {
         (): "xform: which poems? give the [HOST:]PORT of at least one poetry server\n",
         ("host:port",): "xform: 'host:port' is not a poetry server's [HOST:]PORT\n",
         ("99999",): "xform: '99999' is not a poetry server's [HOST:]PORT\n",
@@ -330,8 +348,9 @@ def test_getPoetryBadArguments():
             "gopher://x",
         ): "xform: --transform-server: 'gopher://x' is not a server URL",
         ("1", "--timeout", "0"): "xform: Parameter type enforcement failed: --timeout: '0' is not a positive",
-    }
-    for arguments, message in cases.items():
-        status, out, err = xform("get-poetry", *arguments)
-        assert (status, out) == (2, b""), arguments
-        assert err.startswith(message) and err.count("\n") == 1, (arguments, err)
+    }.items(),
+)
+def test_getPoetryBadArguments(xformHere, arguments, message):
+    status, out, err = xformHere("get-poetry", *arguments)
+    assert (status, out) == (2, b""), arguments
+    assert err.startswith(message) and err.count("\n") == 1, (arguments, err)

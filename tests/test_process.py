@@ -1,7 +1,8 @@
 """
 The real thing: C{xform serve} as a process on free loopback ports, talked
-to by netcat, by the synchronous client C{xform transform} and by the Part 13
-client.
+to by netcat, by the blocking client C{xform transform} (in this process,
+and as a process where the real command must be proved) and by the Part 13
+client; the usage errors of C{xform serve}, in this process.
 """
 
 import signal
@@ -15,10 +16,11 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.trial.unittest import TestCase
 
+from gateway.schemes import SCHEMES
 from gateway.server import LISTENERS, ServeOptions
 from protocols.netstring import NoReply, TransformProxy, encodeNetstring
 from service import transforms
-from tests.helpers import POEMS, ROOT, GatewayProcess, xform
+from tests.helpers import POEMS, ROOT, GatewayProcess, freePort, xform
 
 #: A poem of about 900 KB, and one of 2 MiB and a bit.
 BIG_POEM = (POEMS["ecstasy"] * 300)[:900_000]
@@ -60,8 +62,8 @@ def test_netcatBadRequestGetsNothing(gateway):
 
 
 @pytest.mark.parametrize("name", sorted(POEMS))
-def test_syncClientEveryPoem(gateway, name):
-    status, out, err = xform(
+def test_syncClientEveryPoem(gateway, xformHere, name):
+    status, out, err = xformHere(
         "transform", "titlecase|reverse", str(ROOT / "poems" / f"{name}.txt"), "-s", server(gateway)
     )
     assert (status, err) == (0, "")
@@ -69,17 +71,20 @@ def test_syncClientEveryPoem(gateway, name):
 
 
 def test_syncClientReadsStandardInput(gateway):
+    """
+    The real command, reading its standard input.
+    """
     assert xform("transform", "cummingsify", "--server", server(gateway), input=b"HELLO") == (0, b"hello", "")
 
 
-def test_syncClientBigPoem(gateway):
-    status, out, err = xform("transform", "cummingsify", "-s", server(gateway), input=BIG_POEM.encode())
+def test_syncClientBigPoem(gateway, xformHere):
+    status, out, err = xformHere("transform", "cummingsify", "-s", server(gateway), input=BIG_POEM.encode())
     assert (status, err) == (0, "")
     assert out.decode() == BIG_POEM.lower()
 
 
-def test_hugePoemRefusedByDefault(gateway):
-    status, out, err = xform("transform", "cummingsify", "-s", server(gateway), input=HUGE_POEM.encode())
+def test_hugePoemRefusedByDefault(gateway, xformHere):
+    status, out, err = xformHere("transform", "cummingsify", "-s", server(gateway), input=HUGE_POEM.encode())
     assert (status, out) == (1, b"")
     assert "closed the connection without a reply" in err
     gateway.waitForLog(
@@ -89,32 +94,39 @@ def test_hugePoemRefusedByDefault(gateway):
     )
 
 
-def test_hugePoemAcceptedWithARaisedLimit():
+def test_hugePoemAcceptedWithARaisedLimit(xformHere):
     with GatewayProcess("--max-poem-bytes", "3000000") as raised:
-        status, out, err = xform("transform", "cummingsify", "-s", server(raised), input=HUGE_POEM.encode())
+        status, out, err = xformHere(
+            "transform", "cummingsify", "-s", server(raised), input=HUGE_POEM.encode()
+        )
     assert (status, err) == (0, "")
     assert out.decode() == HUGE_POEM.lower()
 
 
-def test_syncClientUnknownTransform(gateway):
+def test_syncClientUnknownTransform(gateway, xformHere):
     """
     The gateway refuses an unknown transform by closing without a reply,
     which the client says.  (A refused port and a silent server:
     L{tests.test_syncclient_process}.)
     """
-    status, out, err = xform("transform", "nope", "-s", server(gateway), input=b"poem")
+    status, out, err = xformHere("transform", "nope", "-s", server(gateway), input=b"poem")
     assert (status, out) == (1, b"")
     assert "closed the connection without a reply" in err
 
 
-def test_syncClientUsageErrors(tmp_path):
-    status, out, err = xform("transform", "cummingsify", "-s", "gopher://x", input=b"")
-    assert status == 2 and "is not a server URL" in err
-    status, out, err = xform("transform", "cummingsify", str(tmp_path / "missing.txt"))
-    assert status == 2 and "cannot read" in err
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (("-s", "gopher://x"), "is not a server URL"),
+        (("missing.txt",), "cannot read"),
+        (("latin1.txt",), "is not UTF-8 text"),
+    ],
+)
+def test_syncClientUsageErrors(tmp_path, monkeypatch, xformHere, arguments, message):
     (tmp_path / "latin1.txt").write_bytes("perché".encode("latin-1"))
-    status, out, err = xform("transform", "cummingsify", str(tmp_path / "latin1.txt"))
-    assert status == 2 and "is not UTF-8 text" in err
+    monkeypatch.chdir(tmp_path)
+    status, out, err = xformHere("transform", "cummingsify", *arguments)
+    assert status == 2 and message in err
 
 
 def test_idleClientIsDropped():
@@ -158,22 +170,54 @@ def test_portInUse(gateway):
     assert " listening on " not in err
 
 
-def test_serveUsageErrors():
-    status, out, err = xform("serve", "--netstring", "nonsense:1")
-    assert status == 2 and "--netstring: invalid endpoint 'nonsense:1'" in err
-    status, out, err = xform("serve", *[arg for name in LISTENERS for arg in (f"--{name}", "off")])
-    assert status == 2 and "every listener is off" in err
-    status, out, err = xform("serve", "--deadline", "-1")
-    assert status == 2 and "--deadline: '-1' is not a positive number\n" in err
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (("--netstring", "nonsense:1"), "--netstring: invalid endpoint 'nonsense:1'"),
+        (tuple(arg for name in LISTENERS for arg in (f"--{name}", "off")), "every listener is off"),
+        (("--deadline", "-1"), "--deadline: '-1' is not a positive number\n"),
+    ],
+)
+def test_serveUsageErrors(xformHere, arguments, message):
+    status, out, err = xformHere("serve", *arguments)
+    assert status == 2 and message in err
 
 
-def test_helpDocumentsEveryOption():
-    status, out, err = xform("serve", "--help")
+def test_helpDocumentsEveryOption(xformHere):
+    status, out, err = xformHere("serve", "--help")
     assert status == 0
     for long, *_ in ServeOptions.optParameters:
         assert f"--{long}=" in out.decode()
-    status, out, err = xform("--help")
+    status, out, err = xformHere("--help")
     assert status == 0 and b"serve" in out and b"transform" in out
+
+
+def test_clientCommandsImportNeitherReactorNorAutobahn():
+    """
+    C{xform --help} and the blocking commands, over every scheme, run
+    without importing the reactor, Autobahn or treq: each command imports
+    what it needs when it runs.
+    """
+    port = freePort()
+    runs = [["--help"]]
+    for name in SCHEMES:
+        runs += [["transform", "rot13", "-s", f"{name}://127.0.0.1:{port}"]]
+        runs += [["transforms", "-s", f"{name}://127.0.0.1:{port}"]]
+    code = (
+        "import sys\n"
+        "from gateway.cli import main\n"
+        f"for arguments in {runs!r}:\n"
+        "    try:\n"
+        "        main(arguments)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = [name for name in ('autobahn', 'treq', 'twisted.internet.reactor') if name in sys.modules]\n"
+        "print(heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=30, cwd=ROOT, stdin=subprocess.DEVNULL
+    )
+    assert done.stderr.splitlines()[-1] == b"[]", done.stderr
 
 
 class TransformProxyTests(TestCase):

@@ -1,20 +1,21 @@
 """
-The synchronous client, C{xform transform} and C{xform transforms}, as a
-process against every scheme it speaks: the list of transforms from a real
-gateway over each scheme that can list them, and each scheme's failure
-modes against a port that refuses and a server that never answers.
+The blocking client, C{xform transform} and C{xform transforms}, against
+every scheme it speaks: the list of transforms from a real gateway over each
+scheme that can list them (as a process once, to prove the real command),
+and each scheme's failure modes against a port that refuses and a server
+that never answers, run in this process.
 """
 
 import re
 import socket
-import struct
 import subprocess
+import threading
 
 import pytest
 from twisted.internet.task import Clock
+from websockets.utils import accept_key
 
-from gateway.syncclient import LISTERS, TRANSFORMERS
-from protocols.websocket import acceptKey
+from gateway.schemes import SCHEMES
 from service import builtinCatalogue
 from tests.helpers import ROOT, XformProcess, freePort, silentServer, xform
 
@@ -24,14 +25,25 @@ WIDTH = max(len(entry.name) for entry in CATALOGUE)
 LISTING = "".join(f"{entry.name:<{WIDTH}}  {entry.description}\n" for entry in CATALOGUE).encode()
 
 
-@pytest.mark.parametrize("scheme", LISTERS)
-def test_listTransforms(fullGateway, scheme):
-    assert xform("transforms", "--server", fullGateway.url(scheme)) == (0, LISTING, "")
+#: The schemes that can list the transforms.
+LISTING_SCHEMES = [name for name, scheme in SCHEMES.items() if scheme.listTransforms]
 
 
-def test_netstringCannotList(fullGateway):
+@pytest.mark.parametrize("scheme", LISTING_SCHEMES)
+def test_listTransforms(fullGateway, xformHere, scheme):
+    assert xformHere("transforms", "--server", fullGateway.url(scheme)) == (0, LISTING, "")
+
+
+def test_listTransformsProcess(fullGateway):
+    """
+    The real command lists them too, over its default scheme's kind.
+    """
+    assert xform("transforms", "--server", fullGateway.url("amp")) == (0, LISTING, "")
+
+
+def test_netstringCannotList(fullGateway, xformHere):
     server = fullGateway.url("netstring")
-    status, out, err = xform("transforms", "--server", server)
+    status, out, err = xformHere("transforms", "--server", server)
     assert (status, out) == (1, b"")
     assert err == (
         f"xform: {server}: cannot list the transforms: the netstring protocol has no request for "
@@ -39,29 +51,36 @@ def test_netstringCannotList(fullGateway):
     )
 
 
-@pytest.mark.parametrize("scheme", TRANSFORMERS)
-def test_refusedAndSilentServers(scheme):
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_refusedServer(xformHere, scheme):
     """
-    A port nothing listens on is refused, and a server that accepts the
-    connection but never answers is given up on after C{--timeout}: each
-    with one line and exit status 1, whatever the scheme.
+    A port nothing listens on is refused, with one line and exit status 1,
+    whatever the scheme.
     """
     refused = f"{scheme}://127.0.0.1:{freePort()}"
-    status, out, err = xform("transform", "cummingsify", "-s", refused, input=b"poem")
+    status, out, err = xformHere("transform", "cummingsify", "-s", refused, input=b"poem")
     assert (status, out, err) == (1, b"", f"xform: {refused}: connection refused (is the gateway running?)\n")
 
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_silentServer(xformHere, scheme):
+    """
+    A server that accepts the connection but never answers is given up on
+    after C{--timeout}, with one line and exit status 1, whatever the
+    scheme.
+    """
     with silentServer() as silent:
         address = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}"
-        status, out, err = xform("transform", "cummingsify", "-s", address, "-t", "0.5", input=b"poem")
+        status, out, err = xformHere("transform", "cummingsify", "-s", address, "-t", "0.5", input=b"poem")
     assert (status, out, err) == (1, b"", f"xform: {address}: no reply within 0.5 seconds\n")
 
 
 def test_webSocketRefusedWhileSending(tmp_path):
     """
-    A gateway may refuse a message as soon as its header arrives (1009,
-    too big) and drop the connection while the client is still sending
-    it, as Autobahn does once its closing handshake times out: the client
-    still reports the close frame, not the reset.
+    A gateway may refuse a message as soon as it sees it is too big (1009)
+    while the client is still sending it: the client stops and reports the
+    close frame.  (Against the real gateway, which drops the connection once
+    its closing handshake times out: L{tests.test_web_process}.)
     """
     poem = tmp_path / "big.txt"
     poem.write_bytes(b"x" * (8 * 1024 * 1024))
@@ -81,12 +100,40 @@ def test_webSocketRefusedWhileSending(tmp_path):
             key = re.search(rb"Sec-WebSocket-Key: (\S+)", handshake).group(1).decode()
             connection.sendall(
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + f"Sec-WebSocket-Accept: {acceptKey(key)}\r\n\r\n".encode()
+                + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode()
             )
-            connection.recv(14)  # the frame's header
+            connection.recv(14)  # the first frame's header
             reason = b"\x03\xf1message too big"  # 1009
             connection.sendall(bytes([0x88, len(reason)]) + reason)
-            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.shutdown(socket.SHUT_WR)
+            received = 0
+            while data := connection.recv(65536):  # until the client goes
+                received += len(data)
         out, err = client.communicate(timeout=30)
     assert (client.returncode, out) == (1, b"")
     assert "the poem is too big for the gateway's WebSocket messages (1009: message too big)" in err.decode()
+    assert received < len(poem.read_bytes())
+
+
+def test_webSocketClosedDuringHandshake(xformHere):
+    """
+    A server that closes the connection instead of answering the
+    handshake is reported in words.
+    """
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        server = f"ws://127.0.0.1:{listening.getsockname()[1]}"
+
+        def closeAfterTheRequest():
+            connection, _ = listening.accept()
+            with connection:
+                connection.recv(4096)
+
+        closer = threading.Thread(target=closeAfterTheRequest)
+        closer.start()
+        status, out, err = xformHere("transform", "rot13", "-s", server, input=b"a")
+        closer.join()
+    assert (status, out, err) == (
+        1,
+        b"",
+        f"xform: {server}: closed the connection during the WebSocket handshake\n",
+    )

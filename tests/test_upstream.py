@@ -13,7 +13,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.basic import NetstringReceiver
 from twisted.trial.unittest import TestCase
 
-from gateway.clients import CLIENTS, transformClient
+from gateway.clients import transformClient
+from gateway.schemes import SCHEMES
 from gateway.server import LISTENERS
 from gateway.upstream import Upstream
 from gateway.urls import ServerURL
@@ -25,6 +26,7 @@ from tests.helpers import (
     GatewayProcess,
     TrackingAMPFactory,
     captureLogs,
+    eachScheme,
     freePort,
     listenersFor,
     silentServer,
@@ -52,6 +54,7 @@ async def listen(factory):
     return await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
 
 
+@eachScheme("assertUpstreamDown", "assertUpstreamSilent")
 class UpstreamTests(TestCase):
     """
     A service whose catalogue delegates C{up} to an L{Upstream}, with the
@@ -84,19 +87,17 @@ class UpstreamTests(TestCase):
         self.assertEqual(result, transforms.reverse(poem.lower()))
         self.assertEqual(self.warnings(), [])
 
-    async def test_upstreamDown(self):
+    async def assertUpstreamDown(self, scheme):
         """
-        An upstream that is down, whatever its scheme, gives
-        L{TransformFailed} saying so, and one warning without a traceback.
+        An upstream that is down gives L{TransformFailed} saying so, and one
+        warning without a traceback.
         """
-        for scheme in CLIENTS:
-            self.events.clear()
-            service = self.serviceFor(freePort(), scheme=scheme)
-            error = await self.assertFailure(service.transform("up:cummingsify", "HELLO"), TransformFailed)
-            self.assertEqual(error.message, f"upstream up ({self.server}): connection refused")
-            [warning] = self.warnings()
-            self.assertEqual((warning["transform"], warning["reason"]), ("cummingsify", "connection refused"))
-            self.assertNoTraceback()
+        service = self.serviceFor(freePort(), scheme=scheme)
+        error = await self.assertFailure(service.transform("up:cummingsify", "HELLO"), TransformFailed)
+        self.assertEqual(error.message, f"upstream up ({self.server}): connection refused")
+        [warning] = self.warnings()
+        self.assertEqual((warning["transform"], warning["reason"]), ("cummingsify", "connection refused"))
+        self.assertNoTraceback()
 
     async def test_upstreamRefuses(self):
         """
@@ -109,21 +110,18 @@ class UpstreamTests(TestCase):
         await self.assertFailure(service.transform("up:nope", "HELLO"), NoReply)
         self.assertEqual(len(self.warnings()), 1)
 
-    async def test_upstreamSilent(self):
+    async def assertUpstreamSilent(self, scheme):
         """
-        An upstream that never answers, whatever its scheme, gives
-        L{TransformTimeout} after the client's timeout, and one warning.
+        An upstream that never answers gives L{TransformTimeout} after the
+        client's timeout, and one warning.
         """
         silent = silentServer()
         self.addCleanup(silent.close)
-        port = silent.getsockname()[1]
-        for scheme in CLIENTS:
-            self.events.clear()
-            service = self.serviceFor(port, timeout=0.2, scheme=scheme)
-            error = await self.assertFailure(service.transform("up:cummingsify", "HELLO"), TransformTimeout)
-            self.assertEqual(error.message, "no reply within 0.2 seconds")
-            self.assertEqual(len(self.warnings()), 1)
-            self.assertNoTraceback()
+        service = self.serviceFor(silent.getsockname()[1], timeout=0.2, scheme=scheme)
+        error = await self.assertFailure(service.transform("up:cummingsify", "HELLO"), TransformTimeout)
+        self.assertEqual(error.message, "no reply within 0.2 seconds")
+        self.assertEqual(len(self.warnings()), 1)
+        self.assertNoTraceback()
 
     async def test_callerGivesUp(self):
         """
@@ -174,16 +172,18 @@ class UpstreamServiceTests(TestCase):
         await factory.whenAllClosed().addTimeout(5, reactor)
         self.assertFalse(upstream.running)
 
-    def test_stoppingWithNothingOpen(self):
-        """
-        An upstream whose client has no connection open stops at once,
-        whatever its scheme.
-        """
-        for scheme in CLIENTS:
-            server = ServerURL(scheme, "127.0.0.1", freePort())
-            upstream = Upstream("up", server, transformClient(reactor, server))
-            upstream.startService()
-            self.assertIsNone(self.successResultOf(upstream.stopService()), scheme)
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_stoppingWithNothingOpen(scheme):
+    """
+    An upstream whose client has no connection open stops at once.
+    """
+    server = ServerURL(scheme, "127.0.0.1", freePort())
+    upstream = Upstream("up", server, transformClient(reactor, server))
+    upstream.startService()
+    stopped = upstream.stopService()
+    assert stopped.called
+    assert stopped.result is None
 
 
 @pytest.fixture(scope="module")
@@ -193,12 +193,12 @@ def frontGateway(fullGateway):
     every scheme, each under the scheme's name as prefix: C{amp:reverse}
     is C{reverse} asked over AMP.
     """
-    upstreams = [arg for scheme in CLIENTS for arg in ("--upstream", f"{scheme}={fullGateway.url(scheme)}")]
+    upstreams = [arg for scheme in SCHEMES for arg in ("--upstream", f"{scheme}={fullGateway.url(scheme)}")]
     with GatewayProcess(*upstreams, listeners=tuple(LISTENERS)) as process:
         yield process
 
 
-@pytest.mark.parametrize("scheme", CLIENTS)
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_upstreamGatewayProcess(frontGateway, scheme):
     """
     Asked over C{scheme}, the front gateway forwards C{scheme:NAME} to the
@@ -230,7 +230,7 @@ def test_upstreamOverNetcat(frontGateway):
     frontGateway.waitForLog(lambda: frontGateway.logged("unknown-transform: unknown transform 'elsewhere:"))
 
 
-@pytest.mark.parametrize("scheme", CLIENTS)
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_upstreamGoesAway(scheme):
     """
     An upstream reached over C{scheme} answers, then stops: the caller gets
@@ -283,16 +283,18 @@ def test_silentUpstreamProcess():
     assert not gateway.logged("Traceback")
 
 
-def test_upstreamUsageErrors():
-    cases = {
+@pytest.mark.parametrize(
+    "arguments, message",
+    {
         ("--upstream", "remote"): "--upstream 'remote': give PREFIX=URL",
         ("--upstream", "remote=127.0.0.1:1"): "--upstream remote: '127.0.0.1:1' is not a server URL",
         ("--upstream", "a.b=netstring://h"): "unusable prefix 'a.b'",
         ("--upstream", "a=netstring://h", "--upstream", "a=netstring://i"): "prefix 'a' is given twice",
-    }
-    for arguments, message in cases.items():
-        status, out, err = xform("serve", *arguments)
-        assert status == 2 and message in err, (arguments, err)
+    }.items(),
+)
+def test_upstreamUsageErrors(xformHere, arguments, message):
+    status, out, err = xformHere("serve", *arguments)
+    assert status == 2 and message in err, (arguments, err)
 
 
 class TutorialUpstreamTests(TestCase):

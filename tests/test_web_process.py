@@ -1,6 +1,7 @@
 """
-The web face of a real C{xform serve} process: the synchronous client over
-C{ws://} and C{http://}, and the options of the web listener.
+The web face of a real C{xform serve} process: the blocking client over
+C{ws://} and C{http://} (in this process), and the options of the web
+listener.
 """
 
 import http.client
@@ -37,23 +38,23 @@ def get(gateway, path):
         connection.close()
 
 
+@pytest.mark.parametrize("name", sorted(POEMS))
 @pytest.mark.parametrize("scheme", ["ws", "http"])
-def test_syncClientEveryPoem(gateway, scheme):
-    for name, poem in POEMS.items():
-        status, out, err = xform(
-            "transform",
-            "titlecase|reverse",
-            str(ROOT / "poems" / f"{name}.txt"),
-            "-s",
-            servers(gateway)[scheme],
-        )
-        assert (status, err) == (0, "")
-        assert out.decode() == transforms.reverse(transforms.titlecase(poem))
+def test_syncClientEveryPoem(gateway, xformHere, scheme, name):
+    status, out, err = xformHere(
+        "transform",
+        "titlecase|reverse",
+        str(ROOT / "poems" / f"{name}.txt"),
+        "-s",
+        servers(gateway)[scheme],
+    )
+    assert (status, err) == (0, "")
+    assert out.decode() == transforms.reverse(transforms.titlecase(POEMS[name]))
 
 
 @pytest.mark.parametrize("scheme", ["ws", "http"])
-def test_syncClientBigPoem(gateway, scheme):
-    status, out, err = xform(
+def test_syncClientBigPoem(gateway, xformHere, scheme):
+    status, out, err = xformHere(
         "transform", "cummingsify", "-s", servers(gateway)[scheme], input=BIG_POEM.encode()
     )
     assert (status, err) == (0, "")
@@ -61,37 +62,40 @@ def test_syncClientBigPoem(gateway, scheme):
 
 
 def test_syncClientDefaultWebSocketPath(gateway):
+    """
+    The real command, over a ws:// URL without a path.
+    """
     server = f"ws://127.0.0.1:{gateway.ports['web']}"
     assert xform("transform", "rot13", "-s", server, input=b"abc") == (0, b"nop", "")
 
 
 @pytest.mark.parametrize("scheme", ["ws", "http"])
-def test_syncClientErrorsInWords(gateway, scheme):
+def test_syncClientErrorsInWords(gateway, xformHere, scheme):
     server = servers(gateway)[scheme]
-    status, out, err = xform("transform", "nope", "-s", server, input=b"poem")
+    status, out, err = xformHere("transform", "nope", "-s", server, input=b"poem")
     assert (status, out, err) == (1, b"", f"xform: {server}: unknown-transform: unknown transform 'nope'\n")
-    status, out, err = xform("transform", "cummingsify", "-s", server, input=HUGE_POEM.encode())
+    status, out, err = xformHere("transform", "cummingsify", "-s", server, input=HUGE_POEM.encode())
     assert (status, out) == (1, b"")
     assert f"xform: {server}: poem-too-large: " in err
 
 
-def test_syncClientMessageTooBigForWebSocket(gateway):
+def test_syncClientMessageTooBigForWebSocket(gateway, xformHere):
     """
     A poem too big for even a WebSocket message is refused with 1009,
     which the client puts in words.
     """
     poem = b"x" * (7 * 1024 * 1024)
-    status, out, err = xform("transform", "cummingsify", "-s", servers(gateway)["ws"], input=poem)
+    status, out, err = xformHere("transform", "cummingsify", "-s", servers(gateway)["ws"], input=poem)
     assert (status, out) == (1, b"")
     assert "the poem is too big for the gateway's WebSocket messages (1009" in err
 
 
-def test_syncClientNotAWebSocket(gateway):
+def test_syncClientNotAWebSocket(gateway, xformHere):
     """
     A ws:// URL pointing at something that is not the WebSocket endpoint.
     """
     server = f"ws://127.0.0.1:{gateway.ports['web']}/transforms"
-    status, out, err = xform("transform", "rot13", "-s", server, input=b"a")
+    status, out, err = xformHere("transform", "rot13", "-s", server, input=b"a")
     assert status == 1
     assert err.startswith(f"xform: {server}: the WebSocket handshake was refused: HTTP/1.1 ")
 
@@ -124,13 +128,21 @@ def test_allowedOriginOption():
             connection.close()
 
 
-def test_webUsageErrors(tmp_path):
-    status, out, err = xform("serve", "--allowed-origin", "poems.example.org")
-    assert status == 2 and "--allowed-origin: 'poems.example.org' is not an origin" in err
-    status, out, err = xform("serve", "--poems", str(tmp_path / "missing"))
-    assert status == 2 and "--poems:" in err and "is not a directory" in err
-    status, out, err = xform("serve", "--web", "nonsense:1")
-    assert status == 2 and "--web: invalid endpoint 'nonsense:1'" in err
+@pytest.mark.parametrize(
+    "arguments, messages",
+    [
+        (
+            ("--allowed-origin", "poems.example.org"),
+            ["--allowed-origin: 'poems.example.org' is not an origin"],
+        ),
+        (("--poems", "missing"), ["--poems:", "is not a directory"]),
+        (("--web", "nonsense:1"), ["--web: invalid endpoint 'nonsense:1'"]),
+    ],
+)
+def test_webUsageErrors(tmp_path, monkeypatch, xformHere, arguments, messages):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = xformHere("serve", *arguments)
+    assert status == 2 and all(message in err for message in messages)
 
 
 def test_docsWebSocketExample(gateway):

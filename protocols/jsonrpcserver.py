@@ -1,0 +1,224 @@
+"""
+The JSON-RPC 2.0 server of the transform service, independent of any
+transport: the WebSocket adapter of L{protocols.websocket} hands it each text
+message and sends back what it answers.  The contract, and the messages
+themselves, are in L{protocols.jsonrpc}.
+"""
+
+import math
+from collections.abc import Callable
+
+from twisted.internet.defer import CancelledError, Deferred, FirstError, gatherResults, succeed
+from twisted.logger import Logger
+
+from protocols.jsonrpc import (
+    ANSWER_TOO_BIG,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    VERSION,
+    Message,
+    RPCError,
+    encode,
+    errorResponse,
+    parse,
+)
+from protocols.listing import transformsListing
+from service.errors import TransformError
+from service.transformer import TransformService
+
+
+def _validId(value: Message) -> bool:
+    if value is None or isinstance(value, str):
+        return True
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _describe(value: Message) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), "null" if value is None else "a number"
+    )
+
+
+def _bind(params: Message, names: tuple[str, ...]) -> list[str]:
+    """
+    The string arguments C{names}, given by position or by name.
+
+    @raise RPCError: with L{INVALID_PARAMS} if they are missing, extra, or
+        not strings.
+    """
+    if params is None:
+        params = []
+    if isinstance(params, list):
+        if len(params) != len(names):
+            expected = ", ".join(names) or "none"
+            raise RPCError(
+                INVALID_PARAMS, f"Invalid params: expected {len(names)} ({expected}), got {len(params)}"
+            )
+        arguments = params
+    else:
+        missing = [name for name in names if name not in params]
+        extra = sorted(set(params) - set(names))
+        if missing:
+            raise RPCError(INVALID_PARAMS, f"Invalid params: missing {', '.join(missing)}")
+        if extra:
+            raise RPCError(INVALID_PARAMS, f"Invalid params: unknown {', '.join(map(repr, extra))}")
+        arguments = [params[name] for name in names]
+    for name, value in zip(names, arguments, strict=True):
+        if not isinstance(value, str):
+            raise RPCError(INVALID_PARAMS, f"Invalid params: {name} must be a string, not {_describe(value)}")
+    return arguments
+
+
+class JSONRPCServer:
+    """
+    Answer JSON-RPC 2.0 messages with a L{TransformService}.
+
+    @ivar service: the transform service called.
+    @ivar methods: the callable for each method name, taking the request's
+        params and returning the result or a L{Deferred} of it.
+    @ivar maxAnswerBytes: the longest answer the transport can send, in
+        bytes of UTF-8, or C{None} for no limit.
+    """
+
+    log = Logger()
+
+    def __init__(self, service: TransformService, maxAnswerBytes: int | None = None) -> None:
+        self.service = service
+        self.maxAnswerBytes = maxAnswerBytes
+        self.methods: dict[str, Callable[[Message], Message]] = {
+            "transform": self._transform,
+            "list_transforms": self._listTransforms,
+        }
+
+    def _transform(self, params: Message) -> "Deferred[dict]":
+        name, poem = _bind(params, ("transform", "poem"))
+        return self.service.transform(name, poem).addCallback(lambda poem: {"poem": poem})
+
+    def _listTransforms(self, params: Message) -> list[dict]:
+        _bind(params, ())
+        return transformsListing(self.service)
+
+    def handle(self, text: str) -> "Deferred[str | None]":
+        """
+        Answer one message.
+
+        @param text: the message, a request or a batch.
+        @return: a L{Deferred} firing with the answer to send, or with
+            C{None} when there is nothing to send (notifications only).
+            Cancelling it abandons the requests still running.
+        """
+        try:
+            message = parse(text)
+        except RPCError as error:
+            return succeed(encode(errorResponse(error)))
+        return Deferred.fromCoroutine(self._answer(message))
+
+    def refuse(self, reason: str) -> str:
+        """
+        The answer to a message that cannot be a request at all (a binary
+        WebSocket frame): an Invalid Request error with a C{null} id.
+        """
+        return encode(errorResponse(RPCError(INVALID_REQUEST, f"Invalid Request: {reason}")))
+
+    async def _answer(self, message: Message) -> str | None:
+        if isinstance(message, list):
+            if not message:
+                return encode(errorResponse(RPCError(INVALID_REQUEST, "Invalid Request: the batch is empty")))
+            try:
+                responses = await gatherResults(
+                    [Deferred.fromCoroutine(self._call(item)) for item in message], consumeErrors=True
+                )
+            except FirstError as error:  # only ever a cancellation: _call answers everything else
+                error.subFailure.raiseException()
+            answered = [response for response in responses if response is not None]
+            return self._fit(answered) if answered else None
+        response = await self._call(message)
+        return None if response is None else self._fit(response)
+
+    def _fit(self, answer: dict | list[dict]) -> str:
+        """
+        Encode C{answer}; if that is longer than L{maxAnswerBytes}, replace
+        each of its results with an L{ANSWER_TOO_BIG} error instead.
+        """
+        text = encode(answer)
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        if self.maxAnswerBytes is None or size <= self.maxAnswerBytes:
+            return text
+        error = RPCError(
+            ANSWER_TOO_BIG,
+            f"Server error: the answer is {size} bytes, over the limit of {self.maxAnswerBytes} bytes "
+            "for one message; send fewer or smaller requests at once",
+        )
+        responses = [
+            errorResponse(error, response["id"]) if "result" in response else response
+            for response in (answer if isinstance(answer, list) else [answer])
+        ]
+        return encode(responses if isinstance(answer, list) else responses[0])
+
+    async def _call(self, request: Message) -> dict | None:
+        """
+        The response object to one request, or C{None} for a notification.
+        An invalid request is answered even without an id: it is no
+        notification, since it is no request.
+        """
+        if not isinstance(request, dict):
+            return errorResponse(
+                RPCError(
+                    INVALID_REQUEST, f"Invalid Request: a request is an object, not {_describe(request)}"
+                )
+            )
+        id = request.get("id")
+        notification = "id" not in request
+        try:
+            method = self._method(request)
+            result = method(request.get("params"))
+            if isinstance(result, Deferred):
+                result = await result
+        except RPCError as error:
+            if error.code == INVALID_REQUEST:
+                return errorResponse(error, id if _validId(id) else None)
+            return None if notification else errorResponse(error, id)
+        except TransformError as error:
+            return None if notification else errorResponse(RPCError.fromServiceError(error), id)
+        except CancelledError:
+            raise
+        except Exception:
+            self.log.failure("JSON-RPC method {method!r} raised", method=request["method"])
+            return None if notification else errorResponse(RPCError(INTERNAL_ERROR, "Internal error"), id)
+        return None if notification else {"jsonrpc": VERSION, "result": result, "id": id}
+
+    def _method(self, request: dict) -> Callable[[Message], Message]:
+        """
+        The method a request calls.
+
+        @raise RPCError: with L{INVALID_REQUEST} if C{request} is not a
+            well-formed request object, with L{METHOD_NOT_FOUND} if there is
+            no such method.
+        """
+        problem = None
+        if request.get("jsonrpc") != VERSION:
+            problem = 'jsonrpc must be exactly "2.0"'
+        elif not isinstance(request.get("method"), str):
+            problem = "method must be a string"
+        elif not _validId(request.get("id")):
+            problem = "id must be a string, a number or null"
+        elif not isinstance(request.get("params", []), list | dict):
+            problem = "params must be an array or an object"
+        if problem:
+            raise RPCError(INVALID_REQUEST, f"Invalid Request: {problem}")
+        try:
+            return self.methods[request["method"]]
+        except KeyError:
+            raise RPCError(
+                METHOD_NOT_FOUND,
+                f"Method not found: {request['method'][:64]!r} (there are {', '.join(self.methods)})",
+            ) from None
+
+
+# The client half.
