@@ -32,7 +32,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent
 
 from gateway.urls import WEBSOCKET_PATH, ServerURL
-from protocols.amp import AMPTransformClient
+from protocols.amp.client import AMPTransformClient
 from protocols.http import HTTPTransformProxy
 from protocols.netstring import TransformProxy
 from protocols.websocket import WebSocketTransformProxy

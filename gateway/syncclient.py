@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from gateway.urls import WEBSOCKET_PATH, ServerURL, urlForm
-from protocols.amp import (
+from protocols.amp.wire import (
     ERRORS_BY_CODE,
     BoxDecoder,
     BrokenBox,
