@@ -8,6 +8,8 @@ L{tests.test_amp_wire}.
 
 import socket
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred
@@ -22,7 +24,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import LogLevel
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.test import iosim
@@ -55,7 +57,7 @@ from service import (
 )
 from service import Transform as CatalogueEntry
 from tests.helpers import TrackingAMPFactory, captureLogs, misbehavingCatalogue
-from tests.test_amp_wire import ANSWER, REQUEST
+from tests.test_amp_wire import ANSWER, REQUEST, cutAnywhere
 
 PEER = IPv4Address("TCP", "192.0.2.7", 40000)
 
@@ -1273,3 +1275,52 @@ class ClientTests(SynchronousTestCase):
         self.pump.flush()
         self.successResultOf(closed)
         self.assertEqual(self.successResultOf(self.askOnce("TWO")), "two")
+
+
+# Hypothesis: the server on arbitrary streams.
+
+_keys = st.sampled_from([b"poem", b"poem.2", b"poem.3", b"transform", b"x", b"_ask", b"_answer", b"_error"])
+_values = st.one_of(
+    st.sampled_from([b"cummingsify", b"stall", b"rot13|nope", b"later", b"HELLO", b"\xc3"]),
+    st.binary(max_size=20),
+)
+_pairs = st.lists(st.tuples(_keys, _values), max_size=4)
+_questions = st.builds(
+    lambda tag, command, pairs: encodeBox([(b"_ask", tag), (b"_command", command), *pairs]),
+    st.sampled_from([b"1", b"2", b"3"]),
+    st.sampled_from([b"Transform", b"ListTransforms", b"Nope"]),
+    _pairs,
+)
+_streams = st.lists(
+    st.one_of(_questions, _questions, _questions, _pairs.map(encodeBox), st.binary(max_size=30)), max_size=8
+).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(stream=_streams, cuts=st.lists(st.integers(min_value=0), max_size=10))
+def test_serverOnAnyStream(stream, cuts):
+    """
+    Whatever bytes a client sends, cut anywhere, the server raises
+    nothing and logs no traceback; it writes whole boxes, each answering
+    once a question that was asked, or it drops the connection.
+    """
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        clock = MemoryReactorClock()
+        service = TransformService(misbehavingCatalogue(clock), clock, Limits(maxPoemBytes=100, deadline=1))
+        server = TransformAMPFactory(service, clock).buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        server.makeConnection(transport)
+        for chunk in cutAnywhere(stream, cuts):
+            server.dataReceived(chunk)
+        clock.advance(1)  # every deadline has passed
+        server.connectionLost(Failure(ConnectionDone()))
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    for answer in decodeBoxes(transport.value()):
+        tag = answer.get(b"_answer", answer.get(b"_error"))
+        assert tag is not None and tag in stream
+        assert b"_answer" in answer or {b"_error_code", b"_error_description"} <= set(answer)
+    assert not [event for event in events if event.get("log_failure")]
+    assert clock.getDelayedCalls() == []
