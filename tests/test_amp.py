@@ -200,6 +200,15 @@ class CommandTests(ServerTestCase):
         server.dataReceived(REQUEST)
         self.assertEqual(transport.value(), ANSWER)
 
+    def test_theDocumentedErrorBytes(self):
+        server, transport = self.raw()
+        server.dataReceived(box(_ask=b"2", _command=b"Transform", transform=b"nope", poem=b"x"))
+        self.assertEqual(
+            transport.value(),
+            b"\x00\x06_error\x00\x012\x00\x0b_error_code\x00\x11UNKNOWN_TRANSFORM"
+            b"\x00\x12_error_description\x00\x18unknown transform 'nope'\x00\x00",
+        )
+
     def test_byteByByte(self):
         server, transport = self.raw()
         for byte in REQUEST:

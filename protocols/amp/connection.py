@@ -27,6 +27,14 @@ from protocols.amp.wire import (
 )
 
 
+def _ampKeysFirst(item: tuple[bytes, bytes]) -> tuple[int, bytes]:
+    """
+    The sort key of a key/value pair of a box sent: L{BoxConnection.sendBox}.
+    """
+    key = item[0]
+    return (0, key) if key[:1] == b"_" else (1, b"")
+
+
 @implementer(amp.IBoxSender)
 class BoxConnection(Protocol):
     """
@@ -166,13 +174,15 @@ class BoxConnection(Protocol):
 
     def sendBox(self, box: dict[bytes, bytes]) -> None:
         """
-        Send a box, with its keys in sorted order as Twisted's own AMP does.
+        Send a box: AMP's own keys first (C{_answer}, C{_error_code}, ...),
+        sorted as Twisted sorts them, then the others in the order of
+        C{box}, so that the pieces of a split value go in order.
 
         @raise ConnectionLost: if the connection is gone.
         """
         if self._finished:
             raise ConnectionLost()
-        self.transport.write(encodeBox(sorted(box.items())))
+        self.transport.write(encodeBox(sorted(box.items(), key=_ampKeysFirst)))
         if ASK in box:
             self._asked.add(box[ASK])
             return
