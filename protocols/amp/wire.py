@@ -317,66 +317,68 @@ class BoxDecoder:
             box over the limit (without C{skipOversize}).  The decoder is
             unusable after it.
         """
+        # The state of the box coming in lives in locals while parsing, and
+        # goes back to the attributes at the end: this is the per-box path.
+        key, piece, skipping, boxBytes = self._key, self._piece, self._skipping, self._boxBytes
+        limit, unpack = self.maxBoxBytes, _PREFIX.unpack_from
         with memoryview(self._buffer) as view:
             offset, end = self._offset, len(view)
+            start = offset
             try:
                 while True:
-                    if self._skipping:
-                        skipped = min(self._skipping, end - offset)
+                    if skipping:
+                        skipped = min(skipping, end - offset)
                         offset += skipped
-                        self._wireBytes += skipped
-                        self._skipping -= skipped
-                        if self._skipping:
+                        skipping -= skipped
+                        if skipping:
                             return None
                     if end - offset < 2:
                         return None
-                    (length,) = _PREFIX.unpack_from(view, offset)
-                    if self._key is None:
+                    (length,) = unpack(view, offset)
+                    if key is None:
                         if length == 0:
                             offset += 2
-                            return self._endBox()
+                            self._boxBytes = boxBytes
+                            box = self._endBox()
+                            piece, boxBytes, start = None, 0, offset
+                            return box
                         if length > MAX_KEY_LENGTH:
                             raise BrokenBox(f"a key of {length} bytes (keys are 1 to 255 bytes)")
                         if end - offset - 2 < length:
                             return None
-                        self._key = view[offset + 2 : offset + 2 + length].tobytes()
-                        self._piece = self._pieceOf(self._key)
+                        key = view[offset + 2 : offset + 2 + length].tobytes()
+                        piece = self._pieceOf(key) if b"." in key else None
                         offset += 2 + length
-                        self._wireBytes += 2 + length
                         continue
-                    if self._piece is None:
-                        cost = len(self._key) + length + PAIR_BYTES
-                    else:
-                        cost = length + PIECE_BYTES
-                    if self._oversize or self._boxBytes + cost > self.maxBoxBytes:
+                    cost = len(key) + length + PAIR_BYTES if piece is None else length + PIECE_BYTES
+                    if self._oversize or boxBytes + cost > limit:
                         if not self.skipOversize:
-                            raise BoxTooLarge(f"a box over the limit of {self.maxBoxBytes} bytes")
+                            raise BoxTooLarge(f"a box over the limit of {limit} bytes")
                         self._becomeOversize()
-                        if self._key not in _KEPT:
-                            self._boxBytes += cost
-                            self._skipping = length
-                            self._key = None
+                        if key not in _KEPT:
+                            boxBytes += cost
+                            skipping = length
+                            key = None
                             offset += 2
-                            self._wireBytes += 2
                             continue
-                    elif budget is not None and self._boxBytes + cost > budget:
+                    elif budget is not None and boxBytes + cost > budget:
                         return None
                     if end - offset - 2 < length:
                         return None
                     value = view[offset + 2 : offset + 2 + length].tobytes()
                     offset += 2 + length
-                    self._wireBytes += 2 + length
-                    self._boxBytes += cost
-                    if self._piece is None or self._oversize:
-                        self._box[self._key] = value
+                    boxBytes += cost
+                    if piece is None or self._oversize:
+                        self._box[key] = value
                     else:
-                        name, number = self._piece
-                        pieces = self._pieces.get(name)
+                        pieces = self._pieces.get(piece[0])
                         if pieces is None:
-                            pieces = self._pieces[name] = _Pieces()
-                        pieces.add(number, value)
-                    self._key = None
+                            pieces = self._pieces[piece[0]] = _Pieces()
+                        pieces.add(piece[1], value)
+                    key = None
             finally:
+                self._key, self._piece, self._skipping, self._boxBytes = key, piece, skipping, boxBytes
+                self._wireBytes += offset - start
                 self._offset = offset
 
     def _pieceOf(self, key: bytes) -> tuple[bytes, int] | None:
@@ -384,8 +386,6 @@ class BoxDecoder:
         The name and number of a piece C{name.N} (N from 2, decimal, no
         leading zero) of a split value, or C{None} for any other key.
         """
-        if b"." not in key:
-            return None
         name, _, digits = key.rpartition(b".")
         if name not in self.splitNames or not digits.isdigit() or digits[0] == 0x30 or len(digits) > 9:
             return None
