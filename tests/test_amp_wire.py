@@ -254,7 +254,7 @@ def cutAnywhere(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[start:end] for start, end in zip([0, *points], [*points, len(data)], strict=True)]
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=st.binary(max_size=2000),
     cuts=st.lists(st.integers(min_value=0), max_size=20),
@@ -279,7 +279,7 @@ def test_anyStreamRaisesOnlyBrokenBox(data, cuts, limit, skip):
         pass
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(boxes=st.lists(boxes, max_size=5), cuts=st.lists(st.integers(min_value=0), max_size=30))
 def test_boxesRoundTripAtAnyCut(boxes, cuts):
     data = b"".join(encodeBox(box.items()) for box in boxes)
@@ -288,7 +288,7 @@ def test_boxesRoundTripAtAnyCut(boxes, cuts):
     assert decoder.pending() == 0
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     poem=st.text(max_size=400),
     sizes=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=10),
@@ -316,7 +316,7 @@ def boxBytes(box: dict[bytes, bytes]) -> int:
     return sum(len(key) + len(value) + PAIR_BYTES for key, value in box.items())
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(boxes=st.lists(boxes, max_size=5), limit=st.integers(min_value=0, max_value=2000))
 def test_boxesOverTheLimitAreSkipped(boxes, limit):
     """
