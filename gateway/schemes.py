@@ -77,7 +77,7 @@ def _netstringClient(reactor, server: "ServerURL", timeout: float) -> "ITransfor
 
 
 def _ampClient(reactor, server: "ServerURL", timeout: float) -> "ITransformClient":
-    from protocols.amp import AMPTransformClient
+    from protocols.amp.client import AMPTransformClient
 
     return AMPTransformClient(_hostEndpoint(reactor, server), reactor, timeout)
 

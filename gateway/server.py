@@ -20,7 +20,7 @@ from gateway.upstream import Upstream
 from gateway.urls import parseServerURL
 from gateway.web import makeSite
 from gateway.workers import WorkerThreads
-from protocols.amp import TransformAMPFactory
+from protocols.amp.server import TransformAMPFactory
 from protocols.netstring import TransformFactory
 from protocols.origins import OriginPolicy, normalizeOrigin
 from service import Limits, TransformService, builtinCatalogue

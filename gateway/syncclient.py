@@ -318,7 +318,7 @@ def _askAMP(server: ServerURL, command: bytes, arguments: list[tuple[bytes, byte
     @raise ClientError: when the server answers with an error, or not at
         all.
     """
-    from protocols.amp import ERRORS_BY_CODE, BoxDecoder, BrokenBox, encodeBox, maxBoxBytes
+    from protocols.amp.wire import ERRORS_BY_CODE, BoxDecoder, BrokenBox, encodeBox, maxBoxBytes
 
     request = encodeBox([(b"_ask", _TAG), (b"_command", command), *arguments])
     deadline = _Deadline(timeout)
@@ -355,7 +355,7 @@ def transformAMP(server: ServerURL, transform: str, poem: str, timeout: float) -
     Transform over AMP: one C{Transform} question on its own connection,
     the poem split as the protocol says.
     """
-    from protocols.amp import splitValue, takeValue
+    from protocols.amp.wire import splitValue, takeValue
 
     try:
         arguments = [(b"transform", transform.encode("utf-8")), *splitValue(b"poem", poem.encode("utf-8"))]
@@ -371,7 +371,7 @@ def listAMP(server: ServerURL, timeout: float) -> list[tuple[str, str]]:
     """
     The transforms of an AMP server, as C{(name, description)}.
     """
-    from protocols.amp import BrokenBox, decodeBoxes, takeValue
+    from protocols.amp.wire import BrokenBox, decodeBoxes, takeValue
 
     answer = _askAMP(server, b"ListTransforms", [], timeout)
     try:

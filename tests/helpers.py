@@ -19,7 +19,7 @@ from twisted.logger import globalLogPublisher
 
 from gateway.schemes import SCHEMES
 from gateway.server import LISTENERS
-from protocols.amp import TransformAMP, TransformAMPFactory
+from protocols.amp.server import TransformAMP, TransformAMPFactory
 from service import Catalogue, Transform, builtinCatalogue, transforms
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,28 +1,40 @@
 """
-The AMP protocol on in-memory transports: the framing helpers, the server
-with a stock Twisted AMP client, the raw bytes of the docs, the limits, and
-L{AMPTransformClient}, all on a fake clock.
+The AMP server on in-memory transports and a fake clock, with a stock
+Twisted AMP client and with the raw bytes of the docs: its commands,
+errors, limits, flow control and idle timeout (plus one loopback test of a
+client that never reads).  The framing is tested in L{tests.test_amp_wire},
+the asynchronous client in L{tests.test_amp_client}.
 """
 
+import socket
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
-from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    connectProtocol,
+    serverFromString,
+)
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.test import iosim
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
 
-from protocols.amp import (
+from protocols.amp.commands import ListTransforms, TransformPoem
+from protocols.amp.server import TransformAMP, TransformAMPFactory
+from protocols.amp.wire import (
     ERROR_CODES,
-    AMPTransformClient,
     BoxDecoder,
-    BrokenBox,
-    ListTransforms,
-    Transform,
-    TransformAMPFactory,
     decodeBoxes,
     encodeBox,
     maxBoxBytes,
@@ -42,7 +54,8 @@ from service import (
     transforms,
 )
 from service import Transform as CatalogueEntry
-from tests.helpers import captureLogs, misbehavingCatalogue
+from tests.helpers import TrackingAMPFactory, captureLogs, misbehavingCatalogue
+from tests.test_amp_wire import ANSWER, REQUEST, cutAnywhere
 
 PEER = IPv4Address("TCP", "192.0.2.7", 40000)
 
@@ -64,17 +77,6 @@ def slowCatalogue(clock):
     return catalogue
 
 
-#: The request and the answer shown in the docs, byte for byte.
-REQUEST = (
-    b"\x00\x04_ask\x00\x011"
-    b"\x00\x08_command\x00\x09Transform"
-    b"\x00\x04poem\x00\x0bHELLO WORLD"
-    b"\x00\x09transform\x00\x0bcummingsify"
-    b"\x00\x00"
-)
-ANSWER = b"\x00\x07_answer\x00\x011\x00\x04poem\x00\x0bhello world\x00\x00"
-
-
 def asked(question: Deferred) -> Deferred:
     """
     A L{Deferred} of the answer to C{question}, asked with a stock AMP
@@ -91,101 +93,6 @@ def box(**values: bytes) -> bytes:
     A box of the given keys and values, in the order given.
     """
     return encodeBox([(key.encode(), value) for key, value in values.items()])
-
-
-class FramingTests(SynchronousTestCase):
-    """
-    The framing helpers that the server, the clients and the docs share.
-    """
-
-    def test_splitSizes(self):
-        """
-        A value is cut into pieces of 65,535 bytes under C{name},
-        C{name.2}, ...; a value that fits stays whole, an empty one is one
-        empty piece.
-        """
-        cases = {
-            0: [0],
-            65535: [65535],
-            65536: [65535, 1],
-            200_000: [65535, 65535, 65535, 3395],
-        }
-        for size, sizes in cases.items():
-            pieces = splitValue(b"poem", b"A" * size)
-            self.assertEqual([len(piece) for key, piece in pieces], sizes, size)
-            self.assertEqual(
-                [key for key, piece in pieces], [b"poem"] + [b"poem.%d" % n for n in range(2, len(sizes) + 1)]
-            )
-
-    def test_splitKeepsCharactersWhole(self):
-        """
-        A cut that would fall inside a UTF-8 sequence moves back to its
-        start, so every piece decodes on its own.
-        """
-        for character in ["é", "€", "𝄞"]:
-            width = len(character.encode())
-            for before in range(65535 - width + 1, 65536):
-                text = "a" * before + character * 3 + "z"
-                pieces = [piece for key, piece in splitValue(b"poem", text.encode())]
-                self.assertEqual("".join(piece.decode("utf-8") for piece in pieces), text)
-                self.assertTrue(all(len(piece) <= 65535 for piece in pieces))
-
-    def test_takeValueJoinsPieces(self):
-        values = {b"poem": b"ab", b"poem.2": b"cd", b"poem.3": b"e", b"transform": b"x"}
-        self.assertEqual(takeValue(values, b"poem"), b"abcde")
-        self.assertEqual(values, {b"transform": b"x"})
-
-    def test_takeValueRefusesGapsAndStrays(self):
-        for values in [
-            {b"poem.2": b"a"},
-            {b"poem": b"a", b"poem.3": b"b"},
-            {b"poem": b"a", b"poem.2": b"b", b"poem.x": b"c"},
-        ]:
-            self.assertRaises(BadRequest, takeValue, dict(values), b"poem")
-
-    def test_decoderWholeAndByteByByte(self):
-        data = REQUEST + ANSWER
-        expected = [dict(decodeBoxes(REQUEST)[0]), {b"_answer": b"1", b"poem": b"hello world"}]
-        self.assertEqual(decodeBoxes(data), expected)
-        decoder = BoxDecoder(1000)
-        boxes = []
-        for byte in data:
-            decoder.feed(bytes([byte]))
-            boxes += iter(decoder.pop, None)
-        self.assertEqual(boxes, expected)
-        self.assertEqual(decoder.pending(), 0)
-
-    def test_decoderRefusesLongKeysAndBigBoxes(self):
-        decoder = BoxDecoder(1000)
-        decoder.feed(b"\x01\x00")
-        self.assertRaises(BrokenBox, decoder.pop)
-        decoder = BoxDecoder(len(REQUEST) - 1)
-        decoder.feed(REQUEST[:30])
-        self.assertRaises(BrokenBox, lambda: [decoder.pop(), decoder.feed(REQUEST[30:]), decoder.pop()])
-
-    def test_decodeBoxesRefusesAPartialBox(self):
-        self.assertRaises(BrokenBox, decodeBoxes, REQUEST[:-1])
-
-    def test_encodeBoxRefusesWhatAMPCannotCarry(self):
-        self.assertRaises(ValueError, encodeBox, [(b"", b"x")])
-        self.assertRaises(ValueError, encodeBox, [(b"k" * 256, b"x")])
-        self.assertRaises(ValueError, encodeBox, [(b"k", b"x" * 65536)])
-
-    def test_errorCodesAreTheNamesUpperCased(self):
-        self.assertEqual(
-            {error.__name__: code for error, code in ERROR_CODES.items()},
-            {
-                "UnknownTransform": b"UNKNOWN_TRANSFORM",
-                "BadRequest": b"BAD_REQUEST",
-                "PoemTooLarge": b"POEM_TOO_LARGE",
-                "TransformFailed": b"TRANSFORM_FAILED",
-                "TransformTimeout": b"TIMEOUT",
-                "Overloaded": b"OVERLOADED",
-            },
-        )
-
-    def test_boxLimit(self):
-        self.assertEqual(maxBoxBytes(1024 * 1024), 1024 * 1024 + 1024 + 65536)
 
 
 class ServerTestCase(SynchronousTestCase):
@@ -236,7 +143,7 @@ class ServerTestCase(SynchronousTestCase):
         server.makeConnection(transport)
         return server, transport
 
-    def ask(self, client, pump, command=Transform, **arguments):
+    def ask(self, client, pump, command=TransformPoem, **arguments):
         """
         Ask a question and pump until nothing moves.
 
@@ -275,6 +182,13 @@ class CommandTests(ServerTestCase):
             [{"name": entry.name, "description": entry.description} for entry in self.service.transforms()],
         )
 
+    def test_interfaces(self):
+        server, transport = self.raw()
+        self.assertTrue(verifyObject(amp.IBoxSender, server))
+        self.assertTrue(verifyObject(IPushProducer, server))
+        self.assertIs(transport.producer, server)
+        self.assertTrue(transport.streaming)
+
     def test_theDocumentedBytes(self):
         """
         The request of the docs, byte for byte, gets the answer of the
@@ -283,6 +197,15 @@ class CommandTests(ServerTestCase):
         server, transport = self.raw()
         server.dataReceived(REQUEST)
         self.assertEqual(transport.value(), ANSWER)
+
+    def test_theDocumentedErrorBytes(self):
+        server, transport = self.raw()
+        server.dataReceived(box(_ask=b"2", _command=b"Transform", transform=b"nope", poem=b"x"))
+        self.assertEqual(
+            transport.value(),
+            b"\x00\x06_error\x00\x012\x00\x0b_error_code\x00\x11UNKNOWN_TRANSFORM"
+            b"\x00\x12_error_description\x00\x18unknown transform 'nope'\x00\x00",
+        )
 
     def test_byteByByte(self):
         server, transport = self.raw()
@@ -378,35 +301,47 @@ class ErrorTests(ServerTestCase):
         self.failureResultOf(stalled, TransformTimeout)
         self.assertStillServing(client, pump)
 
-    def test_badArguments(self):
+    def assertBadRequest(self, question, *described):
         """
-        Arguments that cannot be read are C{BAD_REQUEST}: a missing
-        argument, a poem that is not UTF-8, pieces with a gap.
+        C{question}, tagged C{bad}, is answered C{BAD_REQUEST} with a
+        description holding C{described}, and the connection carries on.
         """
-        cases = [
-            box(_ask=b"1", _command=b"Transform", poem=b"HELLO"),
-            box(_ask=b"2", _command=b"Transform", transform=b"cummingsify"),
-            box(_ask=b"3", _command=b"Transform", poem=b"\xff\xfe", transform=b"cummingsify"),
-            box(_ask=b"4", _command=b"Transform", transform=b"\xc3", poem=b"HELLO"),
-            encodeBox(
-                [
-                    (b"_ask", b"5"),
-                    (b"_command", b"Transform"),
-                    (b"poem", b"A"),
-                    (b"poem.3", b"B"),
-                    (b"transform", b"cummingsify"),
-                ]
-            ),
-        ]
         server, transport = self.raw()
-        server.dataReceived(b"".join(cases) + REQUEST)
-        answers = decodeBoxes(transport.value())
-        self.assertEqual([answer.get(b"_error_code") for answer in answers[:5]], [b"BAD_REQUEST"] * 5)
-        self.assertEqual(sorted(answer[b"_error"] for answer in answers[:5]), [b"1", b"2", b"3", b"4", b"5"])
-        self.assertIn(b"'transform'", answers[0][b"_error_description"])
-        self.assertIn(b"poem.3", answers[4][b"_error_description"])
-        self.assertEqual(answers[5], decodeBoxes(ANSWER)[0])
+        server.dataReceived(question + REQUEST)
+        answer, after = decodeBoxes(transport.value())
+        self.assertEqual((answer[b"_error"], answer[b"_error_code"]), (b"bad", b"BAD_REQUEST"))
+        for text in described:
+            self.assertIn(text, answer[b"_error_description"])
+        self.assertEqual(after, decodeBoxes(ANSWER)[0])
         self.assertFalse(transport.disconnecting)
+
+    def test_missingTransform(self):
+        self.assertBadRequest(box(_ask=b"bad", _command=b"Transform", poem=b"HELLO"), b"'transform'")
+
+    def test_missingPoem(self):
+        self.assertBadRequest(box(_ask=b"bad", _command=b"Transform", transform=b"cummingsify"), b"'poem'")
+
+    def test_poemNotUTF8(self):
+        self.assertBadRequest(
+            box(_ask=b"bad", _command=b"Transform", poem=b"\xff\xfe", transform=b"cummingsify"), b"UTF-8"
+        )
+
+    def test_nameNotUTF8(self):
+        self.assertBadRequest(
+            box(_ask=b"bad", _command=b"Transform", transform=b"\xc3", poem=b"HELLO"), b"UTF-8"
+        )
+
+    def test_piecesWithAGap(self):
+        question = encodeBox(
+            [
+                (b"_ask", b"bad"),
+                (b"_command", b"Transform"),
+                (b"poem", b"A"),
+                (b"poem.3", b"B"),
+                (b"transform", b"cummingsify"),
+            ]
+        )
+        self.assertBadRequest(question, b"poem.3")
 
     def test_unexpectedExceptionInTheService(self):
         """
@@ -470,16 +405,16 @@ class SplitPoemTests(ServerTestCase):
 
     def roundTrip(self, poem):
         """
-        Send C{poem} to C{cummingsify} with the stock client and return the
-        answer's keys and pieces as the server wrote them.
+        Send C{poem} to C{cummingsify} with the stock client, then as raw
+        bytes; return the answer's keys and pieces as the server wrote them.
         """
         client, server, pump = self.connect()
-        wire = []
-        write = server.transport.write
-        server.transport.write = lambda data: (wire.append(data), write(data))
         answer = self.transform(client, pump, "cummingsify", poem)
         self.assertEqual(self.successResultOf(answer), {"poem": poem.lower()})
-        (answerBox,) = decodeBoxes(b"".join(wire))
+        server, transport = self.raw()
+        question = [(b"_ask", b"1"), (b"_command", b"Transform"), *splitValue(b"poem", poem.encode())]
+        server.dataReceived(encodeBox([*question, (b"transform", b"cummingsify")]))
+        (answerBox,) = decodeBoxes(transport.value())
         return {key: value for key, value in answerBox.items() if key.startswith(b"poem")}
 
     def test_largestWholeValue(self):
@@ -531,6 +466,134 @@ class SplitPoemTests(ServerTestCase):
         self.assertEqual(takeValue(answer, b"poem").decode(), "é" * 40_000)
 
 
+class FireAndForgetTests(ServerTestCase):
+    """
+    A question without C{_ask} is carried out and never answered; when it
+    fails, the server logs one line for information and carries on.
+    """
+
+    def sendThenRequest(self, question):
+        """
+        Send C{question}, then the docs' request: only the request is
+        answered, and the connection stays open.
+
+        @return: the log events about commands sent without C{_ask}.
+        """
+        server, transport = self.raw()
+        server.dataReceived(question + REQUEST)
+        self.assertEqual(transport.value(), ANSWER)
+        self.assertFalse(transport.disconnecting)
+        self.assertFalse([event for event in self.events if event.get("log_failure")])
+        self.assertFalse([event for event in self.events if event["log_level"] > LogLevel.info])
+        self.assertFalse(self.logged("answering"))
+        return self.logged("without _ask")
+
+    def assertOneLine(self, events, code):
+        (event,) = events
+        self.assertEqual(event["log_level"], LogLevel.info)
+        self.assertEqual(event["code"], code)
+        return event["description"]
+
+    def test_failingCommand(self):
+        events = self.sendThenRequest(box(_command=b"Transform", transform=b"nope", poem=b"x"))
+        self.assertEqual(self.assertOneLine(events, "UNKNOWN_TRANSFORM"), "unknown transform 'nope'")
+
+    def test_badArguments(self):
+        events = self.sendThenRequest(box(_command=b"Transform", poem=b"x"))
+        self.assertIn("'transform'", self.assertOneLine(events, "BAD_REQUEST"))
+
+    def test_unknownCommand(self):
+        events = self.sendThenRequest(box(_command=b"Nope"))
+        self.assertIn("Nope", self.assertOneLine(events, "UNHANDLED"))
+
+    def test_oversizeCommand(self):
+        question = encodeBox(
+            [(b"_command", b"Transform"), *splitValue(b"poem", b"A" * (self.maxPoemBytes * 2))]
+        )
+        events = self.sendThenRequest(question)
+        self.assertIn("the limit is", self.assertOneLine(events, "POEM_TOO_LARGE"))
+
+    def test_commandThatSucceeds(self):
+        """
+        A command without C{_ask} that succeeds runs to its end, silently.
+        """
+        server, transport = self.raw()
+        server.dataReceived(box(_command=b"Transform", transform=b"later", poem=b"x"))
+        self.assertEqual(self.service.inFlight, 1)
+        self.clock.advance(LATER)
+        self.assertEqual(self.service.inFlight, 0)
+        self.assertEqual(transport.value(), b"")
+        self.assertFalse(self.logged("without _ask"))
+
+
+class SmallPiecesTests(ServerTestCase):
+    """
+    Pieces of a split poem may be of any size, down to one byte, and come
+    in any order; what they count against the box limit is their bytes and
+    8 bytes each (docs/protocols.md).
+    """
+
+    maxPoemBytes = 1024 * 1024
+
+    def askInPieces(self, poem: bytes, pieceBytes: int, order=list):
+        """
+        Ask for C{cummingsify} of C{poem} cut into pieces of C{pieceBytes},
+        keys in C{order}, sent 64 KiB at a time.
+
+        @return: the answer box, and the most the connection held.
+        """
+        cuts = range(0, len(poem), pieceBytes)
+        pieces = [
+            (b"poem.%d" % n if n > 1 else b"poem", poem[cut : cut + pieceBytes])
+            for n, cut in enumerate(cuts, 1)
+        ]
+        data = encodeBox(
+            [(b"_ask", b"1"), (b"_command", b"Transform"), (b"transform", b"cummingsify"), *order(pieces)]
+        )
+        server, transport = self.raw()
+        held = 0
+        for start in range(0, len(data), 65536):
+            server.dataReceived(data[start : start + 65536])
+            held = max(held, server.bufferedBytes())
+        (answer,) = decodeBoxes(transport.value())
+        self.assertFalse(transport.disconnecting)
+        return answer, held
+
+    def test_100KilobytesInOneBytePieces(self):
+        poem = ("ÉCOUTE " * 15_000)[:100_000].encode()
+        answer, held = self.askInPieces(poem, 1)
+        self.assertEqual(takeValue(answer, b"poem"), poem.decode().lower().encode())
+        self.assertLessEqual(held, maxBoxBytes(self.maxPoemBytes) + 65536)
+
+    def test_aMebibyteInPiecesOf65535BytesInTwistedsOrder(self):
+        """
+        Twisted sorts keys: C{poem.10} comes before C{poem.2}.
+        """
+        poem = ("Ä" * (1024 * 1024 // 2)).encode()
+        answer, held = self.askInPieces(poem, 65535, order=sorted)
+        self.assertEqual(takeValue(answer, b"poem"), poem.decode().lower().encode())
+
+
+class SmallPiecesOverTheLimitTests(ServerTestCase):
+    maxPoemBytes = 100_000
+
+    def test_tooManyPiecesForTheLimit(self):
+        """
+        A poem within the limit in pieces too small for the box limit is
+        read to its end without being kept, and refused.
+        """
+        poem = b"A" * self.maxPoemBytes
+        pieces = [(b"poem.%d" % n if n > 1 else b"poem", poem[n - 1 : n]) for n in range(1, len(poem) + 1)]
+        server, transport = self.raw()
+        server.dataReceived(encodeBox([(b"_ask", b"1"), (b"_command", b"Transform"), *pieces]))
+        (answer,) = decodeBoxes(transport.value())
+        self.assertEqual(answer[b"_error_code"], b"POEM_TOO_LARGE")
+        self.assertIn(
+            b"the limit is %d bytes" % maxBoxBytes(self.maxPoemBytes), answer[b"_error_description"]
+        )
+        self.assertLessEqual(server.bufferedBytes(), maxBoxBytes(self.maxPoemBytes))
+
+
 class OutOfOrderTests(ServerTestCase):
     def test_answeredAsEachFinishes(self):
         """
@@ -538,9 +601,9 @@ class OutOfOrderTests(ServerTestCase):
         finishes: a slow one does not hold up a fast one behind it.
         """
         client, server, pump = self.connect()
-        slow = asked(client.callRemote(Transform, transform="cummingsify|later", poem="SLOW"))
-        stalled = asked(client.callRemote(Transform, transform="stall", poem="STALLED"))
-        fast = asked(client.callRemote(Transform, transform="reverse", poem="A\nB"))
+        slow = asked(client.callRemote(TransformPoem, transform="cummingsify|later", poem="SLOW"))
+        stalled = asked(client.callRemote(TransformPoem, transform="stall", poem="STALLED"))
+        fast = asked(client.callRemote(TransformPoem, transform="reverse", poem="A\nB"))
         pump.flush()
         self.assertEqual(self.successResultOf(fast), {"poem": "B\nA"})
         self.assertNoResult(slow)
@@ -583,7 +646,7 @@ class BrokenBoxTests(ServerTestCase):
         )
         self.assertFalse(otherServer.transport.disconnecting)
         pump.flush()
-        self.failureResultOf(asked(client.callRemote(Transform, transform="reverse", poem="x")))
+        self.failureResultOf(asked(client.callRemote(TransformPoem, transform="reverse", poem="x")))
 
     def test_keyOver255Bytes(self):
         self.assertDropped(b"\x01\x00" + b"k" * 256, "a key of 256 bytes")
@@ -747,6 +810,140 @@ class LimitTests(ServerTestCase):
         self.assertEqual(len(decodeBoxes(transport.value())), 2)
 
 
+class BoundedWriteTransport(StringTransport):
+    """
+    A L{StringTransport} whose write buffer, like a real transport's, tells
+    its producer to pause once it holds more than L{bound} bytes, and to
+    resume once the peer has read it (L{read}).
+    """
+
+    bound = 64 * 1024
+
+    def write(self, data):
+        super().write(data)
+        if len(self.value()) > self.bound and self.producer is not None and not self._full:
+            self._full = True
+            self.producer.pauseProducing()
+
+    _full = False
+
+    def read(self) -> bytes:
+        data = self.value()
+        self.clear()
+        if self._full:
+            self._full = False
+            self.producer.resumeProducing()
+        return data
+
+
+class ClientThatDoesNotReadTests(ServerTestCase):
+    """
+    A client that sends questions without reading its answers: once the
+    answers fill the transport's buffer, the server reads nothing more, so
+    it holds at most that buffer and a read's worth of questions.
+    """
+
+    def test_serverStopsReading(self):
+        questions = b"".join(
+            box(_ask=b"%d" % n, _command=b"Transform", transform=b"reverse", poem=b"A\nB" * 100)
+            for n in range(2000)
+        )
+        server = self.factory.buildProtocol(PEER)
+        transport = BoundedWriteTransport(peerAddress=PEER)
+        server.makeConnection(transport)
+        sent, answers, rounds = 0, [], 0
+        while sent < len(questions):
+            rounds += 1
+            while transport.producerState == "producing" and sent < len(questions):
+                server.dataReceived(questions[sent : sent + 4096])  # as the reactor reads
+                sent += 4096
+                self.assertLessEqual(len(transport.value()), transport.bound + 1000)
+                self.assertLessEqual(server.bufferedBytes(), 4096)
+            if sent < len(questions):
+                self.assertEqual(transport.producerState, "paused")
+            answers += decodeBoxes(transport.read())  # the client reads, at last
+        answers += decodeBoxes(transport.read())
+        self.assertEqual([answer[b"_answer"] for answer in answers], [b"%d" % n for n in range(2000)])
+        self.assertGreater(rounds, 5)
+        self.assertEqual(takeValue(answers[-1], b"poem").decode(), transforms.reverse("A\nB" * 100))
+
+
+class ClientThatDoesNotReadLoopbackTests(TestCase):
+    """
+    The same over real TCP on 127.0.0.1, with small socket buffers: the
+    server stops reading once its answers are not read, and answers every
+    question once they are.
+    """
+
+    questions = 3000
+
+    async def test_serverStopsReading(self):
+        paused: Deferred = Deferred()
+        answered = []
+
+        class WatchedAMP(TransformAMP):
+            def connectionMade(self):
+                self.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+                super().connectionMade()
+
+            def sendBox(self, box):
+                super().sendBox(box)
+                answered.append(box)
+
+            def pauseProducing(self):
+                super().pauseProducing()
+                if not paused.called:
+                    paused.callback(self)
+
+        factory = TrackingAMPFactory(TransformService(misbehavingCatalogue(reactor), reactor), reactor)
+        factory.protocol = WatchedAMP
+        port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        client = SilentClient(self.questions)
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), client)
+        self.addCleanup(factory.whenAllClosed)
+        self.addCleanup(client.transport.loseConnection)
+
+        server = await paused
+        self.assertLess(len(answered), self.questions)
+        self.assertLessEqual(server.bufferedBytes(), 64 * 1024)
+        client.transport.resumeProducing()
+        answers = await client.answered
+        self.assertEqual(
+            [answer[b"_answer"] for answer in answers], [b"%d" % n for n in range(self.questions)]
+        )
+
+
+class SilentClient(Protocol):
+    """
+    Sends C{count} questions at once, and reads nothing until resumed.
+
+    @ivar answered: fires with the answers once they are all in.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.decoder = BoxDecoder(10**6)
+        self.answers: list[dict] = []
+        self.answered: Deferred = Deferred()
+
+    def connectionMade(self):
+        self.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        self.transport.pauseProducing()
+        self.transport.write(
+            b"".join(
+                box(_ask=b"%d" % n, _command=b"Transform", transform=b"reverse", poem=b"A\nB" * 60)
+                for n in range(self.count)
+            )
+        )
+
+    def dataReceived(self, data):
+        self.decoder.feed(data)
+        self.answers += iter(self.decoder.pop, None)
+        if len(self.answers) == self.count:
+            self.answered.callback(self.answers)
+
+
 class IdleTimeoutTests(ServerTestCase):
     deadline = 100.0
 
@@ -793,186 +990,50 @@ class IdleTimeoutTests(ServerTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
-class ClientTests(SynchronousTestCase):
+# Hypothesis: the server on arbitrary streams.
+
+_keys = st.sampled_from([b"poem", b"poem.2", b"poem.3", b"transform", b"x", b"_ask", b"_answer", b"_error"])
+_values = st.one_of(
+    st.sampled_from([b"cummingsify", b"stall", b"rot13|nope", b"later", b"HELLO", b"\xc3"]),
+    st.binary(max_size=20),
+)
+_pairs = st.lists(st.tuples(_keys, _values), max_size=4)
+_questions = st.builds(
+    lambda tag, command, pairs: encodeBox([(b"_ask", tag), (b"_command", command), *pairs]),
+    st.sampled_from([b"1", b"2", b"3"]),
+    st.sampled_from([b"Transform", b"ListTransforms", b"Nope"]),
+    _pairs,
+)
+_streams = st.lists(
+    st.one_of(_questions, _questions, _questions, _pairs.map(encodeBox), st.binary(max_size=30)), max_size=8
+).map(b"".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(stream=_streams, cuts=st.lists(st.integers(min_value=0), max_size=10))
+def test_serverOnAnyStream(stream, cuts):
     """
-    L{AMPTransformClient} against the real server protocol, over in-memory
-    connections made by a fake reactor.
+    Whatever bytes a client sends, cut anywhere, the server raises
+    nothing and logs no traceback; it writes whole boxes, each answering
+    once a question that was asked, or it drops the connection.
     """
-
-    def setUp(self):
-        self.reactor = MemoryReactorClock()
-        self.events = captureLogs(self)
-        self.service = TransformService(slowCatalogue(self.reactor), self.reactor, Limits(deadline=60))
-        TCP4ServerEndpoint(self.reactor, 10002).listen(TransformAMPFactory(self.service, self.reactor))
-        self.completer = iosim.ConnectionCompleter(self.reactor)
-        self.client = self.makeClient()
-
-    def makeClient(self, **keywords):
-        endpoint = TCP4ClientEndpoint(self.reactor, "127.0.0.1", 10002)
-        return AMPTransformClient(endpoint, self.reactor, timeout=5, **keywords)
-
-    def test_xform(self):
-        result = self.client.xform("later|reverse", "Hello\nWorld")
-        pump = self.completer.succeedOnce()
-        self.assertNoResult(result)
-        self.reactor.advance(LATER)
-        pump.flush()
-        self.assertEqual(self.successResultOf(result), "WORLD\nHELLO")
-
-    def test_listTransforms(self):
-        result = self.client.listTransforms()
-        self.completer.succeedOnce()
-        self.assertEqual(
-            self.successResultOf(result),
-            [(entry.name, entry.description) for entry in self.service.transforms()],
-        )
-
-    def test_bigPoem(self):
-        poem = "Ä" * 300_000
-        result = self.client.xform("cummingsify", poem)
-        self.completer.succeedOnce()
-        self.assertEqual(self.successResultOf(result), "ä" * 300_000)
-
-    def test_oneConnectionForConcurrentQuestions(self):
-        results = [self.client.xform("cummingsify", f"POEM {n}") for n in range(10)]
-        self.assertEqual(len(self.reactor.tcpClients), 1)
-        pump = self.completer.succeedOnce()
-        more = self.client.xform("reverse", "A\nB")
-        pump.flush()
-        self.assertEqual(
-            [self.successResultOf(result) for result in results], [f"poem {n}" for n in range(10)]
-        )
-        self.assertEqual(self.successResultOf(more), "B\nA")
-        self.assertEqual(self.reactor.tcpClients, [])
-
-    def test_remoteErrorsAreTheServiceErrors(self):
-        results = {
-            UnknownTransform: self.client.xform("nope", "poem"),
-            BadRequest: self.client.xform("", "poem"),
-            PoemTooLarge: self.client.xform("reverse", "A" * (1024 * 1024 + 1)),
-            TransformFailed: self.client.xform("explode", "poem"),
-        }
-        self.completer.succeedOnce()
-        for errorClass, result in results.items():
-            self.assertIs(type(self.failureResultOf(result).value), errorClass)
-        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
-
-    def test_reconnectsAfterTheConnectionIsLost(self):
-        first = self.client.xform("cummingsify", "ONE")
-        pump = self.completer.succeedOnce()
-        self.assertEqual(self.successResultOf(first), "one")
-        pump.serverIO.loseConnection()
-        pump.flush()
-        second = self.client.xform("cummingsify", "TWO")
-        self.assertEqual(len(self.reactor.tcpClients), 1)
-        self.completer.succeedOnce()
-        self.assertEqual(self.successResultOf(second), "two")
-
-    def test_asksAgainWhenAReusedConnectionCloses(self):
-        """
-        A question sent on an open connection that closes before the answer
-        (the server's idle timeout, say) is asked again on a new one.
-        """
-        first = self.client.xform("cummingsify", "ONE")
-        pump = self.completer.succeedOnce()
-        self.successResultOf(first)
-        second = self.client.xform("cummingsify", "TWO")
-        pump.serverIO.loseConnection()  # the server closes; its answer is lost
-        pump.flush()
-        self.assertNoResult(second)
-        self.completer.succeedOnce()
-        self.assertEqual(self.successResultOf(second), "two")
-
-    def test_doesNotAskAgainOnAFreshConnection(self):
-        result = self.client.xform("cummingsify", "ONE")
-        pump = self.completer.succeedOnce(greet=False)
-        pump.serverIO.loseConnection()
-        pump.flush()
-        self.failureResultOf(result, ConnectionDone)
-        self.assertEqual(self.reactor.tcpClients, [])
-
-    def test_connectionRefused(self):
-        result = self.client.xform("cummingsify", "HELLO")
-        self.completer.failOnce()
-        self.failureResultOf(result, ConnectionRefusedError)
-
-    def test_timeout(self):
-        """
-        A late answer fails with L{TransformTimeout}; the connection stays
-        usable for other questions, and the late answer is ignored.
-        """
-        self.client.timeout = 5
-        result = self.client.xform("stall", "HELLO")
-        pump = self.completer.succeedOnce()
-        self.reactor.advance(5)
-        error = self.failureResultOf(result, TransformTimeout).value
-        self.assertEqual(error.message, "no reply within 5 seconds")
-        after = self.client.xform("cummingsify", "AFTER")
-        pump.flush()
-        self.assertEqual(self.successResultOf(after), "after")
-        self.reactor.advance(55)  # the server's deadline answers the stalled question
-        pump.flush()
-        self.assertFalse(pump.clientIO.disconnecting)
-        self.assertFalse([event for event in self.events if event.get("log_failure")])
-
-    def test_timeoutWhileConnecting(self):
-        result = self.client.xform("cummingsify", "HELLO")
-        self.reactor.advance(5)
-        self.failureResultOf(result, TransformTimeout)
-
-    def test_oneQuestionGivingUpDoesNotStopTheConnectionForOthers(self):
-        early = self.client.xform("cummingsify", "EARLY")
-        self.reactor.advance(4)
-        late = self.client.xform("cummingsify", "LATE")
-        self.reactor.advance(1)
-        self.failureResultOf(early, TransformTimeout)
-        self.completer.succeedOnce()
-        self.assertEqual(self.successResultOf(late), "late")
-
-    def test_cancel(self):
-        result = self.client.xform("stall", "HELLO")
-        self.completer.succeedOnce()
-        result.cancel()
-        self.failureResultOf(result, CancelledError)
-
-    def test_disconnect(self):
-        result = self.client.xform("stall", "HELLO")
-        pump = self.completer.succeedOnce()
-        closed = self.client.disconnect()
-        self.assertNoResult(closed)
-        pump.flush()
-        self.successResultOf(closed)
-        self.failureResultOf(result, ConnectionDone)
-        self.assertEqual(self.reactor.tcpClients, [])
-        self.assertEqual(self.service.inFlight, 0)
-        self.successResultOf(self.client.disconnect())
-
-    def test_answerOverTheClientsLimit(self):
-        client = self.makeClient(maxReplyBytes=1000)
-        result = client.xform("cummingsify", "A" * 100_000)
-        pump = self.completer.succeedOnce()
-        error = self.failureResultOf(result, PoemTooLarge).value
-        self.assertIn("over this client's limit", error.message)
-        small = client.xform("cummingsify", "SMALL")
-        pump.flush()
-        self.assertEqual(self.successResultOf(small), "small")
-        self.assertFalse(pump.clientIO.disconnecting)
-
-    def test_unencodableArguments(self):
-        result = self.client.xform("cummingsify", "\udc80")
-        self.completer.succeedOnce()
-        self.failureResultOf(result, UnicodeEncodeError)
-
-    def test_serverCommandsAreUnhandled(self):
-        result = self.client.xform("cummingsify", "HELLO")
-        pump = self.completer.succeedOnce()
-        self.successResultOf(result)
-        question = asked(pump.server.callRemote(ListTransforms))
-        pump.flush()
-        self.failureResultOf(question, amp.UnhandledCommand)
-
-    def test_failingConnectionFailsEveryWaiter(self):
-        results = [self.client.xform("cummingsify", "HELLO") for _ in range(3)]
-        self.completer.failOnce()
-        for result in results:
-            self.failureResultOf(result, ConnectionRefusedError)
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        clock = MemoryReactorClock()
+        service = TransformService(misbehavingCatalogue(clock), clock, Limits(maxPoemBytes=100, deadline=1))
+        server = TransformAMPFactory(service, clock).buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        server.makeConnection(transport)
+        for chunk in cutAnywhere(stream, cuts):
+            server.dataReceived(chunk)
+        clock.advance(1)  # every deadline has passed
+        server.connectionLost(Failure(ConnectionDone()))
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    for answer in decodeBoxes(transport.value()):
+        tag = answer.get(b"_answer", answer.get(b"_error"))
+        assert tag is not None and tag in stream
+        assert b"_answer" in answer or {b"_error_code", b"_error_description"} <= set(answer)
+    assert not [event for event in events if event.get("log_failure")]
+    assert clock.getDelayedCalls() == []

@@ -14,7 +14,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.trial.unittest import TestCase
 
-from protocols.amp import AMPTransformClient
+from protocols.amp.client import AMPTransformClient
 from service import UnknownTransform, transforms
 from tests.helpers import POEMS, ROOT, GatewayProcess
 from tests.test_process import xform
@@ -57,12 +57,12 @@ class DocsClient:
         self.sendBoxes([pairs])
 
     def sendBoxes(self, boxes: list[list[tuple[bytes, bytes]]]) -> None:
-        data = b""
+        data = []
         for pairs in boxes:
             for key, value in pairs:
-                data += struct.pack("!H", len(key)) + key + struct.pack("!H", len(value)) + value
-            data += b"\x00\x00"
-        self.sock.sendall(data)
+                data += [struct.pack("!H", len(key)), key, struct.pack("!H", len(value)), value]
+            data.append(b"\x00\x00")
+        self.sock.sendall(b"".join(data))
 
     def _read(self, size: int) -> bytes:
         while len(self.buffer) < size:
@@ -84,8 +84,8 @@ class DocsClient:
             box[key] = self._read(valueLength)
 
     @staticmethod
-    def split(name: bytes, value: bytes) -> list[tuple[bytes, bytes]]:
-        pieces = [value[start : start + 65535] for start in range(0, len(value), 65535)] or [b""]
+    def split(name: bytes, value: bytes, size: int = 65535) -> list[tuple[bytes, bytes]]:
+        pieces = [value[start : start + size] for start in range(0, len(value), size)] or [b""]
         return [(name if n == 1 else name + b".%d" % n, piece) for n, piece in enumerate(pieces, 1)]
 
     @staticmethod
@@ -101,9 +101,9 @@ class DocsClient:
         self.sendBox([(b"_command", command), (b"_ask", tag), *arguments])
         return tag, self.readBox()
 
-    def transform(self, name: str, poem: str) -> dict[bytes, bytes]:
+    def transform(self, name: str, poem: str, pieceSize: int = 65535) -> dict[bytes, bytes]:
         tag, answer = self.ask(
-            b"Transform", [(b"transform", name.encode()), *self.split(b"poem", poem.encode())]
+            b"Transform", [(b"transform", name.encode()), *self.split(b"poem", poem.encode(), pieceSize)]
         )
         assert tag in (answer.get(b"_answer"), answer.get(b"_error"))
         return answer
@@ -164,6 +164,16 @@ def test_docsClientMegabytePoem(docsClient):
     assert all(len(value) <= 65535 for value in answer.values())
 
 
+def test_docsClientOneBytePieces(docsClient):
+    """
+    The docs say pieces may be of any size: 100,000 bytes in pieces of one
+    byte, some of them halves of a character, fit the default limit.
+    """
+    poem = "Émile " * 14_285  # 99,995 bytes
+    answer = docsClient.transform("rot13", poem, pieceSize=1)
+    assert docsClient.join(answer, b"poem").decode() == transforms.rot13(poem)
+
+
 def test_docsClientErrorThenCarriesOn(docsClient):
     answer = docsClient.transform("nope", "HELLO")
     assert answer[b"_error_code"] == b"UNKNOWN_TRANSFORM"
@@ -174,8 +184,14 @@ def test_docsClientErrorThenCarriesOn(docsClient):
 
 
 def test_docsClientPoemTooLarge(docsClient):
+    """
+    The box is refused, with the description that docs/protocols.md shows.
+    """
     answer = docsClient.transform("cummingsify", "A" * (2 * 1024 * 1024))
     assert answer[b"_error_code"] == b"POEM_TOO_LARGE"
+    assert answer[b"_error_description"] == (
+        b"the request is 2097966 bytes; the limit is 1115136 bytes, for a poem of at most 1048576 bytes"
+    )
     assert docsClient.transform("cummingsify", "STILL OPEN")[b"poem"] == b"still open"
 
 

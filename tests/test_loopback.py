@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 from gateway.clients import transformClient
 from gateway.urls import ServerURL
 from gateway.web import makeSite
-from protocols.amp import ERROR_CODES as AMP_ERROR_CODES
+from protocols.amp.wire import ERROR_CODES as AMP_ERROR_CODES
 from protocols.http import STATUS_CODES
 from protocols.jsonrpc import ERROR_CODES
 from protocols.netstring import NoReply, TransformFactory

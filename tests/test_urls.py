@@ -64,12 +64,9 @@ def test_everyClientIsATransformClient(scheme):
     list the transforms have the listing of L{ITransformLister} too.
     """
     client = transformClient(MemoryReactorClock(), ServerURL(scheme, "127.0.0.1", 1))
-    # The AMP client is declared where protocols.amp is rewritten (issue
-    # 9): until then it is checked by its methods alone.
-    tentative = scheme == "amp"
-    assert verifyObject(ITransformClient, client, tentative=tentative)
+    assert verifyObject(ITransformClient, client)
     if scheme == "amp":
-        assert verifyObject(ITransformLister, client, tentative=True)
+        assert verifyObject(ITransformLister, client)
 
 
 @pytest.mark.parametrize(

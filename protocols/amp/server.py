@@ -1,0 +1,222 @@
+"""
+The transform service served over AMP: L{TransformAMPFactory} makes one
+L{TransformAMP} per connection.  What the server accepts and answers, its
+limits and timeouts are the contract of docs/protocols.md (section AMP).
+"""
+
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.interfaces import IAddress, IPushProducer
+from twisted.logger import Logger
+from twisted.protocols import amp
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from protocols.amp.commands import ListTransforms, TransformPoem
+from protocols.amp.connection import BoxConnection
+from protocols.amp.wire import (
+    ASK,
+    COMMAND,
+    ERROR,
+    ERROR_CODE,
+    ERROR_DESCRIPTION,
+    OversizeBox,
+    errorCode,
+    maxBoxBytes,
+)
+from protocols.common import TransformServerFactory, logRefusal
+from service.errors import TransformError
+from service.transformer import TransformService
+
+
+class TransformLocator(amp.CommandLocator):
+    """
+    The responders of one connection, on the shared service.  Every failure
+    is answered with one of the service's error codes: an unexpected one is
+    logged and answered C{TRANSFORM_FAILED}, never with Twisted's C{UNKNOWN},
+    which would close the connection.
+
+    @ivar service: the shared transform service.
+    @ivar peer: the client, for log lines.
+    """
+
+    log = Logger()
+    peer = "?"
+
+    def __init__(self, service: TransformService) -> None:
+        self.service = service
+        self._running: set[Deferred] = set()
+
+    @TransformPoem.responder
+    def transform(self, transform: str, poem: str) -> "Deferred[dict]":
+        return self.service.transform(transform, poem).addCallback(lambda new: {"poem": new})
+
+    @ListTransforms.responder
+    def listTransforms(self) -> dict:
+        entries = self.service.transforms()
+        return {"transforms": [{"name": entry.name, "description": entry.description} for entry in entries]}
+
+    def locateResponder(self, name: bytes):
+        responder = super().locateResponder(name)
+        if responder is None:
+            return None
+        command = name.decode("ascii", "replace")
+
+        def respond(box: dict[bytes, bytes]) -> Deferred:
+            answer = maybeDeferred(responder, box)
+            if not answer.called:
+                self._running.add(answer)
+                answer.addBoth(self._finished, answer)
+            return answer.addErrback(self._answerFailure, command, ASK in box)
+
+        return respond
+
+    def _finished(self, result: object, answer: Deferred) -> object:
+        self._running.discard(answer)
+        return result
+
+    def _answerFailure(self, failure: Failure, command: str, answered: bool) -> Failure:
+        """
+        Turn C{failure} into an error answer, and log it; a refusal of a
+        question that is not answered (sent without C{_ask}) is logged by
+        L{TransformAMP.unhandledError} instead.
+        """
+        if failure.check(amp.RemoteAmpError):  # a service error, mapped by Command.errors
+            cause = failure.value.local
+            if answered and cause is not None and cause.check(TransformError):
+                self._logRefusal(cause.value)
+            return failure
+        if failure.check(TransformError):  # from the arguments, before the responder ran
+            if answered:
+                self._logRefusal(failure.value)
+            return Failure(
+                amp.RemoteAmpError(errorCode(type(failure.value)), failure.value.message, local=failure)
+            )
+        if failure.check(CancelledError):  # the connection is gone; nobody reads this answer
+            return Failure(amp.RemoteAmpError(b"TRANSFORM_FAILED", "cancelled", local=failure))
+        self.log.failure(
+            "amp {peer}: {command} failed unexpectedly", failure, peer=self.peer, command=command
+        )
+        return Failure(
+            amp.RemoteAmpError(b"TRANSFORM_FAILED", f"the server failed to answer {command}", local=failure)
+        )
+
+    def _logRefusal(self, error: TransformError) -> None:
+        logRefusal(self.log, error, "amp {peer}: answering {error}: {reason}", peer=self.peer)
+
+    def cancelAll(self) -> None:
+        """
+        Abandon every request still running: its client has gone.
+        """
+        for answer in list(self._running):
+            answer.cancel()
+
+
+@implementer(IPushProducer)
+class TransformAMP(BoxConnection, TimeoutMixin):
+    """
+    Serve the transform commands on one connection, many questions at once.
+
+    Its responders are a L{TransformLocator}; this class manages the
+    connection: the box limit, reading no faster than answers go out (it is
+    the transport's streaming producer: while the client does not read its
+    answers, it reads no questions), and the idle timeout.
+
+    @ivar factory: the L{TransformAMPFactory} that made it.
+    @ivar locator: the responders.
+    """
+
+    _closing = False
+
+    def __init__(self, factory: "TransformAMPFactory") -> None:
+        self.factory = factory
+        self.locator = TransformLocator(factory.service)
+        super().__init__(self.locator, maxBoxBytes(factory.service.limits.maxPoemBytes))
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.locator.peer = self.peer
+        self.callLater = self.factory.clock.callLater
+        self.transport.registerProducer(self, True)
+        self.setTimeout(self.factory.idleTimeout)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        super().dataReceived(data)
+
+    def questionsChanged(self) -> None:
+        if not self.unanswered:  # the idle time starts with the last answer
+            self.resetTimeout()
+
+    def oversizeBoxReceived(self, box: OversizeBox) -> None:
+        if COMMAND not in box:
+            self.drop(f"a box over the limit ({box.size} bytes) that is not a question")
+            return
+        if not self.isNewQuestion(box):
+            return
+        error = b"POEM_TOO_LARGE" if box[COMMAND] == TransformPoem.commandName else b"BAD_REQUEST"
+        description = (
+            f"the request is {box.size} bytes; the limit is {self.maxBoxBytes} bytes, "
+            f"for a poem of at most {self.factory.service.limits.maxPoemBytes} bytes"
+        )
+        if ASK not in box:
+            self.unhandledError(Failure(amp.RemoteAmpError(error, description)))
+            return
+        self.log.info(
+            "amp {peer}: answering {error}: {reason}",
+            peer=self.peer,
+            error=error.decode("ascii"),
+            reason=description,
+        )
+        self.sendBox({ERROR: box[ASK], ERROR_CODE: error, ERROR_DESCRIPTION: description.encode("utf-8")})
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full: read no more questions until
+        the client reads its answers.
+        """
+        self.pauseReading("answers")
+
+    def resumeProducing(self) -> None:
+        self.resumeReading("answers")
+
+    def stopProducing(self) -> None:
+        """
+        The connection is ending; there is nothing more to read.
+        """
+        self.stopReading()
+
+    def timeoutConnection(self) -> None:
+        if self._closing:
+            self.log.info("amp {peer}: did not close in time; aborting the connection", peer=self.peer)
+            self.transport.abortConnection()
+            return
+        if self.unanswered:  # not idle: waiting for the service
+            self.setTimeout(self.factory.idleTimeout)
+            return
+        self.log.info(
+            "amp {peer}: idle for {seconds:g} s; closing the connection",
+            peer=self.peer,
+            seconds=self.factory.idleTimeout,
+        )
+        self._closing = True
+        self.pauseReading("closing")
+        self.transport.loseConnection()
+        self.setTimeout(self.factory.idleTimeout)  # for a client that does not read
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.setTimeout(None)
+        super().connectionLost(reason)
+        self.locator.cancelAll()
+
+
+class TransformAMPFactory(TransformServerFactory):
+    """
+    Serve the AMP transform commands for a L{TransformService}; the idle
+    timeout is the time a connection with nothing in flight may stay silent.
+    """
+
+    protocol = TransformAMP
+
+    def buildProtocol(self, addr: IAddress) -> TransformAMP:
+        return self.protocol(self)
