@@ -115,7 +115,9 @@ class TransformServiceTests(ServiceTestCase):
         self.failsWith(service.transform("cummingsify", "A" * 11), PoemTooLarge)
         self.assertEqual(self.successResultOf(service.transform("cummingsify", "É" * 5)), "é" * 5)
         error = self.failsWith(service.transform("cummingsify", "É" * 6), PoemTooLarge)
-        self.assertEqual(error.message, "the poem is 12 bytes; the limit is 10 bytes")
+        self.assertEqual(
+            error.message, "the poem is 12 bytes; this gateway accepts at most 10 (--max-poem-bytes)"
+        )
 
     def test_loneSurrogateIsABadRequest(self):
         self.failsWith(self.service.transform("cummingsify", "a\ud800b"), BadRequest)
@@ -272,7 +274,21 @@ class DelegationTests(ServiceTestCase):
     def test_joinsPipelines(self):
         result = self.service.transform("cummingsify|up:mirror|reverse", "A\nB")
         self.upstream["mirror"].callback("b\na")
+        self.clock.advance(0)
         self.assertEqual(self.successResultOf(result), "a\nb")
+
+    def test_prefixWhateverItsCase(self):
+        """
+        A delegated prefix is matched without regard to case; the rest of
+        the name is passed on as it is.
+        """
+        self.assertEqual(self.service.catalogue.lookup("UP:Cummingsify").name, "up:Cummingsify")
+        self.assertEqual(self.asked, ["Cummingsify"])
+        self.assertRaises(ValueError, self.service.catalogue.delegate, "Up", self.resolve)
+
+    def test_closestPrefixAsAHint(self):
+        error = self.failsWith(self.service.transform("uq:cummingsify", "poem"), UnknownTransform)
+        self.assertEqual(error.message, "unknown transform 'uq:cummingsify'; did you mean 'up:cummingsify'?")
 
     def test_onlyDelegatedPrefixes(self):
         """
@@ -280,7 +296,7 @@ class DelegationTests(ServiceTestCase):
         a delegated one, is an unknown transform and the resolver is not
         asked.
         """
-        for name in ["down:cummingsify", "up:", "up: x", "up:a b", ":cummingsify", "UP:cummingsify"]:
+        for name in ["down:cummingsify", "up:", "up: x", "up:a b", ":cummingsify", "up|x:cummingsify"]:
             self.failsWith(self.service.transform(name, "poem"), UnknownTransform)
         self.assertEqual(self.asked, [])
 
