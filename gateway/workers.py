@@ -9,6 +9,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 
@@ -53,6 +54,14 @@ class WorkerThreads(Service):
                 raise CancelledError("abandoned before it started")
             return function(poem)
 
+        def deliver(outcome: "str | Failure") -> None:
+            if result.called:  # the caller gave up: discard it
+                return
+            if isinstance(outcome, Failure):
+                result.errback(outcome)
+            else:
+                result.callback(outcome)
+
         result: Deferred[str] = Deferred(lambda _: abandoned.set())
-        deferToThreadPool(self._reactor, self._pool, unlessAbandoned).chainDeferred(result)
+        deferToThreadPool(self._reactor, self._pool, unlessAbandoned).addBoth(deliver)
         return result
