@@ -50,6 +50,10 @@ MAX_NAME_LENGTH = 256
 #: The most steps one pipeline may have.
 MAX_PIPELINE_STEPS = 16
 
+#: How many parsed pipelines the catalogue remembers, so as not to parse
+#: the same name again for every request; past that it starts afresh.
+MAX_PARSED_PIPELINES = 1024
+
 #: How many of the closest names an unknown name is answered with, at most.
 MAX_HINTS = 3
 
@@ -98,6 +102,8 @@ class Catalogue:
         self._entries: dict[str, Transform] = {}  # by case-folded name
         self._resolvers: dict[str, Resolver] = {}  # by case-folded prefix
         self._prefixes: dict[str, str] = {}  # as delegated, by case-folded prefix
+        # The pipelines of catalogue entries parsed lately, by name as given.
+        self._pipelines: dict[str, tuple[Transform, ...]] = {}
         for entry in entries:
             self.add(entry)
 
@@ -115,6 +121,7 @@ class Catalogue:
         if key in self._entries:
             raise ValueError(f"transform {self._entries[key].name!r} is already registered")
         self._entries[key] = entry
+        self._pipelines.clear()
 
     def delegate(self, prefix: str, resolver: Resolver) -> None:
         """
@@ -133,6 +140,7 @@ class Catalogue:
             raise ValueError(f"prefix {prefix!r} is already delegated")
         self._resolvers[key] = resolver
         self._prefixes[key] = prefix
+        self._pipelines.clear()
 
     def __iter__(self) -> Iterator[Transform]:
         return iter(self._entries.values())
@@ -181,6 +189,9 @@ class Catalogue:
             steps.
         @raise UnknownTransform: for a step that is not in the catalogue.
         """
+        parsed = self._pipelines.get(name)
+        if parsed is not None:
+            return parsed
         if not name:
             raise BadRequest("the transform name is empty")
         if len(name) > MAX_NAME_LENGTH:
@@ -190,7 +201,12 @@ class Catalogue:
             raise BadRequest(f"a pipeline has at most {MAX_PIPELINE_STEPS} steps")
         if not all(steps):
             raise BadRequest(f"empty step in pipeline {quoted(name)}")
-        return tuple(self.lookup(step) for step in steps)
+        parsed = tuple(self.lookup(step) for step in steps)
+        if all(step.casefold() in self._entries for step in steps):  # none delegated
+            if len(self._pipelines) >= MAX_PARSED_PIPELINES:
+                self._pipelines.clear()
+            self._pipelines[name] = parsed
+        return parsed
 
 
 def _usableName(name: str) -> bool:
@@ -208,61 +224,54 @@ def builtinCatalogue(clock: IReactorTime) -> Catalogue:
     @param clock: schedules the asynchronous transforms.
     """
 
-    # What each handles per millisecond of the worst content measured by
-    # `bench/stall.py calibrate` (a MiB of newlines for the line-by-line ones,
-    # of Greek, CJK or emoji for the others), with a margin.  str.lower and
-    # the rot13 codec have a much faster path for ASCII.
-    def cheap(function, run, charsPerMillisecond, asciiCharsPerMillisecond=None):
-        """
-        In C, a few milliseconds per MiB: in the reactor thread, sliced when
-        large, never offloaded (a thread costs more than it saves).
-        """
+    def sliced(function, run, charsPerMillisecond, asciiCharsPerMillisecond=None):
+        # In the reactor thread, in slices when large, never offloaded: the
+        # slices hold the reactor for about a millisecond at a time, a
+        # worker thread holding the GIL for 5 ms or more (see the measures
+        # in docs/performance.md).
         slicing = Slicing(run, charsPerMillisecond, asciiCharsPerMillisecond)
         return {"function": function, "offloadable": False, "slicing": slicing}
 
-    def regular(function, run, charsPerMillisecond):
-        """
-        A regular expression and Python per word, about half a second per
-        MiB: offloaded to a worker thread when large.
-        """
-        return {"function": function, "offloadable": True, "slicing": Slicing(run, charsPerMillisecond)}
-
+    # The costs: what each handles per millisecond of the worst content that
+    # `bench/stall.py calibrate` measures (a MiB of short lines, of Greek,
+    # CJK or emoji), with a margin.  str.lower and the rot13 codec have a
+    # much faster path for ASCII.
     return Catalogue(
         [
             Transform(
                 "cummingsify",
                 "lowercase everything, as e. e. cummings might",
-                **cheap(transforms.cummingsify, transforms.cummingsifyInSlices, 64_000, 2_000_000),
+                **sliced(transforms.cummingsify, transforms.cummingsifyInSlices, 80_000, 2_000_000),
             ),
             Transform(
                 "reverse",
                 "the same lines, last line first",
-                **cheap(transforms.reverse, transforms.reverseInSlices, 24_000),
+                **sliced(transforms.reverse, transforms.reverseInSlices, 30_000),
             ),
             Transform(
                 "mirror",
                 "every line written backwards, as in a mirror",
-                **cheap(transforms.mirror, transforms.mirrorInSlices, 24_000),
+                **sliced(transforms.mirror, transforms.mirrorInSlices, 30_000),
             ),
             Transform(
                 "titlecase",
                 "Every Word Starts With A Capital",
-                **regular(transforms.titlecase, transforms.titlecaseInSlices, 2_500),
+                **sliced(transforms.titlecase, transforms.titlecaseInSlices, 3_000),
             ),
             Transform(
                 "piglatin",
                 "every word in pig latin: science becomes iencescay",
-                **regular(transforms.piglatin, transforms.piglatinInSlices, 1_500),
+                **sliced(transforms.piglatin, transforms.piglatinInSlices, 1_500),
             ),
             Transform(
                 "shuffle",
                 "the words of each line shuffled, the same way every time",
-                **regular(transforms.shuffle, transforms.shuffleInSlices, 1_500),
+                **sliced(transforms.shuffle, transforms.shuffleInSlices, 1_000),
             ),
             Transform(
                 "rot13",
                 "every letter rotated thirteen places; twice gives the poem back",
-                **cheap(transforms.rot13, transforms.rot13InSlices, 10_000, 1_000_000),
+                **sliced(transforms.rot13, transforms.rot13InSlices, 12_000, 1_000_000),
             ),
             Transform(
                 "echo",

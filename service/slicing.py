@@ -60,27 +60,23 @@ class Slicing:
         if self.charsPerMillisecond < 1 or (self.asciiCharsPerMillisecond or 1) < 1:
             raise ValueError("a transform handles at least one character per millisecond")
 
-    def charsPerSecond(self, poem: str) -> int:
-        """
-        How many characters of C{poem}'s kind the transform handles in a
-        second.
-        """
-        if self.asciiCharsPerMillisecond is not None and poem.isascii():
-            return 1000 * self.asciiCharsPerMillisecond
-        return 1000 * self.charsPerMillisecond
-
     def seconds(self, poem: str) -> float:
         """
         About how long the transform takes on C{poem}, at worst.
         """
-        return len(poem) / self.charsPerSecond(poem)
+        return len(poem) / self._charsPerSecond(poem)
 
     def sliceChars(self, poem: str, budget: float) -> int:
         """
         How many characters of C{poem} make a slice that costs C{budget}
         seconds, at least one.
         """
-        return max(1, int(budget * self.charsPerSecond(poem)))
+        return max(1, int(budget * self._charsPerSecond(poem)))
+
+    def _charsPerSecond(self, poem: str) -> int:
+        if self.asciiCharsPerMillisecond is not None and poem.isascii():
+            return 1000 * self.asciiCharsPerMillisecond
+        return 1000 * self.charsPerMillisecond
 
 
 def lineGroups(text: str, sliceChars: int) -> Iterator[str]:
