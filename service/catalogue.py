@@ -271,7 +271,7 @@ def builtinCatalogue(clock: IReactorTime) -> Catalogue:
             Transform(
                 "rot13",
                 "every letter rotated thirteen places; twice gives the poem back",
-                **sliced(transforms.rot13, transforms.rot13InSlices, 12_000, 1_000_000),
+                **sliced(transforms.rot13, transforms.rot13InSlices, 12_000, 500_000),
             ),
             Transform(
                 "echo",

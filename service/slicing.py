@@ -16,6 +16,7 @@ L{runInSlices} drives one on a L{Cooperator} and gives the result as a
 L{Deferred} whose cancellation stops the work.
 """
 
+import re
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -98,17 +99,49 @@ def lineGroups(text: str, sliceChars: int) -> Iterator[str]:
     yield text[start:]
 
 
-def mapInSlices(function: Callable[[str], str], text: str, sliceChars: int) -> SlicedWork:
+#: White space, after which a word-local transform may be cut.
+_WHITE_SPACE = re.compile(r"\s")
+
+
+def pieces(text: str, sliceChars: int, atSpaces: bool = False) -> Iterator[str]:
     """
-    Apply a line-local C{function} (one with C{function(a + "\\n" + b) ==
-    function(a) + "\\n" + function(b)} whatever the lines C{a} and C{b})
-    to C{text} one group of lines at a time (L{lineGroups}).
+    Cut C{text} into pieces of whole lines of at most C{sliceChars}
+    characters each, every piece but the last ending with its newline, so
+    that C{"".join(pieces(text, n)) == text} for every C{n}.  A line longer
+    than that is a piece of its own, or, with C{atSpaces}, is cut after the
+    first white space past C{sliceChars} characters.
+    """
+    start = 0
+    while len(text) - start > sliceChars:
+        limit = start + sliceChars
+        cut = text.rfind("\n", start, limit)
+        if cut < 0:
+            if atSpaces:
+                space = _WHITE_SPACE.search(text, limit)
+                cut = space.start() if space else -1
+            else:
+                cut = text.find("\n", limit)
+            if cut < 0:
+                break
+        yield text[start : cut + 1]
+        start = cut + 1
+    yield text[start:]
+
+
+def mapInSlices(
+    function: Callable[[str], str], text: str, sliceChars: int, atSpaces: bool = False
+) -> SlicedWork:
+    """
+    Apply a line-local C{function} (one with C{function(a + b) ==
+    function(a) + function(b)} whenever C{a} ends with a newline; with
+    C{atSpaces}, whenever C{a} ends with any white space) to C{text} one
+    piece at a time (L{pieces}).
     """
     done = []
-    for group in lineGroups(text, sliceChars):
-        done.append(function(group))
+    for piece in pieces(text, sliceChars, atSpaces):
+        done.append(function(piece))
         yield None
-    return "\n".join(done)
+    return "".join(done)
 
 
 class _Budget:

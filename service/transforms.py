@@ -21,13 +21,15 @@ from collections.abc import Callable
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from service.slicing import SlicedWork, lineGroups, mapInSlices, runInSlices, turnCooperator
+from service.slicing import SlicedWork, lineGroups, mapInSlices, pieces, runInSlices, turnCooperator
 
 # A word: a run of letters, with inner apostrophes ("what's", "swell'd").
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 # A run of letters only, for pig latin, where apostrophes split syllables.
 _LETTERS = re.compile(r"[^\W\d_]+")
 _SPACE = re.compile(r"(\s+)")
+# What _SPACE.split makes of a line, less its empty strings: words and spaces.
+_TOKEN = re.compile(r"\s+|\S+")
 _VOWELS = frozenset("aeiouàèéìíòóùú")
 
 #: How many characters of a poem the asynchronous L{echo} transform handles
@@ -53,11 +55,11 @@ def cummingsify(poem: str) -> str:
 
 def cummingsifyInSlices(poem: str, sliceChars: int) -> SlicedWork:
     """
-    L{cummingsify}, a group of lines at a time.  C{str.lower} is line-local:
-    the one rule of it that looks at the neighbours of a letter (a final
-    sigma) stops at a newline.
+    L{cummingsify}, a few lines, or words of a long line, at a time.
+    C{str.lower} is local: the one rule of it that looks at the neighbours
+    of a letter (a final sigma) stops at white space.
     """
-    return mapInSlices(cummingsify, poem, sliceChars)
+    return mapInSlices(cummingsify, poem, sliceChars, atSpaces=True)
 
 
 def _reverseLines(text: str) -> str:
@@ -121,9 +123,10 @@ def titlecase(poem: str) -> str:
 
 def titlecaseInSlices(poem: str, sliceChars: int) -> SlicedWork:
     """
-    L{titlecase}, a group of lines at a time (no word spans a newline).
+    L{titlecase}, a few lines, or words of a long line, at a time (no word
+    holds white space).
     """
-    return mapInSlices(titlecase, poem, sliceChars)
+    return mapInSlices(titlecase, poem, sliceChars, atSpaces=True)
 
 
 def _pigLatinWord(match: re.Match) -> str:
@@ -155,31 +158,77 @@ def piglatin(poem: str) -> str:
 
 def piglatinInSlices(poem: str, sliceChars: int) -> SlicedWork:
     """
-    L{piglatin}, a group of lines at a time (no word spans a newline).
+    L{piglatin}, a few lines, or words of a long line, at a time (no word
+    holds white space).
     """
-    return mapInSlices(piglatin, poem, sliceChars)
+    return mapInSlices(piglatin, poem, sliceChars, atSpaces=True)
 
 
-def _lineShuffler(seed: bytes) -> Callable[[str], str]:
+class _LineShuffler:
     """
-    Make a function that shuffles the words within each line of the text it
-    is given, drawing from one random generator seeded with C{seed}: lines
-    given in order, in one call or over several, get the same shuffles.
+    Shuffles the words within each line of the text it is given, drawing
+    from one random generator: lines given in order, in one call or over
+    several, get the same shuffles.
     """
-    rng = random.Random(seed)
 
-    def shuffleLine(line: str) -> str:
-        if not line:  # nothing to shuffle, and nothing drawn from rng
+    def __init__(self, seed: bytes) -> None:
+        self._rng = random.Random(seed)
+
+    def __call__(self, text: str) -> str:
+        return _mapLines(self._shuffleLine, text)
+
+    def _shuffleLine(self, line: str) -> str:
+        if not line:  # nothing to shuffle, and nothing drawn
             return line
         tokens = _SPACE.split(line)
         wordSlots = [i for i, token in enumerate(tokens) if token and not token.isspace()]
         words = [tokens[i] for i in wordSlots]
-        rng.shuffle(words)
+        self._rng.shuffle(words)
         for slot, word in zip(wordSlots, words, strict=True):
             tokens[slot] = word
         return "".join(tokens)
 
-    return lambda text: _mapLines(shuffleLine, text)
+    def inSlices(self, line: str, perSlice: int) -> SlicedWork:
+        """
+        Shuffle the words of one long line, C{perSlice} words or spaces at a
+        time, the same way as in one call: a Fisher-Yates shuffle with the
+        same draws as C{random.shuffle}.  The tokens are kept in lists of
+        C{perSlice}, and every list is dropped a piece at a time, so that no
+        step copies, joins or frees the whole line at once.
+        """
+        chunks: list[list[str]] = [[]]
+        words: list[str] = []
+        wordSlots: list[int] = []  # where each word is, among the tokens
+        order: list[int] = []  # which word goes where, once shuffled
+        for slot, match in enumerate(_TOKEN.finditer(line)):
+            token = match.group()
+            if not token.isspace():
+                order.append(len(words))
+                words.append(token)
+                wordSlots.append(slot)
+            chunks[-1].append(token)
+            if len(chunks[-1]) == perSlice:
+                chunks.append([])
+                yield None
+        for count, i in enumerate(range(len(order) - 1, 0, -1), 1):
+            j = self._rng.randrange(i + 1)  # what random.shuffle draws
+            order[i], order[j] = order[j], order[i]
+            if count % perSlice == 0:
+                yield None
+        for count, (slot, word) in enumerate(zip(wordSlots, order, strict=True), 1):
+            chunks[slot // perSlice][slot % perSlice] = words[word]
+            if count % perSlice == 0:
+                yield None
+        done = []
+        for index, chunk in enumerate(chunks):
+            done.append("".join(chunk))
+            chunks[index] = []
+            yield None
+        for big in [words, wordSlots, order]:
+            while big:
+                del big[-perSlice:]
+                yield None
+        return "".join(done)
 
 
 def shuffle(poem: str) -> str:
@@ -187,21 +236,30 @@ def shuffle(poem: str) -> str:
     Shuffle the words within each line.  The shuffle is seeded by the poem
     itself, so the same poem always gives the same result.
     """
-    return _lineShuffler(hashlib.sha256(poem.encode("utf-8")).digest())(poem)
+    return _LineShuffler(hashlib.sha256(poem.encode("utf-8")).digest())(poem)
 
 
 def shuffleInSlices(poem: str, sliceChars: int) -> SlicedWork:
     """
     L{shuffle}, a slice at a time: the seed hashed from the whole poem a
-    piece at a time first, then the lines shuffled a group at a time with
-    one random generator.
+    piece at a time first, then the lines shuffled a few at a time with one
+    random generator, and a long line a few words at a time.
     """
     digest = hashlib.sha256()
     hashChars = sliceChars * _HASHED_PER_SHUFFLED
     for start in range(0, len(poem), hashChars):
         digest.update(poem[start : start + hashChars].encode("utf-8"))
         yield None
-    return (yield from mapInSlices(_lineShuffler(digest.digest()), poem, sliceChars))
+    shuffler = _LineShuffler(digest.digest())
+    done = []
+    for piece in pieces(poem, sliceChars):
+        if len(piece) > sliceChars:  # one long line, and its newline
+            line, newline = _splitFinalNewline(piece)
+            done.append((yield from shuffler.inSlices(line, sliceChars)) + newline)
+        else:
+            done.append(shuffler(piece))
+            yield None
+    return "".join(done)
 
 
 def rot13(poem: str) -> str:
@@ -214,19 +272,22 @@ def rot13(poem: str) -> str:
 
 def rot13InSlices(poem: str, sliceChars: int) -> SlicedWork:
     """
-    L{rot13}, a group of lines at a time.
+    L{rot13}, a few lines, or words of a long line, at a time.
     """
-    return mapInSlices(rot13, poem, sliceChars)
+    return mapInSlices(rot13, poem, sliceChars, atSpaces=True)
 
 
 def echoLine(line: str) -> str:
     """
     Follow a line with its last word twice, fading, like an echo.
     """
-    words = _WORD.findall(line)
-    if not words:
+    # A word read backwards is a word, and the words of a line are the same
+    # whichever way it is read: the last is the first of the line reversed,
+    # found without going through every word of a long line.
+    reversedWord = _WORD.search(line[::-1])
+    if reversedWord is None:
         return line
-    last = words[-1].lower()
+    last = reversedWord.group()[::-1].lower()
     return f"{line} … {last} … {last}"
 
 

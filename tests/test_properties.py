@@ -2,6 +2,8 @@
 Properties of the transforms and the service, for any text (Hypothesis).
 """
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
@@ -18,12 +20,12 @@ from service import (
     transforms,
 )
 from service.catalogue import Transform
-from service.slicing import lineGroups
+from service.slicing import lineGroups, pieces
 
 #: Characters that the transforms treat specially, or that Unicode does:
 #: line breaks that are not newlines, a final sigma, letters that change
 #: length when lowercased, apostrophes, combining marks, an emoji.
-TRICKY = st.sampled_from("\n\n\n  \t\r\u2028\u0085\x0bΣσςİıAaEeQqUuYy'’-\u0345\u0307\u0301É😀")
+TRICKY = st.sampled_from("\n\n\n  \t\u3000\xa0\x1c\r\u2028\u0085\x0bΣσςİıAaEeQqUuYy'’-\u0345\u0307\u0301É😀")
 VALID_TEXT = st.text(st.one_of(st.characters(exclude_categories=["Cs"]), TRICKY), max_size=120)
 #: Any text, lone surrogates (which a JSON string can carry) included.
 ANY_TEXT = st.text(st.one_of(st.characters(), TRICKY, st.characters(categories=["Cs"])), max_size=120)
@@ -118,6 +120,16 @@ class TransformProperties(SynchronousTestCase):
             result = entry.function(poem)
             self.assertEqual(result.count("\n"), poem.count("\n"), entry.name)
 
+    @given(st.one_of(ANY_TEXT, st.text(st.sampled_from("ab'’ 1_é-"), max_size=30)))
+    def test_echoedByTheLastWord(self, line):
+        """
+        C{echo} follows a line with the last of the words found reading it
+        forwards.
+        """
+        words = re.findall(r"[^\W\d_]+(?:['’][^\W\d_]+)*", line)
+        expected = f"{line} … {words[-1].lower()} … {words[-1].lower()}" if words else line
+        self.assertEqual(transforms.echoLine(line), expected)
+
     @given(ANY_TEXT, st.integers(1, 64))
     def test_lineGroups(self, text, sliceChars):
         """
@@ -128,6 +140,20 @@ class TransformProperties(SynchronousTestCase):
         self.assertEqual("\n".join(groups), text)
         for group in groups:
             self.assertTrue(len(group) <= sliceChars or "\n" not in group, group)
+
+    @given(ANY_TEXT, st.integers(1, 64), st.booleans())
+    def test_pieces(self, text, sliceChars, atSpaces):
+        """
+        The pieces put together are the text; each but the last ends with a
+        newline (or, cut at spaces, with white space), and is at most the
+        slice size or holds one line (or, cut at spaces, one word more).
+        """
+        cut = list(pieces(text, sliceChars, atSpaces))
+        self.assertEqual("".join(cut), text)
+        for piece in cut[:-1]:
+            self.assertTrue(piece[-1].isspace() if atSpaces else piece.endswith("\n"), piece)
+            inside = piece[:-1]
+            self.assertTrue(len(piece) <= sliceChars or "\n" not in inside, piece)
 
 
 class PipelineProperties(SynchronousTestCase):

@@ -460,7 +460,7 @@ class AtOnceTests(ServiceTestCase):
         self.assertEqual(service.inFlight, 1)
         self.clock.advance(0)
         self.assertEqual(self.successResultOf(result), "A\nB\nC" * 4)
-        self.assertEqual(slices, ["a\nb\nca\nb", "ca\nb\nca\nb", "c"])  # 10 characters at most
+        self.assertEqual(slices, ["a\nb\nca\nb\n", "ca\nb\nca\nb\n", "c"])  # 10 characters at most
         self.assertEqual(service.inFlight, 0)
 
     def test_unknownCostIsNeverAtOnce(self):
@@ -509,9 +509,9 @@ class SlicedTests(SynchronousTestCase):
         self.assertEqual(
             self.failureResultOf(result, TransformTimeout).value.message, "no result within 2 seconds"
         )
-        self.assertEqual(self.slices, ["a", "b", "c", "d"])
+        self.assertEqual(self.slices, ["a\n", "b\n", "c\n", "d\n"])
         self.clock.advance(10)
-        self.assertEqual(self.slices, ["a", "b", "c", "d"])
+        self.assertEqual(self.slices, ["a\n", "b\n", "c\n", "d\n"])
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.service.inFlight, 0)
 

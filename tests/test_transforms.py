@@ -161,6 +161,18 @@ class SlicedTwinTests(SynchronousTestCase):
         poem = "\n".join(f"one two three four five {n}" for n in range(50))
         self.assertSameInSlices(builtinCatalogue(Clock()).lookup("shuffle"), poem)
 
+    def test_longLines(self):
+        """
+        A line longer than a slice is cut after white space by the
+        transforms that work word by word, and shuffled a few words at a
+        time: the same poem as in one call.
+        """
+        line = " ".join(f"word{n}  and\tmore" for n in range(300))
+        for poem in [line, f"  {line}\nshort\n{line} \n"]:
+            for entry in builtinCatalogue(Clock()):
+                if entry.slicing is not None:
+                    self.assertSameInSlices(entry, poem)
+
 
 class EchoOnTheReactorTests(TestCase):
     """
