@@ -92,6 +92,12 @@ def calibrate(options) -> None:
             f"{entry.name:12} {worst:12} {timings[worst] * 1000:8.1f} {MiB / timings[worst] / 1000:9,.0f}"
             f"   ASCII: {ascii * 1000:7.1f} {MiB / ascii / 1000:9,.0f}"
         )
+    timings = {}
+    for kind in KINDS:
+        poem = text(kind, MiB)
+        timings[kind] = min(timeit.repeat(lambda: poem.encode("utf-8"), number=1, repeat=3))  # noqa: B023
+    worst = max(timings, key=timings.get)
+    print(f"{'(UTF-8)':12} {worst:12} {timings[worst] * 1000:8.1f} {MiB / timings[worst] / 1000:9,.0f}")
 
 
 def _processOffloader(pool: ProcessPoolExecutor):

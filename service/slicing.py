@@ -4,11 +4,12 @@ Work on a large poem a slice at a time, so that the reactor never waits long.
 A transform done in one call holds the reactor thread for as long as it
 takes: a few milliseconds on a megabyte for C{str.lower}, seconds for a
 regular expression.  The transforms whose result for a poem is the result
-for its lines put together can instead be run on groups of lines, one group
-per unit of work, with a L{Cooperator} running the units of every request in
-turn within a budget of reactor time per turn (L{turnCooperator}); between
-turns the reactor serves everyone else, fires deadlines and notices that a
-client went away.
+for its lines put together (or its words, for some) can instead be run on a
+few lines (or words of a long line) at a time, one such slice per unit of
+work, with a L{Cooperator} running the units of every request in turn
+within a budget of reactor time per turn (L{turnCooperator}); between turns
+the reactor serves everyone else, fires deadlines and notices that a client
+went away.
 
 A piece of sliced work is a generator (L{SlicedWork}): it does one slice of
 the work each time it is resumed and yields, and returns the new poem.
@@ -33,6 +34,11 @@ SlicedWork = Generator[None, None, str]
 #: the transforms run in one call when they cost less, in slices of about
 #: that cost otherwise.
 TURN_BUDGET = 0.001
+
+#: How many characters of the worst text measured (CJK) are encoded in UTF-8
+#: per millisecond, with a margin: the size of a poem is checked in slices
+#: above a turn's budget of them.
+UTF8_CHARS_PER_MILLISECOND = 300_000
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,20 @@ def pieces(text: str, sliceChars: int, atSpaces: bool = False) -> Iterator[str]:
         yield text[start : cut + 1]
         start = cut + 1
     yield text[start:]
+
+
+def utf8LengthInSlices(text: str, sliceChars: int) -> Generator[None, None, int]:
+    """
+    The size of C{text} in UTF-8, measured C{sliceChars} characters at a
+    time.
+
+    @raise UnicodeEncodeError: if C{text} holds a lone surrogate.
+    """
+    size = 0
+    for start in range(0, len(text), sliceChars):
+        size += len(text[start : start + sliceChars].encode("utf-8"))
+        yield None
+    return size
 
 
 def mapInSlices(

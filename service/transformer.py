@@ -16,14 +16,14 @@ How a request runs:
     (L{Limits.turnBudget}, a millisecond), the steps run at once and the
     answer is an already-fired L{Deferred}: no coroutine, no deadline, no
     bookkeeping.  Most requests are such.
-  - Otherwise the steps from the first that is not run in a coroutine that
-    counts as in flight and has the deadline: a large poem for a
-    transform with a L{Slicing} is worked through a group of lines per unit
-    of work of a L{Cooperator} that gives each turn of the reactor its
-    budget, so that other clients are served, deadlines fire and abandoned
-    requests stop between slices; an offloadable transform of a large poem
-    goes to the offloader's worker threads; anything else runs as it is,
-    and may return a L{Deferred}.
+  - Otherwise, from the first step that cannot be done at once, the steps
+    run in a coroutine, which counts as in flight and has the deadline: a
+    large poem for a transform with a L{Slicing} is worked through a few
+    lines per unit of work of a L{Cooperator} that gives each turn of the
+    reactor its budget, so that other clients are served, deadlines fire
+    and abandoned requests stop between slices; an offloadable transform
+    of a large poem goes to the offloader's worker threads; any other runs
+    as it is, and may return a L{Deferred}.
 """
 
 import math
@@ -44,12 +44,20 @@ from service.errors import (
     TransformFailed,
     sizeMessage,
 )
-from service.slicing import TURN_BUDGET, runInSlices, turnCooperator
+from service.slicing import (
+    TURN_BUDGET,
+    UTF8_CHARS_PER_MILLISECOND,
+    runInSlices,
+    turnCooperator,
+    utf8LengthInSlices,
+)
 
 #: Runs C{function(poem)} somewhere other than the reactor thread and returns
 #: a L{Deferred} firing, in the reactor thread, with the result; cancelling
 #: it before the work started means it never starts.
 Offloader = Callable[[Callable[[str], str], str], "Deferred[str]"]
+
+_RESULT_NOT_UNICODE = "the transformed poem is not valid Unicode text"
 
 #: Unless set, one connection may have this share of L{Limits.maxInFlight}
 #: in flight, and one client address that share.
@@ -184,6 +192,7 @@ class TransformService:
         self._clock = clock
         self._offload = offload
         self._cooperator = turnCooperator(clock, limits.turnBudget)
+        self._utf8SliceChars = max(1, int(limits.turnBudget * 1000 * UTF8_CHARS_PER_MILLISECOND))
         self._inFlightByConnection: dict[object, int] = {}
         self._inFlightByPeer: dict[str, int] = {}
 
@@ -212,20 +221,28 @@ class TransformService:
             has fired already when the answer was cheap enough to make at
             once.
         """
+        limit = self.limits.maxPoemBytes
         try:
             steps = self.catalogue.pipeline(name)
-            size = utf8Length(poem)
-            if size > self.limits.maxPoemBytes:
-                raise PoemTooLarge.forSize(size, self.limits.maxPoemBytes)
+            size = self._sizeAtOnce(poem)
+            if size is None and len(poem) > limit:  # each character is a byte or more
+                raise PoemTooLarge.forSize(len(poem), limit, exact=False)
+            if size is not None and size > limit:
+                raise PoemTooLarge.forSize(size, limit)
             self._admit(caller)
-            done, poem = self._atOnce(steps, poem)
-            if done == len(steps):
-                return succeed(self._checkedResult(poem))
+            done = 0
+            if size is not None:
+                done, poem = self._atOnce(steps, poem)
+                if done == len(steps):
+                    resultSize = self._resultSizeAtOnce(poem)
+                    if resultSize is not None:
+                        return succeed(self._checkedResult(poem, resultSize))
+                    # else measured in slices, after no more steps
         except TransformError as error:
             return fail(error)
 
         self._enter(caller)
-        result = Deferred.fromCoroutine(self._run(steps[done:], poem))
+        result = Deferred.fromCoroutine(self._run(steps[done:], poem, measured=size is not None))
         if not result.called:  # a result already here needs no deadline
             withDeadline(result, self.limits.deadline, self._clock, "no result")
         result.addBoth(self._finished, caller)
@@ -331,20 +348,62 @@ class TransformService:
             raise TransformFailed(f"transform {step.name!r} failed")
         return result
 
-    def _checkedResult(self, poem: str) -> str:
+    def _sizeAtOnce(self, poem: str) -> int | None:
         """
-        @raise TransformFailed: if the transformed C{poem} is over the size
-            limit.
+        The size of C{poem} in UTF-8, or C{None} if measuring it would take
+        more than a turn's budget.
+
+        @raise BadRequest: if C{poem} holds a lone surrogate.
+        """
+        if poem.isascii():
+            return len(poem)
+        if len(poem) > self._utf8SliceChars:
+            return None
+        return utf8Length(poem)
+
+    async def _size(self, poem: str) -> int:
+        """
+        The size of C{poem} in UTF-8, measured in slices if it is long.
+
+        @raise BadRequest: if C{poem} holds a lone surrogate.
+        """
+        size = self._sizeAtOnce(poem)
+        if size is not None:
+            return size
+        try:
+            return await runInSlices(self._cooperator, utf8LengthInSlices(poem, self._utf8SliceChars))
+        except UnicodeEncodeError:
+            raise BadRequest.loneSurrogate() from None
+
+    def _resultSizeAtOnce(self, poem: str) -> int | None:
+        """
+        L{_sizeAtOnce} for a transformed poem.
+
+        @raise TransformFailed: if C{poem} holds a lone surrogate.
         """
         try:
-            size = utf8Length(poem)
+            return self._sizeAtOnce(poem)
         except BadRequest:
-            raise TransformFailed("the transformed poem is not valid Unicode text") from None
+            raise TransformFailed(_RESULT_NOT_UNICODE) from None
+
+    def _checkedResult(self, poem: str, size: int) -> str:
+        """
+        @param size: the size of the transformed C{poem} in UTF-8.
+        @raise TransformFailed: if that is over the size limit.
+        """
         if size > self.limits.maxPoemBytes:
             raise TransformFailed(sizeMessage("the transformed poem", size, self.limits.maxPoemBytes))
         return poem
 
-    async def _run(self, steps: tuple[Transform, ...], poem: str) -> str:
+    async def _run(self, steps: tuple[Transform, ...], poem: str, measured: bool) -> str:
+        """
+        Measure the poem unless it was C{measured}, apply the C{steps}, and
+        measure their result.
+        """
+        if not measured:
+            size = await self._size(poem)
+            if size > self.limits.maxPoemBytes:
+                raise PoemTooLarge.forSize(size, self.limits.maxPoemBytes)
         for step in steps:
             try:
                 result = await self._apply(step, poem)
@@ -353,7 +412,13 @@ class TransformService:
             except Exception:
                 raise self._raised(step) from None
             poem = self._checkedStep(step, result)
-        return self._checkedResult(poem)
+        size = self._resultSizeAtOnce(poem)
+        if size is None:
+            try:
+                size = await self._size(poem)
+            except BadRequest:
+                raise TransformFailed(_RESULT_NOT_UNICODE) from None
+        return self._checkedResult(poem, size)
 
     def _apply(self, step: Transform, poem: str) -> "Deferred[str]":
         if self._offloads(step, poem):

@@ -538,6 +538,56 @@ class SlicedTests(SynchronousTestCase):
                 self.assertEqual(self.successResultOf(result), expected, f"{entry.name} on {name}")
 
 
+class MeasuredInSlicesTests(ServiceTestCase):
+    """
+    The size of a long poem that is not ASCII is measured in slices too
+    (with a budget of 0, any such poem of two characters or more).
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.service = self.makeService(maxPoemBytes=10, turnBudget=0)
+
+    def test_overTheLimit(self):
+        result = self.service.transform("cummingsify", "É" * 6)
+        self.assertNoResult(result)
+        self.clock.advance(0)
+        error = self.failsWith(result, PoemTooLarge)
+        self.assertEqual(
+            error.message, "the poem is 12 bytes; this gateway accepts at most 10 (--max-poem-bytes)"
+        )
+        self.assertEqual(self.service.inFlight, 0)
+
+    def test_moreCharactersThanBytesAllowed(self):
+        """
+        A poem of more characters than the limit has bytes is refused at
+        once, unmeasured.
+        """
+        error = self.failsWith(self.service.transform("cummingsify", "É" * 11), PoemTooLarge)
+        self.assertEqual(
+            error.message, "the poem is over 11 bytes; this gateway accepts at most 10 (--max-poem-bytes)"
+        )
+
+    def test_withinTheLimit(self):
+        result = self.service.transform("cummingsify", "É" * 5)
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(result), "é" * 5)
+
+    def test_loneSurrogate(self):
+        result = self.service.transform("cummingsify", "ab\ud800")
+        self.clock.advance(0)
+        self.failsWith(result, BadRequest)
+
+    def test_resultOverTheLimit(self):
+        result = self.service.transform("echo", "éé")
+        self.clock.advance(0)
+        error = self.failsWith(result, TransformFailed)
+        self.assertEqual(
+            error.message,
+            "the transformed poem is 22 bytes; this gateway accepts at most 10 (--max-poem-bytes)",
+        )
+
+
 class SlicedOnTheReactorTests(TestCase):
     """
     The slices on the real reactor, with the real budget of a turn.
