@@ -6,6 +6,7 @@ process pool.
     .venv/bin/python bench/stall.py calibrate
     .venv/bin/python bench/stall.py stall [--size 1048576] [--transform cummingsify] [--modes ...]
     .venv/bin/python bench/stall.py throughput [--size 100000] [--transform cummingsify] [--modes ...]
+    .venv/bin/python bench/stall.py cpu [--size 100000] [--transform mirror]
     .venv/bin/python bench/stall.py fastpath
 
 C{calibrate} times every synchronous transform in one call on a MiB of
@@ -29,6 +30,9 @@ longest gap.  The modes:
   - C{processes}: the same in a pool of two processes
     (L{concurrent.futures.ProcessPoolExecutor}; the poem and the result
     cross a pipe, pickled).
+
+C{cpu} gives the CPU time of one request in slices and in one call, on a
+L{Clock}: what slicing itself costs.
 
 C{fastpath} times C{service.transform("cummingsify", poem)} for a 200 B poem,
 answered at once, against the coroutine path it took before (forced here by
@@ -260,9 +264,32 @@ def fastpath(options) -> None:
     )
 
 
+def cpu(options) -> None:
+    """
+    The CPU time of one request, in slices and in one call, driven by a
+    L{Clock}: what slicing costs, without the reactor or the machine's load.
+    """
+    poem = text(options.kind, options.size)
+    clock = task.Clock()
+    catalogue = builtinCatalogue(clock)
+    oneCall = Catalogue(
+        dataclasses.replace(entry, slicing=None) if entry.slicing else entry for entry in catalogue
+    )
+    print(f"{options.transform} of {options.size:,} characters of {options.kind}, CPU time per request")
+    for label, entries in [("slices", catalogue), ("one call", oneCall)] * 2:
+        service = TransformService(entries, clock, Limits(maxPoemBytes=8 * options.size))
+        started, count = time.thread_time(), 0
+        while time.thread_time() - started < options.duration / 4:
+            result = service.transform(options.transform, poem)
+            clock.advance(0)
+            assert result.called
+            count += 1
+        print(f"  {label:10} {(time.thread_time() - started) / count * 1e6:9,.0f} µs")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["calibrate", "stall", "throughput", "fastpath"])
+    parser.add_argument("what", choices=["calibrate", "stall", "throughput", "fastpath", "cpu"])
     parser.add_argument("--size", type=int, default=None, help="characters per poem")
     parser.add_argument("--kind", default="poems", choices=KINDS)
     parser.add_argument("--transform", default="cummingsify")
@@ -274,6 +301,9 @@ def main() -> None:
         calibrate(options)
     elif options.what == "fastpath":
         fastpath(options)
+    elif options.what == "cpu":
+        options.size = options.size or 100_000
+        cpu(options)
     else:
         if options.size is None:
             options.size = MiB if options.what == "stall" else 100_000
