@@ -49,8 +49,8 @@ class Slicing:
 
     @ivar run: C{run(poem, sliceChars)} is the L{SlicedWork} that makes the
         same poem as the transform's function, for any C{sliceChars} of 1 or
-        more, in slices of about C{sliceChars} characters each (a slice holds
-        whole lines, so a line longer than that makes a longer slice).
+        more, in slices of about C{sliceChars} characters each (whole lines,
+        or the words of a line longer than that, as the transform allows).
     @ivar charsPerMillisecond: how many characters of the worst content
         measured (see C{bench/stall.py calibrate}) the transform handles in
         a millisecond, with some margin: it sizes the slices and decides
@@ -64,7 +64,8 @@ class Slicing:
     asciiCharsPerMillisecond: int | None = None
 
     def __post_init__(self) -> None:
-        if self.charsPerMillisecond < 1 or (self.asciiCharsPerMillisecond or 1) < 1:
+        ascii = self.asciiCharsPerMillisecond
+        if self.charsPerMillisecond < 1 or (ascii is not None and ascii < 1):
             raise ValueError("a transform handles at least one character per millisecond")
 
     def seconds(self, poem: str) -> float:
