@@ -132,7 +132,8 @@ def test_poemTooLarge(page):
     expect(page.locator("#poem-size")).to_have_text("7,800 bytes")
     page.get_by_role("button", name="Transform").click()
     expect(page.get_by_role("alert")).to_have_text(
-        f"The poem is too large: the poem is 7800 bytes; the limit is {MAX_POEM_BYTES} bytes.",
+        f"The poem is too large: the poem is 7,800 bytes; this gateway accepts at most {MAX_POEM_BYTES:,} "
+        "(--max-poem-bytes).",
         timeout=PATIENCE,
     )
     page.get_by_label("Text", exact=True).fill("short")
