@@ -129,11 +129,14 @@ class Engine:
         the engine. The engine counts this as stopping the container on
         purpose: it does not restart it.
 
-        @return: a moment (a C{time.time()}) when the signal has arrived.
+        @return: when it was sent (a C{time.time()} just before the engine
+            was asked to send it): a request still running then was in
+            flight when it arrived.
         """
         container = self.container(service)
+        sent = time.time()
         self._run(*self.docker, "kill", "--signal", name, container)
-        return time.time()
+        return sent
 
     def crash(self, service: str) -> float:
         """
