@@ -253,11 +253,13 @@ class BoundedRequest(Request):
 
     _bodyBytes = 0
     _tooLarge = False
+    _announced: int | None = None
 
     def _limit(self) -> int:
         return self.channel.site.maxBodyBytes
 
     def gotLength(self, length: int | None) -> None:
+        self._announced = length
         if length is not None and length > self._limit():
             self._tooLarge = True
             length = 0
@@ -276,11 +278,11 @@ class BoundedRequest(Request):
 
     def render(self, resource: Resource) -> None:
         if self._tooLarge:
-            resource = ErrorPage(
-                413,
-                PoemTooLarge.name,
-                f"the request body is over the limit of {self._limit()} bytes",
-            )
+            # The body is the poem: its size is known when announced, and
+            # only over the limit when it came in chunks.
+            known = self._announced is not None
+            tooLarge = PoemTooLarge.forSize(self._announced if known else self._limit(), self._limit(), known)
+            resource = ErrorPage(413, tooLarge.name, tooLarge.message)
         super().render(resource)
 
     def processingFailed(self, reason: Failure) -> Failure:
