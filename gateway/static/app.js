@@ -1,15 +1,6 @@
 // The xform page: transforms over JSON-RPC 2.0 on the gateway's WebSocket
 // (/ws), bundled poems over plain HTTP (/poems). No framework, no build step.
 
-const ERROR_WORDS = {
-  "unknown-transform": "There is no such transform",
-  "bad-request": "The gateway did not understand the request",
-  "poem-too-large": "The poem is too large",
-  "transform-failed": "The transform failed",
-  "timeout": "The gateway took too long to answer",
-  "overloaded": "The gateway is busy; try again in a moment",
-};
-
 const CLOSE_REASONS = {
   1001: "the gateway is going away",
   1006: "the connection was lost",
@@ -29,9 +20,10 @@ class RemoteError extends Error {
     this.errorName = typeof error.data === "string" ? error.data : null;
   }
 
+  /** The gateway's own sentence, the same on every protocol, as a sentence. */
   get words() {
-    const lead = ERROR_WORDS[this.errorName] || `The gateway refused the request (error ${this.code})`;
-    return `${lead}: ${this.message}.`;
+    const text = this.message || `the gateway refused the request (error ${this.code})`;
+    return `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
   }
 }
 
