@@ -17,18 +17,22 @@ connection's requests may come in any order: match them by id.
       limit gets the C{poem-too-large} error instead.
     - Text that is not UTF-8 closes the connection with 1007.
     - The handshake is refused with 403 unless L{protocols.origins} allows
-      the page's origin.
+      the page's origin; only version 13 of the protocol (RFC 6455) is
+      spoken.
+    - A request for C{/ws} that asks for no WebSocket (a browser opening
+      the URL) gets 426 Upgrade Required, in the web face's JSON error form.
     - When the connection closes, the requests it still has running are
       abandoned.
 
-The server is L{TransformWebSocketFactory}, an Autobahn factory to put
-behind an C{autobahn.twisted.resource.WebSocketResource}.  The asynchronous
+The server is L{TransformWebSocketFactory}, an Autobahn factory, behind a
+L{TransformWebSocketResource}.  The asynchronous
 client is L{WebSocketTransformProxy}; the blocking client of
 L{gateway.syncclient} speaks the same messages (L{protocols.jsonrpc}) through
 the C{websockets} library.
 """
 
 from autobahn.exception import PayloadExceededError
+from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
     WebSocketClientProtocol,
@@ -45,6 +49,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from protocols.common import ConnectionPerCall
+from protocols.http import errorBody
 from protocols.interfaces import ITransformClient
 from protocols.jsonrpc import decodeReply, encodeCall, poemOf
 from protocols.jsonrpcserver import JSONRPCServer
@@ -168,7 +173,31 @@ class TransformWebSocketFactory(WebSocketServerFactory):
             failByDrop=False,
             # Let every Origin through to onConnect, where the policy decides.
             allowNullOrigin=True,
+            # RFC 6455 only: the drafts before it (8 and 7) are not spoken.
+            versions=[13],
         )
+
+
+class TransformWebSocketResource(WebSocketResource):
+    """
+    C{/ws}: the WebSocket handshake of a L{TransformWebSocketFactory}.  A
+    request that does not ask to upgrade to a WebSocket (a browser opening
+    the URL) gets 426 Upgrade Required with a JSON body in the web face's
+    error form, instead of Autobahn's own status page.
+    """
+
+    def render(self, request):
+        upgrade = request.getHeader(b"upgrade") or b""
+        if b"websocket" not in (token.strip().lower() for token in upgrade.split(b",")):
+            request.setHeader(b"Upgrade", b"websocket")
+            return errorBody(
+                request,
+                426,
+                "upgrade-required",
+                "this is the gateway's WebSocket JSON-RPC endpoint: connect with a WebSocket client, "
+                "or open the page at /",
+            )
+        return super().render(request)
 
 
 class ConnectionClosed(TransformFailed):
