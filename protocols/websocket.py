@@ -50,9 +50,10 @@ from zope.interface import implementer
 
 from protocols.common import ConnectionPerCall
 from protocols.http import errorBody
-from protocols.interfaces import ITransformClient
+from protocols.interfaces import ITransformLister
 from protocols.jsonrpc import decodeReply, encodeCall, poemOf
 from protocols.jsonrpcserver import JSONRPCServer
+from protocols.listing import listedTransforms
 from protocols.origins import OriginPolicy
 from service.errors import PoemTooLarge, TransformFailed
 from service.transformer import TransformService
@@ -248,7 +249,7 @@ class _ClientProtocol(WebSocketClientProtocol):
             )
 
 
-@implementer(ITransformClient)
+@implementer(ITransformLister)
 class WebSocketTransformProxy(ConnectionPerCall):
     """
     Ask a gateway to transform poems over WebSocket JSON-RPC.
@@ -297,12 +298,35 @@ class WebSocketTransformProxy(ConnectionPerCall):
             ...), L{TransformTimeout}, L{ConnectionClosed}, or the
             connection error.
         """
-        request = encodeCall("transform", {"transform": transform, "poem": poem}, self.REQUEST_ID)
-        return self.exchange(self._exchange(request))
+        return self.exchange(self._transform(transform, poem))
 
-    async def _exchange(self, request: str) -> str:
-        protocol = _ClientProtocol(request)
+    def listTransforms(self) -> "Deferred[list[tuple[str, str]]]":
+        """
+        The gateway's transforms: one C{list_transforms} call.
+
+        @return: a L{Deferred} firing with C{(name, description)} pairs, or
+            failing as L{xform} does, or with L{TransformFailed} for a
+            result that is not a list of transforms.
+        """
+        return self.exchange(self._list())
+
+    async def _transform(self, transform: str, poem: str) -> str:
+        return poemOf(await self._call("transform", {"transform": transform, "poem": poem}))
+
+    async def _list(self) -> list[tuple[str, str]]:
+        listing = await self._call("list_transforms", [])
+        try:
+            return listedTransforms(listing)
+        except ValueError as error:
+            raise TransformFailed(f"unreadable list of transforms: {error}") from None
+
+    async def _call(self, method: str, params: dict | list) -> object:
+        """
+        The result of one call of C{method}, on a connection of its own.
+
+        @raise TransformError: the error the gateway answered with.
+        """
+        protocol = _ClientProtocol(encodeCall(method, params, self.REQUEST_ID))
         protocol.factory = self._factory
         await connectProtocol(self.endpoint, protocol)
-        result = decodeReply(await protocol.reply, self.REQUEST_ID)
-        return poemOf(result)
+        return decodeReply(await protocol.reply, self.REQUEST_ID)

@@ -25,6 +25,7 @@ from protocols.amp.wire import (
     maxBoxBytes,
 )
 from protocols.common import TransformServerFactory, logRefusal
+from protocols.listing import transformsListing
 from service.errors import PoemTooLarge, TransformError
 from service.transformer import TransformService
 
@@ -52,9 +53,8 @@ class TransformLocator(amp.CommandLocator):
         return self.service.transform(transform, poem).addCallback(lambda new: {"poem": new})
 
     @ListTransforms.responder
-    def listTransforms(self) -> dict:
-        entries = self.service.transforms()
-        return {"transforms": [{"name": entry.name, "description": entry.description} for entry in entries]}
+    def listTransforms(self) -> "Deferred[dict]":
+        return self.service.listing().addCallback(lambda entries: {"transforms": transformsListing(entries)})
 
     def locateResponder(self, name: bytes):
         responder = super().locateResponder(name)
