@@ -180,8 +180,8 @@ def makeService(options: ServeOptions, reactor) -> MultiService:
     catalogue = builtinCatalogue(reactor)
     for prefix, server in options["upstream"].items():
         try:
-            upstream = Upstream(prefix, server, transformClient(reactor, server, limits.deadline))
-            catalogue.delegate(prefix, upstream.resolve)
+            upstream = Upstream(prefix, server, transformClient(reactor, server, limits.deadline), reactor)
+            catalogue.delegate(prefix, upstream.resolve, upstream.listing)
         except ValueError as error:
             raise usage.UsageError(f"--upstream {prefix}={server}: {error}") from None
         upstream.setServiceParent(root)

@@ -19,7 +19,6 @@ every response carries L{SECURITY_HEADERS}.
 from collections.abc import Mapping
 from pathlib import Path
 
-from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 from twisted.web.static import File
@@ -37,7 +36,7 @@ from protocols.http import (
 )
 from protocols.httpwire import TEXT_PLAIN
 from protocols.origins import OriginPolicy
-from protocols.websocket import TransformWebSocketFactory
+from protocols.websocket import TransformWebSocketFactory, TransformWebSocketResource
 from service.transformer import TransformService
 
 #: The page's files, shipped inside the package.
@@ -155,7 +154,7 @@ def makeSite(
     @param idleTimeout: seconds an HTTP connection may stay silent.
     """
     root = StaticFiles(str(STATIC))
-    root.putChild(b"ws", WebSocketResource(TransformWebSocketFactory(service, origins, reactor)))
+    root.putChild(b"ws", TransformWebSocketResource(TransformWebSocketFactory(service, origins, reactor)))
     root.putChild(b"transform", TransformRoute(service, origins))
     root.putChild(b"transforms", TransformsRoute(service))
     root.putChild(b"poems", Poems(poems))

@@ -46,9 +46,16 @@ from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 from zope.interface import implementer
 
 from protocols.common import ConnectionPerCall
-from protocols.httpwire import APPLICATION_JSON, STATUS_CODES, TEXT_PLAIN, errorFromResponse, transformPath
-from protocols.interfaces import ITransformClient
-from protocols.listing import transformsListing
+from protocols.httpwire import (
+    APPLICATION_JSON,
+    STATUS_CODES,
+    TEXT_PLAIN,
+    TRANSFORMS_PATH,
+    errorFromResponse,
+    transformPath,
+)
+from protocols.interfaces import ITransformLister
+from protocols.listing import listedTransforms, transformsListing
 from protocols.origins import OriginPolicy
 from service.errors import BadRequest, PoemTooLarge, TransformError, TransformFailed
 from service.transformer import TransformService
@@ -228,17 +235,23 @@ class TransformCall(APIResource):
 
 class TransformsRoute(APIResource):
     """
-    C{GET /transforms}: the catalogue.
+    C{GET /transforms}: the service's listing, upstreams' transforms
+    included.
 
-    @ivar service: the transform service whose catalogue is listed.
+    @ivar service: the transform service whose transforms are listed.
     """
 
     def __init__(self, service: TransformService) -> None:
         super().__init__()
         self.service = service
 
-    def render_GET(self, request: Request) -> bytes:
-        return jsonBody(request, transformsListing(self.service))
+    def render_GET(self, request: Request):
+        listing = self.service.listing()
+        request.notifyFinish().addErrback(lambda _: listing.cancel())  # the client went away
+        listing.addCallback(lambda entries: request.write(jsonBody(request, transformsListing(entries))))
+        listing.addCallback(lambda _: request.finish())
+        listing.addErrback(lambda failure: failure.trap(CancelledError))
+        return NOT_DONE_YET
 
 
 class BoundedRequest(Request):
@@ -253,11 +266,13 @@ class BoundedRequest(Request):
 
     _bodyBytes = 0
     _tooLarge = False
+    _announced: int | None = None
 
     def _limit(self) -> int:
         return self.channel.site.maxBodyBytes
 
     def gotLength(self, length: int | None) -> None:
+        self._announced = length
         if length is not None and length > self._limit():
             self._tooLarge = True
             length = 0
@@ -276,11 +291,11 @@ class BoundedRequest(Request):
 
     def render(self, resource: Resource) -> None:
         if self._tooLarge:
-            resource = ErrorPage(
-                413,
-                PoemTooLarge.name,
-                f"the request body is over the limit of {self._limit()} bytes",
-            )
+            # The body is the poem: its size is known when announced, and
+            # only over the limit when it came in chunks.
+            known = self._announced is not None
+            tooLarge = PoemTooLarge.forSize(self._announced if known else self._limit(), self._limit(), known)
+            resource = ErrorPage(413, tooLarge.name, tooLarge.message)
         super().render(resource)
 
     def processingFailed(self, reason: Failure) -> Failure:
@@ -312,7 +327,7 @@ class WebSite(Site):
         self.maxBodyBytes = maxBodyBytes
 
 
-@implementer(ITransformClient)
+@implementer(ITransformLister)
 class HTTPTransformProxy(ConnectionPerCall):
     """
     Ask a gateway to transform poems over HTTP, one request each, through
@@ -354,10 +369,39 @@ class HTTPTransformProxy(ConnectionPerCall):
             body = poem.encode("utf-8")
         except UnicodeEncodeError:
             raise BadRequest("the poem is not valid Unicode text (it holds a lone surrogate)") from None
+        answer = await self._request(
+            "POST", transformPath(transform), data=body, headers={"Content-Type": TEXT_PLAIN}
+        )
         try:
-            response = await self._http.post(
-                self.baseURL + transformPath(transform), data=body, headers={"Content-Type": TEXT_PLAIN}
-            )
+            return answer.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TransformFailed("the reply is not UTF-8") from None
+
+    def listTransforms(self) -> "Deferred[list[tuple[str, str]]]":
+        """
+        The gateway's transforms: C{GET /transforms}.
+
+        @return: a L{Deferred} firing with C{(name, description)} pairs, or
+            failing as L{xform} does, or with L{TransformFailed} for an
+            answer that is not a list of transforms.
+        """
+        return self.exchange(self._list())
+
+    async def _list(self) -> list[tuple[str, str]]:
+        answer = await self._request("GET", TRANSFORMS_PATH)
+        try:
+            return listedTransforms(json.loads(answer))
+        except ValueError as error:
+            raise TransformFailed(f"unreadable list of transforms: {error}") from None
+
+    async def _request(self, method: str, path: str, **options) -> bytes:
+        """
+        The body of the gateway's answer to C{method} C{path}.
+
+        @raise TransformError: the error the gateway answered with.
+        """
+        try:
+            response = await self._http.request(method, self.baseURL + path, **options)
         except ResponseNeverReceived as error:
             # A cancelled request (the deadline, say) fails this way; say so.
             if any(reason.check(CancelledError) for reason in error.reasons):
@@ -366,7 +410,4 @@ class HTTPTransformProxy(ConnectionPerCall):
         answer = await response.content()
         if response.code != 200:
             raise errorFromResponse(response.code, answer)
-        try:
-            return answer.decode("utf-8")
-        except UnicodeDecodeError:
-            raise TransformFailed("the reply is not UTF-8") from None
+        return answer

@@ -100,9 +100,9 @@ class JSONRPCServer:
         name, poem = _bind(params, ("transform", "poem"))
         return self.service.transform(name, poem).addCallback(lambda poem: {"poem": poem})
 
-    def _listTransforms(self, params: Message) -> list[dict]:
+    def _listTransforms(self, params: Message) -> "Deferred[list[dict]]":
         _bind(params, ())
-        return transformsListing(self.service)
+        return self.service.listing().addCallback(transformsListing)
 
     def handle(self, text: str) -> "Deferred[str | None]":
         """

@@ -17,18 +17,22 @@ connection's requests may come in any order: match them by id.
       limit gets the C{poem-too-large} error instead.
     - Text that is not UTF-8 closes the connection with 1007.
     - The handshake is refused with 403 unless L{protocols.origins} allows
-      the page's origin.
+      the page's origin; only version 13 of the protocol (RFC 6455) is
+      spoken.
+    - A request for C{/ws} that asks for no WebSocket (a browser opening
+      the URL) gets 426 Upgrade Required, in the web face's JSON error form.
     - When the connection closes, the requests it still has running are
       abandoned.
 
-The server is L{TransformWebSocketFactory}, an Autobahn factory to put
-behind an C{autobahn.twisted.resource.WebSocketResource}.  The asynchronous
+The server is L{TransformWebSocketFactory}, an Autobahn factory, behind a
+L{TransformWebSocketResource}.  The asynchronous
 client is L{WebSocketTransformProxy}; the blocking client of
 L{gateway.syncclient} speaks the same messages (L{protocols.jsonrpc}) through
 the C{websockets} library.
 """
 
 from autobahn.exception import PayloadExceededError
+from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
     WebSocketClientProtocol,
@@ -45,9 +49,11 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from protocols.common import ConnectionPerCall
-from protocols.interfaces import ITransformClient
+from protocols.http import errorBody
+from protocols.interfaces import ITransformLister
 from protocols.jsonrpc import decodeReply, encodeCall, poemOf
 from protocols.jsonrpcserver import JSONRPCServer
+from protocols.listing import listedTransforms
 from protocols.origins import OriginPolicy
 from service.errors import PoemTooLarge, TransformFailed
 from service.transformer import TransformService
@@ -168,7 +174,31 @@ class TransformWebSocketFactory(WebSocketServerFactory):
             failByDrop=False,
             # Let every Origin through to onConnect, where the policy decides.
             allowNullOrigin=True,
+            # RFC 6455 only: the drafts before it (8 and 7) are not spoken.
+            versions=[13],
         )
+
+
+class TransformWebSocketResource(WebSocketResource):
+    """
+    C{/ws}: the WebSocket handshake of a L{TransformWebSocketFactory}.  A
+    request that does not ask to upgrade to a WebSocket (a browser opening
+    the URL) gets 426 Upgrade Required with a JSON body in the web face's
+    error form, instead of Autobahn's own status page.
+    """
+
+    def render(self, request):
+        upgrade = request.getHeader(b"upgrade") or b""
+        if b"websocket" not in (token.strip().lower() for token in upgrade.split(b",")):
+            request.setHeader(b"Upgrade", b"websocket")
+            return errorBody(
+                request,
+                426,
+                "upgrade-required",
+                "this is the gateway's WebSocket JSON-RPC endpoint: connect with a WebSocket client, "
+                "or open the page at /",
+            )
+        return super().render(request)
 
 
 class ConnectionClosed(TransformFailed):
@@ -219,7 +249,7 @@ class _ClientProtocol(WebSocketClientProtocol):
             )
 
 
-@implementer(ITransformClient)
+@implementer(ITransformLister)
 class WebSocketTransformProxy(ConnectionPerCall):
     """
     Ask a gateway to transform poems over WebSocket JSON-RPC.
@@ -268,12 +298,35 @@ class WebSocketTransformProxy(ConnectionPerCall):
             ...), L{TransformTimeout}, L{ConnectionClosed}, or the
             connection error.
         """
-        request = encodeCall("transform", {"transform": transform, "poem": poem}, self.REQUEST_ID)
-        return self.exchange(self._exchange(request))
+        return self.exchange(self._transform(transform, poem))
 
-    async def _exchange(self, request: str) -> str:
-        protocol = _ClientProtocol(request)
+    def listTransforms(self) -> "Deferred[list[tuple[str, str]]]":
+        """
+        The gateway's transforms: one C{list_transforms} call.
+
+        @return: a L{Deferred} firing with C{(name, description)} pairs, or
+            failing as L{xform} does, or with L{TransformFailed} for a
+            result that is not a list of transforms.
+        """
+        return self.exchange(self._list())
+
+    async def _transform(self, transform: str, poem: str) -> str:
+        return poemOf(await self._call("transform", {"transform": transform, "poem": poem}))
+
+    async def _list(self) -> list[tuple[str, str]]:
+        listing = await self._call("list_transforms", [])
+        try:
+            return listedTransforms(listing)
+        except ValueError as error:
+            raise TransformFailed(f"unreadable list of transforms: {error}") from None
+
+    async def _call(self, method: str, params: dict | list) -> object:
+        """
+        The result of one call of C{method}, on a connection of its own.
+
+        @raise TransformError: the error the gateway answered with.
+        """
+        protocol = _ClientProtocol(encodeCall(method, params, self.REQUEST_ID))
         protocol.factory = self._factory
         await connectProtocol(self.endpoint, protocol)
-        result = decodeReply(await protocol.reply, self.REQUEST_ID)
-        return poemOf(result)
+        return decodeReply(await protocol.reply, self.REQUEST_ID)

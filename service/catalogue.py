@@ -92,6 +92,10 @@ class Transform:
 #: Makes the catalogue entry for the rest of a delegated name.
 Resolver = Callable[[str], Transform]
 
+#: Lists the transforms under a delegated prefix: a L{Deferred} firing with
+#: C{(name, description)} pairs, the names with the prefix.
+Lister = Callable[[], "Deferred[list[tuple[str, str]]]"]
+
 
 class Catalogue:
     """
@@ -102,6 +106,7 @@ class Catalogue:
         self._entries: dict[str, Transform] = {}  # by case-folded name
         self._resolvers: dict[str, Resolver] = {}  # by case-folded prefix
         self._prefixes: dict[str, str] = {}  # as delegated, by case-folded prefix
+        self.listers: dict[str, Lister] = {}  # by prefix as delegated, in order
         # The pipelines of catalogue entries parsed lately, by name as given.
         self._pipelines: dict[str, tuple[Transform, ...]] = {}
         for entry in entries:
@@ -123,12 +128,13 @@ class Catalogue:
         self._entries[key] = entry
         self._pipelines.clear()
 
-    def delegate(self, prefix: str, resolver: Resolver) -> None:
+    def delegate(self, prefix: str, resolver: Resolver, lister: Lister | None = None) -> None:
         """
         Resolve every name C{<prefix>:<rest>} to C{resolver(rest)}.  The rest
         may hold further C{:} (an upstream may delegate in turn) but must
         otherwise be a usable name; the resolver is not asked about any
-        other.  Delegated names are not listed by iterating the catalogue.
+        other.  Delegated names are not listed by iterating the catalogue:
+        C{lister}, if given, lists them (see L{TransformService.listing}).
 
         @raise ValueError: if the prefix is delegated already, whatever its
             case, or is not made of ASCII letters, digits, C{-} and C{_}.
@@ -140,6 +146,8 @@ class Catalogue:
             raise ValueError(f"prefix {prefix!r} is already delegated")
         self._resolvers[key] = resolver
         self._prefixes[key] = prefix
+        if lister is not None:
+            self.listers[prefix] = lister
         self._pipelines.clear()
 
     def __iter__(self) -> Iterator[Transform]:

@@ -30,11 +30,18 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred, succeed
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    fail,
+    gatherResults,
+    maybeDeferred,
+    succeed,
+)
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from service.catalogue import Catalogue, Transform
+from service.catalogue import PREFIX_SEPARATOR, Catalogue, Transform
 from service.deadline import withDeadline
 from service.errors import (
     BadRequest,
@@ -198,9 +205,35 @@ class TransformService:
 
     def transforms(self) -> list[Transform]:
         """
-        The catalogue's entries, for listing to clients.
+        The catalogue's own entries.
         """
         return list(self.catalogue)
+
+    def listing(self) -> "Deferred[list[tuple[str, str]]]":
+        """
+        Everything a client may call, for listing to clients: the
+        catalogue's entries, then what each delegated prefix's lister lists
+        (an upstream's transforms), as C{(name, description)}.  A lister
+        that fails leaves one entry, C{<prefix>:*}, that says so, rather
+        than failing the listing.
+
+        @return: a L{Deferred} firing with the entries, at once when no
+            prefix has a lister.
+        """
+        entries = [(entry.name, entry.description) for entry in self.catalogue]
+        listers = self.catalogue.listers
+        if not listers:
+            return succeed(entries)
+
+        def listed(prefix: str, lister) -> "Deferred[list[tuple[str, str]]]":
+            return maybeDeferred(lister).addErrback(self._listerFailed, prefix)
+
+        delegated = gatherResults([listed(prefix, lister) for prefix, lister in listers.items()])
+        return delegated.addCallback(lambda lists: entries + [entry for each in lists for entry in each])
+
+    def _listerFailed(self, failure, prefix: str) -> list[tuple[str, str]]:
+        self.log.failure("listing the transforms of prefix {prefix!r} failed", failure, prefix=prefix)
+        return [(f"{prefix}{PREFIX_SEPARATOR}*", "unavailable: listing its transforms failed")]
 
     def transform(self, name: str, poem: str, caller: Caller | None = None) -> "Deferred[str]":
         """

@@ -511,7 +511,10 @@ class FireAndForgetTests(ServerTestCase):
             [(b"_command", b"Transform"), *splitValue(b"poem", b"A" * (self.maxPoemBytes * 2))]
         )
         events = self.sendThenRequest(question)
-        self.assertIn("the limit is", self.assertOneLine(events, "POEM_TOO_LARGE"))
+        self.assertIn(
+            f"the poem is {self.maxPoemBytes * 2:,} bytes; this gateway accepts at most {self.maxPoemBytes:,}",
+            self.assertOneLine(events, "POEM_TOO_LARGE"),
+        )
 
     def test_commandThatSucceeds(self):
         """
@@ -593,9 +596,8 @@ class SmallPiecesOverTheLimitTests(ServerTestCase):
         server.dataReceived(encodeBox([(b"_ask", b"1"), (b"_command", b"Transform"), *pieces]))
         (answer,) = decodeBoxes(transport.value())
         self.assertEqual(answer[b"_error_code"], b"POEM_TOO_LARGE")
-        self.assertIn(
-            b"the limit is %d bytes" % maxBoxBytes(self.maxPoemBytes), answer[b"_error_description"]
-        )
+        limit = f"this gateway accepts at most {maxBoxBytes(self.maxPoemBytes):,} (see the AMP limits"
+        self.assertIn(limit.encode(), answer[b"_error_description"])
         self.assertLessEqual(server.bufferedBytes(), maxBoxBytes(self.maxPoemBytes))
 
 
@@ -738,7 +740,11 @@ class LimitTests(ServerTestCase):
         self.assertLessEqual(held, limit + 65537)
         (answer,) = decodeBoxes(transport.value())
         self.assertEqual((answer[b"_error"], answer[b"_error_code"]), (b"big", b"POEM_TOO_LARGE"))
-        self.assertIn(b"the limit is %d bytes" % limit, answer[b"_error_description"])
+        self.assertEqual(
+            answer[b"_error_description"],
+            f"the poem is 5,000,000 bytes; this gateway accepts at most {self.maxPoemBytes:,} "
+            "(--max-poem-bytes)".encode(),
+        )
         self.assertFalse(transport.disconnecting)
         transport.clear()
         server.dataReceived(REQUEST)

@@ -160,14 +160,25 @@ class TransformRouteTests(HTTPTestCase):
         chunked, once it passes the limit.
         """
         await self.assertError(await self.post("rot13", b"x" * (MAX_POEM_BYTES + 1)), 413, "poem-too-large")
-        await self.assertError(await self.post("rot13", b"x" * (5 * 1024 * 1024)), 413, "poem-too-large")
+        body = await self.assertError(
+            await self.post("rot13", b"x" * (5 * 1024 * 1024)), 413, "poem-too-large"
+        )
+        self.assertEqual(
+            body["message"],
+            f"the poem is 5,242,880 bytes; this gateway accepts at most {MAX_POEM_BYTES:,} (--max-poem-bytes)",
+        )
 
         def chunks():
             for _ in range(20):
                 yield b"x" * 8192
 
         chunked = await self.request("POST", "/transform/rot13", data=_Chunked(chunks()), headers=TEXT)
-        await self.assertError(chunked, 413, "poem-too-large")
+        body = await self.assertError(chunked, 413, "poem-too-large")
+        self.assertEqual(
+            body["message"],
+            f"the poem is over {MAX_POEM_BYTES:,} bytes; this gateway accepts at most {MAX_POEM_BYTES:,} "
+            "(--max-poem-bytes)",
+        )
 
     async def test_chunkedPoem(self):
         response = await self.request("POST", "/transform/rot13", data=_Chunked([b"ab", b"c"]), headers=TEXT)

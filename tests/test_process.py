@@ -87,9 +87,11 @@ def test_hugePoemRefusedByDefault(gateway, xformHere):
     status, out, err = xformHere("transform", "cummingsify", "-s", server(gateway), input=HUGE_POEM.encode())
     assert (status, out) == (1, b"")
     assert "closed the connection without a reply" in err
+    size = f"{len(HUGE_POEM.encode()):,}"
     gateway.waitForLog(
         lambda: gateway.logged(
-            "closing without a reply: bad-request: malformed netstring: its length is over the limit"
+            f"closing without a reply: poem-too-large: the poem is {size} bytes; "
+            "this gateway accepts at most 1,048,576 (--max-poem-bytes)"
         )
     )
 

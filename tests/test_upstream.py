@@ -66,7 +66,7 @@ class UpstreamTests(TestCase):
 
     def serviceFor(self, port, timeout=5.0, scheme="netstring"):
         self.server = ServerURL(scheme, "127.0.0.1", port)
-        upstream = Upstream("up", self.server, transformClient(reactor, self.server, timeout))
+        upstream = Upstream("up", self.server, transformClient(reactor, self.server, timeout), reactor)
         self.addCleanup(upstream.stopService)
         catalogue = builtinCatalogue(reactor)
         catalogue.delegate("up", upstream.resolve)
@@ -163,7 +163,7 @@ class UpstreamServiceTests(TestCase):
         port = await listen(factory)
         self.addCleanup(port.stopListening)
         server = ServerURL("amp", "127.0.0.1", port.getHost().port)
-        upstream = Upstream("up", server, transformClient(reactor, server))
+        upstream = Upstream("up", server, transformClient(reactor, server), reactor)
         upstream.startService()
         self.assertEqual(await upstream.xform("cummingsify", "HELLO"), "hello")
         self.assertEqual(await upstream.xform("reverse", "A\nB"), "B\nA")
@@ -179,7 +179,7 @@ def test_stoppingWithNothingOpen(scheme):
     An upstream whose client has no connection open stops at once.
     """
     server = ServerURL(scheme, "127.0.0.1", freePort())
-    upstream = Upstream("up", server, transformClient(reactor, server))
+    upstream = Upstream("up", server, transformClient(reactor, server), reactor)
     upstream.startService()
     stopped = upstream.stopService()
     assert stopped.called

@@ -5,6 +5,7 @@ C{websockets} package, blocking, in a thread) and, where a test needs bytes
 no client library would send, by a raw socket.
 """
 
+import http.client
 import json
 import os
 
@@ -457,3 +458,42 @@ class OriginTests(WebSocketTestCase):
             additional_headers={"Host": f"evil.example:{port}"},
         )
         self.assertEqual(status, 403)
+
+
+class HandshakeTests(WebSocketTestCase):
+    def get(self, headers):
+        connection = http.client.HTTPConnection(self.address, timeout=10)
+        try:
+            connection.request("GET", "/ws", headers=headers)
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    async def test_aBrowserOpeningTheURL(self):
+        """
+        C{GET /ws} without an upgrade (a browser opening the URL) gets 426
+        and the web face's JSON error, with its security headers, instead of
+        Autobahn's status page.
+        """
+        status, headers, body = await self.inThread(self.get, {})
+        self.assertEqual(status, 426)
+        self.assertEqual(headers["Upgrade"], "websocket")
+        self.assertEqual(headers["X-Content-Type-Options"], "nosniff")
+        self.assertEqual(json.loads(body)["error"], "upgrade-required")
+        self.assertNotIn(b"Autobahn", body)
+
+    async def test_onlyRFC6455(self):
+        """
+        A handshake for version 8 of the protocol (a draft before RFC 6455)
+        is refused.
+        """
+        headers = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "8",
+        }
+        status, headers, body = await self.inThread(self.get, headers)
+        self.assertEqual(status, 400)
+        self.assertEqual(headers["Sec-WebSocket-Version"], "13")

@@ -25,7 +25,8 @@ from protocols.amp.wire import (
     maxBoxBytes,
 )
 from protocols.common import TransformServerFactory, logRefusal
-from service.errors import TransformError
+from protocols.listing import transformsListing
+from service.errors import PoemTooLarge, TransformError
 from service.transformer import TransformService
 
 
@@ -52,9 +53,8 @@ class TransformLocator(amp.CommandLocator):
         return self.service.transform(transform, poem).addCallback(lambda new: {"poem": new})
 
     @ListTransforms.responder
-    def listTransforms(self) -> dict:
-        entries = self.service.transforms()
-        return {"transforms": [{"name": entry.name, "description": entry.description} for entry in entries]}
+    def listTransforms(self) -> "Deferred[dict]":
+        return self.service.listing().addCallback(lambda entries: {"transforms": transformsListing(entries)})
 
     def locateResponder(self, name: bytes):
         responder = super().locateResponder(name)
@@ -155,10 +155,15 @@ class TransformAMP(BoxConnection, TimeoutMixin):
         if not self.isNewQuestion(box):
             return
         error = b"POEM_TOO_LARGE" if box[COMMAND] == TransformPoem.commandName else b"BAD_REQUEST"
-        description = (
-            f"the request is {box.size} bytes; the limit is {self.maxBoxBytes} bytes, "
-            f"for a poem of at most {self.factory.service.limits.maxPoemBytes} bytes"
-        )
+        maxPoemBytes = self.factory.service.limits.maxPoemBytes
+        poemBytes = box.valueBytes.get(b"poem", 0)
+        if error == b"POEM_TOO_LARGE" and poemBytes > maxPoemBytes:
+            description = PoemTooLarge.forSize(poemBytes, maxPoemBytes).message
+        else:
+            description = (
+                f"the request counts {box.size:,} bytes with its keys and pieces; this gateway accepts "
+                f"at most {self.maxBoxBytes:,} (see the AMP limits in docs/protocols.md)"
+            )
         if ASK not in box:
             self.unhandledError(Failure(amp.RemoteAmpError(error, description)))
             return
