@@ -133,7 +133,12 @@ class TransformProtocol(Protocol, TimeoutMixin):
 
     def _refuse(self, error: TransformError) -> None:
         logRefusal(
-            self.log, error, "netstring {peer}: closing without a reply: {error}: {reason}", peer=self._peer
+            self.log,
+            error,
+            "{protocol} {peer}: closing without a reply: {error}: {reason}",
+            refusals=self.factory.refusals,
+            protocol="netstring",
+            peer=self._peer,
         )
         self._decoder = None
         self.transport.loseConnection()
