@@ -175,7 +175,7 @@ def test_portInUse(gateway):
     [
         (("--netstring", "nonsense:1"), "--netstring: invalid endpoint 'nonsense:1'"),
         (tuple(arg for name in LISTENERS for arg in (f"--{name}", "off")), "every listener is off"),
-        (("--deadline", "-1"), "--deadline: '-1' is not a positive number\n"),
+        (("--deadline", "-1"), "--deadline: '-1' is not a positive number; see 'xform serve --help'\n"),
     ],
 )
 def test_serveUsageErrors(xformHere, arguments, message):
