@@ -11,8 +11,8 @@ Autobahn's.
 
 A JSON line is one object: C{timestamp} (ISO 8601, UTC), C{level},
 C{namespace}, C{message} (the rendered text), C{traceback} for a failure,
-and the event's own fields (C{peer}, C{error}, ...); addresses are written
-C{host:port}.
+and the event's own fields (C{peer}, C{error}, ...; one named as one of
+those keys is left out); addresses are written C{host:port}.
 """
 
 import json
@@ -81,19 +81,21 @@ def jsonLine(event: dict) -> str:
     """
     C{event} as one line of JSON, ended by a newline.
     """
-    line = {
-        key: value for key, value in event.items() if not key.startswith("log_") and key not in _NOT_FIELDS
-    }
-    line["timestamp"] = (
-        datetime.fromtimestamp(event.get("log_time", 0), tz=UTC).isoformat(timespec="milliseconds")
-    ).replace("+00:00", "Z")
     level = event.get("log_level")
-    line["level"] = level.name if level is not None else "info"
-    line["namespace"] = event.get("log_namespace", "")
-    line["message"] = formatEvent(event)
+    line = {
+        "timestamp": datetime.fromtimestamp(event.get("log_time", 0), tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "level": level.name if level is not None else "info",
+        "namespace": event.get("log_namespace", ""),
+        "message": formatEvent(event),
+    }
     failure = event.get("log_failure")
     if failure is not None:
         line["traceback"] = failure.getTraceback()
+    for key, value in event.items():
+        if not key.startswith("log_") and key not in _NOT_FIELDS:
+            line.setdefault(key, value)
     return json.dumps(line, default=_jsonValue, ensure_ascii=False) + "\n"
 
 
