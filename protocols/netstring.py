@@ -150,6 +150,13 @@ class TransformProtocol(Protocol, TimeoutMixin):
         """
         if self._decoder is not None:
             self.setTimeout(None)
+            if not self._received:
+                # A port check (a load balancer's, a scanner's) asks nothing:
+                # no refusal to log.
+                self.log.debug("netstring {peer}: closed without sending anything", peer=self._peer)
+                self._decoder = None
+                self.transport.loseConnection()
+                return
             self._refuse(
                 BadRequest(
                     f"the client stopped sending after {self._received} bytes, before a whole netstring"
