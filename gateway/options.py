@@ -290,12 +290,10 @@ class CommandOptions(usage.Options):
         value as L{describeValue} writes it, and where that came from.
         """
         names = self.configuration()
-        values = [describeValue(self.get(name)) for name in names]
-        nameWidth = max(map(len, names), default=0)
-        valueWidth = max(map(len, values), default=0)
+        width = max(map(len, names), default=0)
         return "\n".join(
-            f"{name:<{nameWidth}}  {value:<{valueWidth}}  ({self.sources.get(name, DEFAULT)})"
-            for name, value in zip(names, values, strict=True)
+            f"{name:<{width}}  {describeValue(self.get(name))}  ({self.sources.get(name, DEFAULT)})"
+            for name in names
         )
 
     def fullName(self) -> str:

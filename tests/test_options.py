@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from gateway.options import CommandOptions, positive, repeatable
+from gateway.options import CommandOptions, describeValue, positive, repeatable
 from gateway.server import ServeOptions
 from tests.helpers import ROOT
 
@@ -306,3 +306,19 @@ def test_invalidValueFromTheEnvironment(xformHere, monkeypatch, variable, value,
 def test_version(xformHere):
     status, out, err = xformHere("serve", "--version")
     assert (status, err) == (0, "") and out.startswith(b"xform-gateway ")
+
+
+def test_operationsDocumentsEveryOption():
+    """
+    docs/operations.md has a row for every option of C{xform serve}, with
+    its variable and, where it has one, its default.
+    """
+    rows = re.findall(
+        r"^\| `--([\w-]+)` \| `(\w+)` \| ([^|]+) \|", (ROOT / "docs" / "operations.md").read_text(), re.M
+    )
+    options = ServeOptions()
+    assert sorted(name for name, _, _ in rows) == options.configuration()
+    for name, variable, default in rows:
+        assert variable == options.variableOf(name)
+        if options.defaults.get(name) is not None:
+            assert default.strip() == f"`{describeValue(options.defaults[name])}`", name
