@@ -175,8 +175,11 @@ def test_daemonPortTaken(tmp_path, takenPort):
     assert started.returncode == 1
     assert b"netstring cannot listen" in started.stderr
     assert not (tmp_path / "gateway.pid").exists()
-    log = (tmp_path / "gateway.log").read_text()
-    assert log.count(f"netstring cannot listen: Couldn't listen on 127.0.0.1:{takenPort}") == 1, log
+    line = f"netstring cannot listen: Couldn't listen on 127.0.0.1:{takenPort}"
+    logFile = tmp_path / "gateway.log"
+    # The daemon tells twistd first, then says why as it ends.
+    waitUntil(lambda: line in logFile.read_text(), "reason in the log")
+    assert logFile.read_text().count(line) == 1
 
 
 ENVIRONMENT = {
