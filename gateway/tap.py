@@ -55,8 +55,8 @@ def makeService(options: Options) -> ListeningTree:
     root = prepareService(options, reactor)
     if options["log-format"] != "text":
         log.warn(
-            "--log-format {format} is for xform serve: the runner writes this log "
+            "--log-format {logFormat} is for xform serve: the runner writes this log "
             "(twist --log-format json, say)",
-            format=options["log-format"],
+            logFormat=options["log-format"],
         )
     return root

@@ -15,8 +15,15 @@ from twisted.python import log as legacyLog
 from twisted.trial.unittest import SynchronousTestCase
 
 from gateway.logs import gatewayObserver, jsonLine
-from protocols.common import Refusals, logRefusal
-from service.errors import BadRequest, Overloaded, UnknownTransform
+from protocols.common import ForbiddenOrigin, Refusals, logRefusal, refusalLevel
+from service.errors import (
+    BadRequest,
+    Overloaded,
+    PoemTooLarge,
+    TransformFailed,
+    TransformTimeout,
+    UnknownTransform,
+)
 from tests.helpers import captureLogs
 
 
@@ -110,9 +117,11 @@ class GatewayObserverTests(SynchronousTestCase):
         stream, log = self.write("info")
         self.chatter(log)
         Logger(namespace="log_legacy", observer=log.observer).error("Unhandled error in Deferred")
+        Logger(namespace="twisted.internet.base", observer=log.observer).warn("a warning")
         Logger(namespace="autobahn.websocket.protocol", observer=log.observer).error("a bug")
-        [twisted, autobahn] = stream.getvalue().splitlines()
-        self.assertIn("Unhandled error in Deferred", twisted)
+        [legacy, twisted, autobahn] = stream.getvalue().splitlines()
+        self.assertIn("Unhandled error in Deferred", legacy)
+        self.assertIn("a warning", twisted)
         self.assertIn("a bug", autobahn)
 
     def test_everythingAtDebug(self):
@@ -230,3 +239,27 @@ class RefusalsTests(SynchronousTestCase):
         for _ in range(10):
             logRefusal(self.log, Overloaded("busy"), "{error}: {reason}")
         self.assertEqual(self.lines(), ["overloaded: busy"] * 10)
+
+
+class RefusalLevelTests(SynchronousTestCase):
+    def test_levels(self):
+        """
+        A refusal is a warning when the gateway could not serve a good
+        request, information when the client asked for something wrong.
+        """
+        self.assertEqual(
+            {
+                error.name: refusalLevel(error("why"))
+                for error in (Overloaded, TransformTimeout, TransformFailed)
+            },
+            dict.fromkeys(["overloaded", "timeout", "transform-failed"], LogLevel.warn),
+        )
+        self.assertEqual(
+            {
+                error.name: refusalLevel(error("why"))
+                for error in (UnknownTransform, BadRequest, PoemTooLarge, ForbiddenOrigin)
+            },
+            dict.fromkeys(
+                ["unknown-transform", "bad-request", "poem-too-large", "forbidden-origin"], LogLevel.info
+            ),
+        )

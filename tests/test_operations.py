@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.request import Request, urlopen
 
 import pytest
 
@@ -86,16 +87,35 @@ def takenPort():
 def test_runner(runner):
     """
     C{twist} and C{twistd -n} find the C{xform-gateway} plugin and run the
-    gateway as C{xform serve} does, with its options.  On SIGTERM they stop
-    cleanly, and end as Twisted's runners do: by that signal.
+    gateway as C{xform serve} does, with its options; C{--log-level debug}
+    turns on the line per HTTP request, which twistd writes (it writes
+    every level) and twist does not (at its own level, C{info}); both
+    write Twisted's lines about ports.  On SIGTERM they stop cleanly, and
+    end as Twisted's runners do: by that signal.
     """
-    with GatewayProcess("--max-poem-bytes", "5", command=RUNNERS[runner]) as gateway:
+    listeners = ("netstring", "web")
+    with GatewayProcess(
+        "--max-poem-bytes", "5", "--log-level", "debug", listeners=listeners, command=RUNNERS[runner]
+    ) as gateway:
         port = gateway.ports["netstring"]
         assert netcat(port, b"23:cummingsify.HELLO WORLD,") == b""  # over the 5 bytes of --max-poem-bytes
         assert netcat(port, b"17:cummingsify.HELLO,") == b"5:hello,"
+        with urlopen(Request(gateway.url("http") + "/transform/cummingsify", data=b"HELLO")) as response:
+            assert response.read() == b"hello"
         assert gateway.stop(signal.SIGTERM) == -signal.SIGTERM
     assert gateway.logged(f"netstring no longer listening on 127.0.0.1:{port}")
     assert not gateway.logged("Traceback")
+    assert gateway.logged("POST /transform/cummingsify 200") == (runner == "twistd -n")
+    assert gateway.logged(f"TransformFactory starting on {port}")
+
+
+def test_logFormatUnderARunner():
+    """
+    Under twist, the gateway's C{--log-format} is not used: the plugin
+    says so.
+    """
+    with GatewayProcess("--log-format", "json", command=RUNNERS["twist"]) as gateway:
+        gateway.waitForLog(lambda: gateway.logged("--log-format json is for xform serve"))
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
@@ -163,6 +183,7 @@ def test_daemon(tmp_path):
     assert not pidFile.exists()
     log = logFile.read_text()
     assert f"netstring no longer listening on 127.0.0.1:{port}" in log
+    assert f"TransformFactory starting on {port}" in log  # twistd writes Twisted's own lines
     assert "Traceback" not in log
 
 
