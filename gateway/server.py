@@ -167,10 +167,11 @@ class ServeOptions(CommandOptions):
 
 def makeService(options: ServeOptions, reactor) -> ListeningTree:
     """
-    Build the gateway: a L{ListeningTree} of worker threads, the shared L{TransformService} with
-    the upstreams' transforms delegated to them (each L{Upstream} a service
-    too, which disconnects its client when the gateway stops), and a
-    L{ListeningService} for each listener that is not C{off}.
+    Build the gateway: a L{ListeningTree} of worker threads, the shared
+    L{TransformService} with the upstreams' transforms delegated to them
+    (each L{Upstream} a service too, which disconnects its client when the
+    gateway stops), and a L{ListeningService} for each listener that is not
+    C{off}.
 
     @raise OptionError: if an endpoint string is invalid, or an upstream's
         prefix is unusable or its scheme has no client.

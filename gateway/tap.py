@@ -12,8 +12,6 @@ options (C{twist --log-format json --log-level info}, C{twistd --logfile});
 the gateway's C{--log-format} is for C{xform serve}.
 """
 
-from typing import NoReturn
-
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -37,13 +35,9 @@ def prepareService(options: Options, reactor) -> ListeningTree:
     except usage.UsageError as error:
         options.exitWithUsageError(error)
     if options["print-config"]:
-        _printConfiguration(options)
+        print(options.describeConfiguration(), flush=True)
+        raise SystemExit(0)
     return root
-
-
-def _printConfiguration(options: Options) -> NoReturn:
-    print(options.describeConfiguration(), flush=True)
-    raise SystemExit(0)
 
 
 def makeService(options: Options) -> ListeningTree:

@@ -73,6 +73,7 @@ class _Kind:
 
     @ivar tokens: how many lines may be written now (a token bucket).
     @ivar updated: when C{tokens} was last brought up to date.
+    @ivar level: the level of its lines, and of their summary.
     @ivar skipped: refusals not written since C{since}.
     @ivar summary: the call that will sum them up.
     """
