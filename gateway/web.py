@@ -23,6 +23,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 from twisted.web.static import File
 
+from protocols.common import Refusals
 from protocols.http import (
     APIResource,
     BoundedRequest,
@@ -144,21 +145,36 @@ def makeSite(
     origins: OriginPolicy,
     reactor=None,
     idleTimeout: float = 60.0,
+    accessLog: bool = False,
 ) -> WebSite:
     """
     The web face's site.
 
     @param poems: the poems served at C{/poems}, by name.
     @param origins: the pages allowed to use C{/ws} and to post.
-    @param reactor: runs the WebSocket timers (the global one if C{None}).
+    @param reactor: runs the WebSocket timers and the summaries of the
+        refusals (the global one if C{None}).
     @param idleTimeout: seconds an HTTP connection may stay silent.
+    @param accessLog: whether to log each request, at C{debug}.
     """
+    if reactor is None:
+        from twisted.internet import reactor
+    refusals = Refusals(reactor)
     root = StaticFiles(str(STATIC))
-    root.putChild(b"ws", TransformWebSocketResource(TransformWebSocketFactory(service, origins, reactor)))
-    root.putChild(b"transform", TransformRoute(service, origins))
+    root.putChild(
+        b"ws", TransformWebSocketResource(TransformWebSocketFactory(service, origins, refusals, reactor))
+    )
+    root.putChild(b"transform", TransformRoute(service, origins, refusals))
     root.putChild(b"transforms", TransformsRoute(service))
     root.putChild(b"poems", Poems(poems))
     root.putChild(b"healthz", Health())
-    site = WebSite(root, maxBodyBytes=service.limits.maxPoemBytes, requestFactory=PageRequest)
+    site = WebSite(
+        root,
+        maxBodyBytes=service.limits.maxPoemBytes,
+        refusals=refusals,
+        accessLog=accessLog,
+        requestFactory=PageRequest,
+        reactor=reactor,
+    )
     site.timeOut = idleTimeout
     return site

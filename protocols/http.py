@@ -45,7 +45,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 from zope.interface import implementer
 
-from protocols.common import ConnectionPerCall
+from protocols.addresses import describeAddress
+from protocols.common import ConnectionPerCall, ForbiddenOrigin, Refusals, logRefusal
 from protocols.httpwire import (
     APPLICATION_JSON,
     STATUS_CODES,
@@ -154,15 +155,17 @@ class TransformRoute(APIResource):
 
     @ivar service: the transform service called.
     @ivar origins: the pages allowed to post.
+    @ivar refusals: where refusals are logged (the web site's).
     """
 
-    def __init__(self, service: TransformService, origins: OriginPolicy) -> None:
+    def __init__(self, service: TransformService, origins: OriginPolicy, refusals: Refusals) -> None:
         super().__init__()
         self.service = service
         self.origins = origins
+        self.refusals = refusals
 
     def getChild(self, path: bytes, request: Request) -> Resource:
-        return TransformCall(self.service, self.origins)
+        return TransformCall(self.service, self.origins, self.refusals)
 
     def render_POST(self, request: Request) -> bytes:
         return errorBody(request, 404, "not-found", "POST the poem to /transform/<name>")
@@ -175,26 +178,28 @@ class TransformCall(APIResource):
 
     @ivar service: the transform service called.
     @ivar origins: the pages allowed to post.
+    @ivar refusals: where refusals are logged (the web site's).
     """
 
     log = Logger()
     isLeaf = True
 
-    def __init__(self, service: TransformService, origins: OriginPolicy) -> None:
+    def __init__(self, service: TransformService, origins: OriginPolicy, refusals: Refusals) -> None:
         super().__init__()
         self.service = service
         self.origins = origins
+        self.refusals = refusals
 
     def render_POST(self, request: Request):
         origin = request.getHeader(b"origin")
         origin = origin.decode("latin-1") if origin is not None else None
         host = request.getHeader(b"host")
         if not self.origins.allows(origin, host and host.decode("latin-1"), request.isSecure()):
-            return errorBody(request, 403, "forbidden-origin", self.origins.explain(origin))
+            return self._refusal(request, 403, ForbiddenOrigin(self.origins.explain(origin)))
         try:
             name, poem = self._decode(request)
         except BadRequest as error:
-            return errorBody(request, 400, error.name, error.message)
+            return self._refusal(request, 400, error)
         result = self.service.transform(name, poem)
         request.notifyFinish().addErrback(lambda _: result.cancel())  # the client went away
         result.addCallbacks(self._answer, self._refuse, callbackArgs=(request,), errbackArgs=(request,))
@@ -224,13 +229,30 @@ class TransformCall(APIResource):
         if failure.check(CancelledError):
             return  # the client went away
         if failure.check(TransformError):
-            error = failure.value
-            status, name, message = STATUS_CODES.get(error.name, 500), error.name, error.message
+            body = self._refusal(request, STATUS_CODES.get(failure.value.name, 500), failure.value)
         else:
-            self.log.failure("while transforming for {peer}", failure, peer=request.getClientAddress())
-            status, name, message = 500, "internal-error", "the gateway failed; its log tells why"
-        request.write(errorBody(request, status, name, message))
+            self.log.failure(
+                "http {peer}: while transforming", failure, peer=describeAddress(request.getClientAddress())
+            )
+            body = errorBody(request, 500, "internal-error", "the gateway failed; its log tells why")
+        request.write(body)
         request.finish()
+
+    def _refusal(self, request: Request, status: int, error: TransformError) -> bytes:
+        """
+        Log the refusal of C{request} with C{error}, and return the body of
+        its answer, with C{status}.
+        """
+        logRefusal(
+            self.log,
+            error,
+            "{protocol} {peer}: answering {status} {error}: {reason}",
+            refusals=self.refusals,
+            protocol="http",
+            peer=describeAddress(request.getClientAddress()),
+            status=status,
+        )
+        return errorBody(request, status, error.name, error.message)
 
 
 class TransformsRoute(APIResource):
@@ -294,8 +316,17 @@ class BoundedRequest(Request):
             # The body is the poem: its size is known when announced, and
             # only over the limit when it came in chunks.
             known = self._announced is not None
-            tooLarge = PoemTooLarge.forSize(self._announced if known else self._limit(), self._limit(), known)
-            resource = ErrorPage(413, tooLarge.name, tooLarge.message)
+            error = PoemTooLarge.forSize(self._announced if known else self._limit(), self._limit(), known)
+            logRefusal(
+                self.log,
+                error,
+                "{protocol} {peer}: answering {status} {error}: {reason}",
+                refusals=self.channel.site.refusals,
+                protocol="http",
+                peer=describeAddress(self.getClientAddress()),
+                status=413,
+            )
+            resource = ErrorPage(413, error.name, error.message)
         super().render(resource)
 
     def processingFailed(self, reason: Failure) -> Failure:
@@ -314,17 +345,47 @@ class BoundedRequest(Request):
 class WebSite(Site):
     """
     A L{Site} of L{BoundedRequest}s (or of the given C{requestFactory},
-    a subclass).
+    a subclass).  Its access log is not a file: with L{accessLog} on, each
+    request is one C{debug} line of C{twisted.logger}, else nothing.
 
     @ivar maxBodyBytes: the largest request body kept.
+    @ivar refusals: where the refusals of the site's routes, WebSocket
+        included, are logged; what it has not written yet is summed up
+        when the site stops.
+    @ivar accessLog: whether to log each request.
     """
 
     requestFactory = BoundedRequest
     noisy = False
 
-    def __init__(self, resource: Resource, maxBodyBytes: int, **kwargs) -> None:
+    requestLog = Logger()
+
+    def __init__(
+        self, resource: Resource, maxBodyBytes: int, refusals: Refusals, accessLog: bool = False, **kwargs
+    ) -> None:
         super().__init__(resource, **kwargs)
         self.maxBodyBytes = maxBodyBytes
+        self.refusals = refusals
+        self.accessLog = accessLog
+
+    def log(self, request: Request) -> None:
+        """
+        Log C{request} (once answered) as C{http HOST:PORT: METHOD PATH
+        STATUS BYTES}, if L{accessLog} is on.
+        """
+        if self.accessLog:
+            self.requestLog.debug(
+                "http {peer}: {method} {path} {status} {bytes}",
+                peer=describeAddress(request.getClientAddress()),
+                method=request.method.decode("latin-1"),
+                path=request.path.decode("latin-1")[:200],
+                status=request.code,
+                bytes=request.sentLength,
+            )
+
+    def stopFactory(self) -> None:
+        self.refusals.flush()
+        super().stopFactory()
 
 
 @implementer(ITransformLister)

@@ -104,11 +104,15 @@ class JSONRPCServer:
         _bind(params, ())
         return self.service.listing().addCallback(transformsListing)
 
-    def handle(self, text: str) -> "Deferred[str | None]":
+    def handle(
+        self, text: str, onRefusal: Callable[[TransformError], None] | None = None
+    ) -> "Deferred[str | None]":
         """
         Answer one message.
 
         @param text: the message, a request or a batch.
+        @param onRefusal: called with each error of the service that a
+            request is answered with, for the transport to log.
         @return: a L{Deferred} firing with the answer to send, or with
             C{None} when there is nothing to send (notifications only).
             Cancelling it abandons the requests still running.
@@ -117,7 +121,7 @@ class JSONRPCServer:
             message = parse(text)
         except RPCError as error:
             return succeed(encode(errorResponse(error)))
-        return Deferred.fromCoroutine(self._answer(message))
+        return Deferred.fromCoroutine(self._answer(message, onRefusal))
 
     def refuse(self, reason: str) -> str:
         """
@@ -126,19 +130,20 @@ class JSONRPCServer:
         """
         return encode(errorResponse(RPCError(INVALID_REQUEST, f"Invalid Request: {reason}")))
 
-    async def _answer(self, message: Message) -> str | None:
+    async def _answer(self, message: Message, onRefusal) -> str | None:
         if isinstance(message, list):
             if not message:
                 return encode(errorResponse(RPCError(INVALID_REQUEST, "Invalid Request: the batch is empty")))
             try:
                 responses = await gatherResults(
-                    [Deferred.fromCoroutine(self._call(item)) for item in message], consumeErrors=True
+                    [Deferred.fromCoroutine(self._call(item, onRefusal)) for item in message],
+                    consumeErrors=True,
                 )
             except FirstError as error:  # only ever a cancellation: _call answers everything else
                 error.subFailure.raiseException()
             answered = [response for response in responses if response is not None]
             return self._fit(answered) if answered else None
-        response = await self._call(message)
+        response = await self._call(message, onRefusal)
         return None if response is None else self._fit(response)
 
     def _fit(self, answer: dict | list[dict]) -> str:
@@ -161,7 +166,7 @@ class JSONRPCServer:
         ]
         return encode(responses if isinstance(answer, list) else responses[0])
 
-    async def _call(self, request: Message) -> dict | None:
+    async def _call(self, request: Message, onRefusal) -> dict | None:
         """
         The response object to one request, or C{None} for a notification.
         An invalid request is answered even without an id: it is no
@@ -185,6 +190,8 @@ class JSONRPCServer:
                 return errorResponse(error, id if _validId(id) else None)
             return None if notification else errorResponse(error, id)
         except TransformError as error:
+            if onRefusal is not None:
+                onRefusal(error)
             return None if notification else errorResponse(RPCError.fromServiceError(error), id)
         except CancelledError:
             raise

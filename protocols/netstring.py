@@ -175,7 +175,12 @@ class TransformProtocol(Protocol, TimeoutMixin):
 
     def _refuse(self, error: TransformError) -> None:
         logRefusal(
-            self.log, error, "netstring {peer}: closing without a reply: {error}: {reason}", peer=self._peer
+            self.log,
+            error,
+            "{protocol} {peer}: closing without a reply: {error}: {reason}",
+            refusals=self.factory.refusals,
+            protocol="netstring",
+            peer=self._peer,
         )
         self._decoder = self._tooLong = None
         self._requests.clear()
@@ -191,6 +196,13 @@ class TransformProtocol(Protocol, TimeoutMixin):
             self._refuse(PoemTooLarge.forSize(limit, limit, exact=False))
         elif self._decoder is not None:
             self.setTimeout(None)
+            if not self._received:
+                # A port check (a load balancer's, a scanner's) asks nothing:
+                # no refusal to log.
+                self.log.debug("netstring {peer}: closed without sending anything", peer=self._peer)
+                self._decoder = None
+                self.transport.loseConnection()
+                return
             self._refuse(
                 BadRequest(
                     f"the client stopped sending after {self._received} bytes, before a whole netstring"

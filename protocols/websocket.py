@@ -48,14 +48,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from protocols.common import ConnectionPerCall
+from protocols.addresses import describeAddress
+from protocols.common import ConnectionPerCall, ForbiddenOrigin, Refusals, logRefusal
 from protocols.http import errorBody
 from protocols.interfaces import ITransformLister
 from protocols.jsonrpc import decodeReply, encodeCall, poemOf
 from protocols.jsonrpcserver import JSONRPCServer
 from protocols.listing import listedTransforms
 from protocols.origins import OriginPolicy
-from service.errors import PoemTooLarge, TransformFailed
+from service.errors import PoemTooLarge, TransformError, TransformFailed
 from service.transformer import TransformService
 
 #: Bytes a message may hold besides its poem: the envelope, names, ids.
@@ -92,28 +93,48 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
     @ivar factory: the L{TransformWebSocketFactory} that made it.
     """
 
-    log = Logger()
+    # Not "log": that is Autobahn's own logger, whose lines about each
+    # connection stay below the level txaio writes.
+    gatewayLog = Logger()
     factory: "TransformWebSocketFactory"
+
+    #: The client, as C{host:port}, for log lines.
+    client = "?"
 
     def __init__(self) -> None:
         super().__init__()
         self._pending: set[Deferred] = set()
 
     def onConnect(self, request):
+        self.client = describeAddress(self.transport.getPeer())
         origin = request.headers.get("origin")
         secure = ISSLTransport.providedBy(self.transport)
         if not self.factory.origins.allows(origin, request.headers.get("host"), secure):
             reason = self.factory.origins.explain(origin)
-            self.log.warn("ws {peer}: refused: {reason}", peer=self.peer, reason=reason)
+            self._logRefusal(ForbiddenOrigin(reason))
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, reason)
-        self.log.info("ws {peer}: connected (origin {origin})", peer=self.peer, origin=origin or "none")
+        self.gatewayLog.debug(
+            "ws {peer}: connected (origin {origin})", peer=self.client, origin=origin or "none"
+        )
         return None
+
+    def _logRefusal(self, error: TransformError) -> None:
+        logRefusal(
+            self.gatewayLog,
+            error,
+            "{protocol} {peer}: answering {error}: {reason}",
+            refusals=self.factory.refusals,
+            protocol="ws",
+            peer=self.client,
+        )
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
             self._send(self.factory.rpc.refuse(BINARY_REFUSAL))
             return
-        answer = self.factory.rpc.handle(payload.decode("utf-8"))  # Autobahn checked the UTF-8
+        answer = self.factory.rpc.handle(
+            payload.decode("utf-8"), self._logRefusal
+        )  # Autobahn checked the UTF-8
         self._pending.add(answer)
         answer.addBoth(self._settled, answer)
         answer.addCallback(self._send)
@@ -136,7 +157,7 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
 
     def _failed(self, failure: Failure) -> None:
         if not failure.check(CancelledError):
-            self.log.failure("ws {peer}: while answering", failure, peer=self.peer)
+            self.gatewayLog.failure("ws {peer}: while answering", failure, peer=self.client)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         pending, self._pending = self._pending, set()
@@ -156,13 +177,17 @@ class TransformWebSocketFactory(WebSocketServerFactory):
 
     @ivar rpc: the JSON-RPC server shared by every connection.
     @ivar origins: the pages allowed to connect.
+    @ivar refusals: where its refusals are logged (the web site's).
     """
 
     protocol = TransformWebSocketProtocol
     noisy = False
 
-    def __init__(self, service: TransformService, origins: OriginPolicy, reactor=None) -> None:
+    def __init__(
+        self, service: TransformService, origins: OriginPolicy, refusals: Refusals, reactor=None
+    ) -> None:
         super().__init__(server="xform-gateway", reactor=reactor)
+        self.refusals = refusals
         limit = maxMessageBytes(service)
         self.rpc = JSONRPCServer(service, maxAnswerBytes=limit)
         self.origins = origins

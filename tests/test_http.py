@@ -5,6 +5,7 @@ thread) where a path must go out exactly as written.
 """
 
 import http.client
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -34,7 +35,7 @@ from service import (
     UnknownTransform,
     transforms,
 )
-from tests.helpers import POEMS, ROOT, misbehavingCatalogue
+from tests.helpers import POEMS, ROOT, captureLogs, misbehavingCatalogue
 
 MAX_POEM_BYTES = 64 * 1024
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
@@ -438,3 +439,33 @@ class ErrorFromResponseTests(SynchronousTestCase):
             error = errorFromResponse(status, b"<html>Bad Gateway</html>")
             self.assertIs(type(error), errorClass, status)
             self.assertEqual(error.message, f"HTTP {status}: <html>Bad Gateway</html>")
+
+
+class RefusalLogTests(HTTPTestCase):
+    async def test_refusalsLogged(self):
+        """
+        Each refused request is logged as over every protocol
+        (L{protocols.common.logRefusal}), with its status and the client as
+        host:port: the service's errors, a forbidden origin, a body over the
+        limit.
+        """
+        events = captureLogs(self)
+        await self.assertError(await self.post("nope", b"x"), 404, "unknown-transform")
+        await self.assertError(
+            await self.post("rot13", b"x", headers={**TEXT, "Origin": "http://evil.example"}),
+            403,
+            "forbidden-origin",
+        )
+        await self.assertError(await self.post("rot13", b"x" * (MAX_POEM_BYTES + 1)), 413, "poem-too-large")
+        lines = [event["log_format"].format(**event) for event in events if event.get("error")]
+        self.assertEqual(len(lines), 3, lines)
+        for line, expected in zip(
+            lines,
+            [
+                "answering 404 unknown-transform: unknown transform 'nope'",
+                "answering 403 forbidden-origin: ",
+                f"answering 413 poem-too-large: the poem is {MAX_POEM_BYTES + 1:,} bytes; this gateway accepts",
+            ],
+            strict=True,
+        ):
+            self.assertRegex(line, r"^http 127\.0\.0\.1:\d+: " + re.escape(expected))

@@ -8,6 +8,7 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.test.iosim import ConnectionCompleter
 from twisted.trial.unittest import SynchronousTestCase
@@ -242,6 +243,7 @@ class NetstringServerTests(ServerTestCase):
         ]
         for data, errorName in cases:
             del self.events[:]
+            self.clock.advance(1)  # one a second: slower than the log's limit on refusals
             protocol, transport = self.request(data)
             self.assertRefused(transport, errorName)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
@@ -326,6 +328,16 @@ class HalfCloseTests(ServerTestCase):
         protocol.readConnectionLost()
         self.assertRefused(transport, "bad-request")
         self.assertIn("after 18 bytes", self.events[-1]["reason"])
+
+    def test_nothingThenHalfClose(self):
+        """
+        A client that closes without sending anything (a port check) is
+        closed too, with no refusal logged.
+        """
+        protocol, transport = self.connect()
+        protocol.readConnectionLost()
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual([event for event in self.events if event["log_level"] > LogLevel.debug], [])
 
 
 class IdleTimeoutTests(ServerTestCase):

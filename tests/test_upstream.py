@@ -255,7 +255,7 @@ def test_upstreamGoesAway(scheme):
         reason = f"upstream up ({url}) failed 'cummingsify': connection refused"
         gateway.waitForLog(lambda: gateway.logged(reason))
         assert gateway.stop() == 0
-    assert len([line for line in gateway.log if f"upstream up ({url})" in line]) == 1
+    assert len([line for line in gateway.log if reason in line]) == 1
     assert not gateway.logged("Traceback") and not gateway.logged("Unhandled")
 
 
@@ -286,8 +286,8 @@ def test_silentUpstreamProcess():
 @pytest.mark.parametrize(
     "arguments, message",
     {
-        ("--upstream", "remote"): "--upstream 'remote': give PREFIX=URL",
-        ("--upstream", "remote=127.0.0.1:1"): "--upstream remote: '127.0.0.1:1' is not a server URL",
+        ("--upstream", "remote"): "--upstream: 'remote': give PREFIX=URL",
+        ("--upstream", "remote=127.0.0.1:1"): "--upstream: remote: '127.0.0.1:1' is not a server URL",
         ("--upstream", "a.b=netstring://h"): "unusable prefix 'a.b'",
         ("--upstream", "a=netstring://h", "--upstream", "a=netstring://i"): "prefix 'a' is given twice",
     }.items(),

@@ -30,7 +30,7 @@ from protocols.jsonrpc import (
 from protocols.origins import OriginPolicy
 from protocols.websocket import maxMessageBytes
 from service import Limits, TransformService, transforms
-from tests.helpers import POEMS, echoed, misbehavingCatalogue
+from tests.helpers import POEMS, captureLogs, echoed, misbehavingCatalogue
 
 #: The server's limits: a 1 MB poem fits, a request stalls for 0.5 s.
 LIMITS = Limits(maxPoemBytes=1_100_000, deadline=0.5, maxInFlight=64)
@@ -446,6 +446,19 @@ class OriginTests(WebSocketTestCase):
         ]:
             self.assertEqual(await self.inThread(self.status, origin=origin), 403, origin)
 
+    async def test_refusalLogged(self):
+        """
+        A refused handshake is logged as every refusal is, once, with the
+        client as host:port.
+        """
+        events = captureLogs(self)
+        self.assertEqual(await self.inThread(self.status, origin="http://evil.example"), 403)
+        [line] = [event["log_format"].format(**event) for event in events if event.get("error")]
+        self.assertRegex(
+            line,
+            r"^ws 127\.0\.0\.1:\d+: answering forbidden-origin: origin 'http://evil\.example' is not allowed",
+        )
+
     async def test_reboundName(self):
         """
         A page on a name rebound to 127.0.0.1 sends matching Origin and Host
@@ -497,3 +510,35 @@ class HandshakeTests(WebSocketTestCase):
         status, headers, body = await self.inThread(self.get, headers)
         self.assertEqual(status, 400)
         self.assertEqual(headers["Sec-WebSocket-Version"], "13")
+
+
+class RefusalLogTests(WebSocketTestCase):
+    async def test_refusalsLogged(self):
+        """
+        The requests the service refuses are logged as over every protocol
+        (L{protocols.common.logRefusal}): a batch of 20 refused requests
+        writes the first five lines, and when the site stops, one line sums
+        up the others.
+        """
+        events = captureLogs(self)
+
+        def exchange():
+            with self.connect() as ws:
+                ws.send(
+                    json.dumps(
+                        [request("transform", {"transform": "nope", "poem": "x"}, i) for i in range(20)]
+                    )
+                )
+                return json.loads(ws.recv(timeout=10))
+
+        answers = await self.inThread(exchange)
+        self.assertEqual(len(answers), 20)
+        lines = [event["log_format"].format(**event) for event in events if event.get("error")]
+        self.assertEqual(len(lines), 5)
+        self.assertRegex(
+            lines[0], r"^ws 127\.0\.0\.1:\d+: answering unknown-transform: unknown transform 'nope'$"
+        )
+        await self.port.stopListening()
+        summary = [event["log_format"].format(**event) for event in events if event.get("count")]
+        self.assertEqual(len(summary), 1)
+        self.assertRegex(summary[0], r"^ws: 15 more 'unknown-transform' refusals in the last [\d.e-]+ s$")
