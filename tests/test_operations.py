@@ -195,11 +195,12 @@ def test_daemonPortTaken(tmp_path, takenPort):
     started = daemon(tmp_path, "--netstring", f"tcp:{takenPort}:interface=127.0.0.1", *offExcept("netstring"))
     assert started.returncode == 1
     assert b"netstring cannot listen" in started.stderr
-    assert not (tmp_path / "gateway.pid").exists()
     line = f"netstring cannot listen: Couldn't listen on 127.0.0.1:{takenPort}"
     logFile = tmp_path / "gateway.log"
-    # The daemon tells twistd first, then says why as it ends.
+    # The daemon tells twistd first, then says why and removes its pid file
+    # as it ends.
     waitUntil(lambda: line in logFile.read_text(), "reason in the log")
+    waitUntil(lambda: not (tmp_path / "gateway.pid").exists(), "no pid file")
     assert logFile.read_text().count(line) == 1
 
 
