@@ -253,6 +253,22 @@ class ErrorTests(ServerTestCase):
         self.assertStillServing(client, pump)
         self.assertTrue(self.logged("answering {error}"))
 
+    def test_refusalsAreLoggedSparingly(self):
+        """
+        A flood of refused questions writes a few lines, as on every
+        protocol; the rest are summed up in one line when the listener
+        stops.
+        """
+        client, server, pump = self.connect()
+        for _ in range(20):
+            self.assertRefused(
+                self.transform(client, pump, "nope", "poem"), UnknownTransform, b"UNKNOWN_TRANSFORM"
+            )
+        self.assertEqual(len(self.logged("answering {error}")), 5)
+        self.factory.stopFactory()
+        (summary,) = self.logged("more {error!r} refusals")
+        self.assertEqual((summary["protocol"], summary["count"]), ("amp", 15))
+
     def test_badRequest(self):
         client, server, pump = self.connect()
         message = self.assertRefused(
@@ -489,8 +505,15 @@ class FireAndForgetTests(ServerTestCase):
         return self.logged("without _ask")
 
     def assertOneLine(self, events, code):
+        """
+        One line was logged, of the error C{code}: a refusal of the service's
+        (by its name) or Twisted's own (C{UNHANDLED}); return its reason.
+        """
         (event,) = events
         self.assertEqual(event["log_level"], LogLevel.info)
+        if "error" in event:  # a refusal, rate-limited as on every protocol
+            self.assertEqual(event["error"].upper().replace("-", "_"), code)
+            return event["reason"]
         self.assertEqual(event["code"], code)
         return event["description"]
 
