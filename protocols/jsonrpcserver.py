@@ -16,10 +16,13 @@ from protocols.jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
+    MAX_BATCH,
+    MAX_VALUES,
     METHOD_NOT_FOUND,
     VERSION,
     Message,
     RPCError,
+    countValues,
     encode,
     errorResponse,
     parse,
@@ -118,7 +121,19 @@ class JSONRPCServer:
             Cancelling it abandons the requests still running.
         """
         try:
+            if countValues(text) > MAX_VALUES:
+                raise RPCError(
+                    INVALID_REQUEST,
+                    f"Invalid Request: a message holds at most {MAX_VALUES:,} JSON values; "
+                    "send fewer requests at once",
+                )
             message = parse(text)
+            if isinstance(message, list) and len(message) > MAX_BATCH:
+                raise RPCError(
+                    INVALID_REQUEST,
+                    f"Invalid Request: a batch holds at most {MAX_BATCH:,} requests; "
+                    f"this one holds {len(message):,}",
+                )
         except RPCError as error:
             return succeed(encode(errorResponse(error)))
         return Deferred.fromCoroutine(self._answer(message, onRefusal))
