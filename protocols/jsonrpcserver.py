@@ -31,15 +31,22 @@ from protocols.listing import transformsListing
 from service.errors import TransformError
 from service.transformer import TransformService
 
+#: The longest id echoed, in characters (of a string, or of a number
+#: written out): so that no answer of errors is ever over the transport's
+#: message limit.
+MAX_ID_CHARS = 256
+
 
 def _validId(value: Message) -> bool:
-    if value is None or isinstance(value, str):
+    if value is None:
         return True
+    if isinstance(value, str):
+        return len(value) <= MAX_ID_CHARS
     if isinstance(value, bool):
         return False
-    if isinstance(value, int):
-        return True
-    return isinstance(value, float) and math.isfinite(value)
+    if isinstance(value, int | float):
+        return (isinstance(value, int) or math.isfinite(value)) and len(str(value)) <= MAX_ID_CHARS
+    return False
 
 
 def _describe(value: Message) -> str:
@@ -229,7 +236,7 @@ class JSONRPCServer:
         elif not isinstance(request.get("method"), str):
             problem = "method must be a string"
         elif not _validId(request.get("id")):
-            problem = "id must be a string, a number or null"
+            problem = f"id must be a string, a number or null, of at most {MAX_ID_CHARS} characters"
         elif not isinstance(request.get("params", []), list | dict):
             problem = "params must be an array or an object"
         if problem:

@@ -31,7 +31,6 @@ L{gateway.syncclient} speaks the same messages (L{protocols.jsonrpc}) through
 the C{websockets} library.
 """
 
-from autobahn.exception import PayloadExceededError
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
@@ -67,9 +66,6 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 
 #: Close code: a normal end.
 CLOSE_NORMAL = 1000
-
-#: Close code: the server met a condition that kept it from answering.
-CLOSE_INTERNAL_ERROR = 1011
 
 #: The only message a binary frame gets.
 BINARY_REFUSAL = "binary messages are not accepted; send each JSON-RPC message as one text message"
@@ -147,13 +143,9 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
     def _send(self, text: str | None) -> None:
         if text is None or self.state != WebSocketProtocol.STATE_OPEN:
             return
-        try:
-            self.sendMessage(text.encode("utf-8"), isBinary=False)
-        except PayloadExceededError:
-            # Even with its results replaced by errors, the answer is too
-            # long (ids of megabytes): say so rather than leave the client
-            # waiting.
-            self.sendClose(CLOSE_INTERNAL_ERROR, "the answer is over the message limit")
+        # An answer is never over the message limit: results that would take
+        # it over are replaced by errors, and ids are short.
+        self.sendMessage(text.encode("utf-8"), isBinary=False)
 
     def _failed(self, failure: Failure) -> None:
         if not failure.check(CancelledError):

@@ -26,7 +26,7 @@ from protocols.jsonrpc import (
     encodeCall,
     serviceError,
 )
-from protocols.jsonrpcserver import JSONRPCServer
+from protocols.jsonrpcserver import MAX_ID_CHARS, JSONRPCServer
 from protocols.listing import listedTransforms
 from service import (
     BadRequest,
@@ -131,8 +131,12 @@ class JSONRPCServerTests(SynchronousTestCase):
         An id that is not a string, a number or null makes the request
         invalid, and the answer's id is null.
         """
-        for id in [True, [1], {"a": 1}]:
+        for id in [True, [1], {"a": 1}, "x" * (MAX_ID_CHARS + 1), 10**MAX_ID_CHARS]:
             self.assertAnswer(call("transform", ["rot13", "a"], id=id), error(INVALID_REQUEST, id=None))
+        self.assertAnswer(
+            call("transform", ["rot13", "a"], id="x" * MAX_ID_CHARS),
+            result({"poem": "n"}, "x" * MAX_ID_CHARS),
+        )
         infinite = '{"jsonrpc": "2.0", "method": "list_transforms", "id": 1e400}'
         self.assertAnswer(infinite, error(INVALID_REQUEST, id=None))
 

@@ -107,9 +107,14 @@ CASES = [
     ("a null id", request("transform", ["rot13", "a"], id=None), result({"poem": "n"}, None)),
     ("a huge id", request("transform", ["rot13", "a"], id=10**60 + 7), result({"poem": "n"}, 10**60 + 7)),
     (
-        "a long string id",
-        request("transform", ["rot13", "a"], id="i" * 10_000),
-        result({"poem": "n"}, "i" * 10_000),
+        "the longest string id",
+        request("transform", ["rot13", "a"], id="i" * 256),
+        result({"poem": "n"}, "i" * 256),
+    ),
+    (
+        "a string id too long",
+        request("transform", ["rot13", "a"], id="i" * 257),
+        error(INVALID_REQUEST, None),
     ),
     ("list_transforms", request("list_transforms"), None),  # checked in its own test
     ("a notification", notification("transform", ["rot13", "a"]), None),
