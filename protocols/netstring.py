@@ -16,7 +16,9 @@ UTF-8, a failing transform, the deadline -- the server closes the connection
 without answering: the protocol has no way to say why, so the server logs the
 reason.  A client may half-close after sending (C{nc -N}) and still get its
 answer.  A client that sends nothing, or not a whole netstring, is dropped
-after an idle timeout.
+after an idle timeout.  When the gateway stops, a connection that has sent
+nothing yet is closed; one whose request is on its way or in flight gets its
+answer first, within the drain's time.
 
 The framing and the request's payload (L{protocols.netstringwire}) are
 shared by the server (L{TransformFactory}), the asynchronous client
@@ -37,8 +39,9 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from protocols.addresses import describeAddress
+from protocols.addresses import describeAddress, peerOf
 from protocols.common import ConnectionPerCall, TransformServerFactory, logRefusal
+from protocols.connections import IDrainable
 from protocols.interfaces import ITransformClient
 from protocols.netstringwire import (
     SEPARATOR,
@@ -48,9 +51,10 @@ from protocols.netstringwire import (
     encodeNetstring,
     encodeRequest,
 )
+from protocols.observer import OK
 from service.catalogue import MAX_NAME_LENGTH
 from service.errors import BadRequest, TransformError, TransformFailed
-from service.transformer import TransformService
+from service.transformer import Caller, TransformService
 
 
 class NoReply(TransformFailed):
@@ -70,12 +74,13 @@ def maxRequestBytes(service: TransformService) -> int:
     return 4 * MAX_NAME_LENGTH + len(SEPARATOR) + service.limits.maxPoemBytes
 
 
-@implementer(IHalfCloseableProtocol)
+@implementer(IHalfCloseableProtocol, IDrainable)
 class TransformProtocol(Protocol, TimeoutMixin):
     """
     Serve one request: read a netstring, transform, answer, close.
 
     @ivar factory: the L{TransformFactory} that made this protocol.
+    @ivar caller: who asks, for the service's caps on requests in flight.
     """
 
     log = Logger()
@@ -85,10 +90,15 @@ class TransformProtocol(Protocol, TimeoutMixin):
     _request: "Deferred[str] | None" = None
     _received = 0
     _replied = False
+    _transform = ""
+    _started: float | None = None
 
     def connectionMade(self) -> None:
         self.callLater = self.factory.clock.callLater
-        self._peer = describeAddress(self.transport.getPeer())
+        address = self.transport.getPeer()
+        self._peer = describeAddress(address)
+        self.caller = Caller(peerOf(address), self)
+        self.factory.opened(self, self.caller.peer)
         self._decoder = NetstringDecoder(maxRequestBytes(self.factory.service))
         self.setTimeout(self.factory.idleTimeout)
 
@@ -96,6 +106,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
         if self._decoder is None:
             return  # the request has arrived; anything after it is ignored
         self._received += len(data)
+        self.factory.observer.received(len(data))
         self.resetTimeout()
         self._decoder.feed(data)
         try:
@@ -109,18 +120,32 @@ class TransformProtocol(Protocol, TimeoutMixin):
             self._startTransform(payload)
 
     def _startTransform(self, payload: bytes) -> None:
+        self._started = self.factory.clock.seconds()
         try:
             name, poem = decodeRequest(payload)
         except BadRequest as error:
             self._refuse(error)
             return
-        self._request = self.factory.service.transform(name, poem)
+        self._transform = name
+        self._request = self.factory.service.transform(name, poem, self.caller)
         self._request.addCallbacks(self._reply, self._transformFailed)
         self._request.addErrback(self.log.failure, "while answering {peer}", peer=self._peer)
 
+    def _served(self, outcome: str) -> None:
+        """
+        Tell the observer how the request ended.
+        """
+        clock = self.factory.clock
+        now = clock.seconds()
+        started = self._started if self._started is not None else now
+        self.factory.observer.requestServed(self._transform, outcome, now - started)
+
     def _reply(self, poem: str) -> None:
         self._replied = True
-        self.transport.write(encodeNetstring(poem.encode("utf-8")))
+        self._served(OK)
+        answer = encodeNetstring(poem.encode("utf-8"))
+        self.factory.observer.sent(len(answer))
+        self.transport.write(answer)
         self.transport.loseConnection()
         # A client that never reads its answer must not hold it forever.
         self.setTimeout(self.factory.idleTimeout)
@@ -132,11 +157,23 @@ class TransformProtocol(Protocol, TimeoutMixin):
         self._refuse(failure.value)
 
     def _refuse(self, error: TransformError) -> None:
+        self._served(error.name)
         logRefusal(
             self.log, error, "netstring {peer}: closing without a reply: {error}: {reason}", peer=self._peer
         )
         self._decoder = None
         self.transport.loseConnection()
+
+    def drain(self) -> None:
+        """
+        The gateway is stopping: a connection that has sent nothing yet is
+        closed; any other gets its answer first, and closes after it as
+        always.
+        """
+        if self._decoder is not None and not self._received:
+            self._decoder = None
+            self.setTimeout(None)
+            self.transport.loseConnection()
 
     def readConnectionLost(self) -> None:
         """
@@ -157,6 +194,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
         """
 
     def timeoutConnection(self) -> None:
+        self.factory.observer.idleTimedOut()
         if self._replied:
             self.log.info("netstring {peer}: did not read its reply in time; dropping it", peer=self._peer)
             self.transport.abortConnection()
@@ -170,6 +208,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure) -> None:
         self.setTimeout(None)
+        self.factory.closed(self)
         if self._request is not None and not self._request.called:
             self._request.cancel()
 
@@ -181,6 +220,7 @@ class TransformFactory(TransformServerFactory):
     its answer.
     """
 
+    protocolName = "netstring"
     protocol = TransformProtocol
 
 

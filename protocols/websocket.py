@@ -20,6 +20,9 @@ connection's requests may come in any order: match them by id.
       the page's origin.
     - When the connection closes, the requests it still has running are
       abandoned.
+    - When the gateway stops, each connection is closed with code 1001
+      (going away) as soon as it has no request running: at once if it has
+      none, else right after its last answer.
 
 The server is L{TransformWebSocketFactory}, an Autobahn factory to put
 behind an C{autobahn.twisted.resource.WebSocketResource}.  The asynchronous
@@ -29,6 +32,7 @@ the C{websockets} library.
 """
 
 from autobahn.exception import PayloadExceededError
+from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
     WebSocketClientProtocol,
@@ -42,15 +46,20 @@ from twisted.internet.endpoints import connectProtocol
 from twisted.internet.interfaces import IReactorTime, ISSLTransport, IStreamClientEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.server import Request
 from zope.interface import implementer
 
-from protocols.common import ConnectionPerCall
+from protocols.addresses import peerOf
+from protocols.common import ConnectionPerCall, ServingFactory
+from protocols.connections import Connections, IDrainable
+from protocols.http import ServedChannel
 from protocols.interfaces import ITransformClient
 from protocols.jsonrpc import decodeReply, encodeCall, poemOf
 from protocols.jsonrpcserver import JSONRPCServer
+from protocols.observer import IServerObserver
 from protocols.origins import OriginPolicy
 from service.errors import PoemTooLarge, TransformFailed
-from service.transformer import TransformService
+from service.transformer import Caller, TransformService
 
 #: Bytes a message may hold besides its poem: the envelope, names, ids.
 ENVELOPE_BYTES = 64 * 1024
@@ -60,6 +69,9 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 
 #: Close code: a normal end.
 CLOSE_NORMAL = 1000
+
+#: Close code: the server is going away (the gateway is stopping).
+CLOSE_GOING_AWAY = 1001
 
 #: Close code: the server met a condition that kept it from answering.
 CLOSE_INTERNAL_ERROR = 1011
@@ -78,20 +90,37 @@ def maxMessageBytes(service: TransformService) -> int:
     return 6 * service.limits.maxPoemBytes + ENVELOPE_BYTES
 
 
+@implementer(IDrainable)
 class TransformWebSocketProtocol(WebSocketServerProtocol):
     """
     One WebSocket connection: each message goes to the factory's
     L{JSONRPCServer}, each answer comes back as a text message.
 
     @ivar factory: the L{TransformWebSocketFactory} that made it.
+    @ivar caller: who asks, for the service's caps on requests in flight.
     """
 
     log = Logger()
     factory: "TransformWebSocketFactory"
+    caller: Caller | None = None
+
+    _counted = False
+    _draining = False
 
     def __init__(self) -> None:
         super().__init__()
         self._pending: set[Deferred] = set()
+
+    def takeOver(self, channel: ServedChannel) -> None:
+        """
+        Serve the connection that the HTTP C{channel} served until its
+        request was upgraded: take its place among the gateway's
+        connections, and count as a WebSocket connection rather than an
+        HTTP one.
+        """
+        channel.handOver(self)
+        self.factory.observer.connectionOpened()
+        self._counted = True
 
     def onConnect(self, request):
         origin = request.headers.get("origin")
@@ -100,22 +129,53 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
             reason = self.factory.origins.explain(origin)
             self.log.warn("ws {peer}: refused: {reason}", peer=self.peer, reason=reason)
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, reason)
+        self.caller = Caller(peerOf(self.transport.getPeer()), self)
         self.log.info("ws {peer}: connected (origin {origin})", peer=self.peer, origin=origin or "none")
         return None
+
+    def onOpen(self) -> None:
+        if self._draining:
+            self.sendClose(CLOSE_GOING_AWAY, "the gateway is stopping")
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.state != WebSocketProtocol.STATE_CONNECTING:  # the handshake was counted as HTTP
+            self.factory.observer.received(len(data))
+        super().dataReceived(data)
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        self.factory.observer.sent(len(data))
+        super().sendData(data, sync, chopsize)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
             self._send(self.factory.rpc.refuse(BINARY_REFUSAL))
             return
-        answer = self.factory.rpc.handle(payload.decode("utf-8"))  # Autobahn checked the UTF-8
+        answer = self.factory.rpc.handle(payload.decode("utf-8"), self.caller)  # Autobahn checked the UTF-8
         self._pending.add(answer)
         answer.addBoth(self._settled, answer)
         answer.addCallback(self._send)
         answer.addErrback(self._failed)
+        if self._draining:
+            answer.addBoth(lambda _: self._closeIfIdle())
 
     def _settled(self, result: object, answer: Deferred) -> object:
         self._pending.discard(answer)
         return result
+
+    def drain(self) -> None:
+        """
+        The gateway is stopping: answer the requests running, and close
+        with 1001 (going away) once none is left; a connection still in its
+        opening handshake closes so once open.
+        """
+        self._draining = True
+        for answer in list(self._pending):
+            answer.addBoth(lambda _: self._closeIfIdle())
+        self._closeIfIdle()
+
+    def _closeIfIdle(self) -> None:
+        if not self._pending and self.state == WebSocketProtocol.STATE_OPEN:
+            self.sendClose(CLOSE_GOING_AWAY, "the gateway is stopping")
 
     def _send(self, text: str | None) -> None:
         if text is None or self.state != WebSocketProtocol.STATE_OPEN:
@@ -142,23 +202,41 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
         if self.closeHandshakeTimeoutCall is not None:
             self.closeHandshakeTimeoutCall.cancel()
             self.closeHandshakeTimeoutCall = None
+        if self._counted:
+            self._counted = False
+            self.factory.closed(self)
 
 
-class TransformWebSocketFactory(WebSocketServerFactory):
+class TransformWebSocketFactory(ServingFactory, WebSocketServerFactory):
     """
-    Serve JSON-RPC 2.0 over WebSocket for a L{TransformService}.
+    Serve JSON-RPC 2.0 over WebSocket for a L{TransformService}.  Its
+    connections are accepted by the web site, whose caps they count
+    against; once upgraded they count as WebSocket connections.
 
     @ivar rpc: the JSON-RPC server shared by every connection.
     @ivar origins: the pages allowed to connect.
     """
 
+    protocolName = "ws"
     protocol = TransformWebSocketProtocol
     noisy = False
 
-    def __init__(self, service: TransformService, origins: OriginPolicy, reactor=None) -> None:
+    def __init__(
+        self,
+        service: TransformService,
+        origins: OriginPolicy,
+        reactor=None,
+        connections: Connections | None = None,
+        observer: IServerObserver | None = None,
+    ) -> None:
+        """
+        @param connections: the gateway's connections (the web site's).
+        @param observer: told what the WebSocket connections serve.
+        """
         super().__init__(server="xform-gateway", reactor=reactor)
+        self.serve(connections, observer)
         limit = maxMessageBytes(service)
-        self.rpc = JSONRPCServer(service, maxAnswerBytes=limit)
+        self.rpc = JSONRPCServer(service, maxAnswerBytes=limit, observer=self.observer, clock=self.reactor)
         self.origins = origins
         self.setProtocolOptions(
             maxMessagePayloadSize=limit,
@@ -169,6 +247,26 @@ class TransformWebSocketFactory(WebSocketServerFactory):
             # Let every Origin through to onConnect, where the policy decides.
             allowNullOrigin=True,
         )
+
+
+class TransformWebSocketResource(WebSocketResource):
+    """
+    The C{/ws} resource: Autobahn's, whose WebSocket protocol also takes
+    the HTTP channel's place among the gateway's connections when it takes
+    over the channel's transport.
+    """
+
+    def render(self, request: Request):
+        channel = request.channel
+        transport = channel.transport
+        result = super().render(request)
+        if (
+            channel.transport is None
+            and isinstance(channel, ServedChannel)
+            and isinstance(transport.protocol, TransformWebSocketProtocol)
+        ):
+            transport.protocol.takeOver(channel)
+        return result
 
 
 class ConnectionClosed(TransformFailed):

@@ -5,13 +5,14 @@ limits and timeouts are the contract of docs/protocols.md (section AMP).
 """
 
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
-from twisted.internet.interfaces import IAddress, IPushProducer
+from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from protocols.addresses import peerOf
 from protocols.amp.commands import ListTransforms, TransformPoem
 from protocols.amp.connection import BoxConnection
 from protocols.amp.wire import (
@@ -25,8 +26,18 @@ from protocols.amp.wire import (
     maxBoxBytes,
 )
 from protocols.common import TransformServerFactory, logRefusal
+from protocols.connections import IDrainable
+from protocols.observer import OK, UNOBSERVED, IServerObserver
 from service.errors import TransformError
-from service.transformer import TransformService
+from service.transformer import Caller, TransformService
+
+
+def _outcome(code: bytes) -> str:
+    """
+    The name of the error an AMP error code stands for (C{UNKNOWN_TRANSFORM}
+    is C{unknown-transform}).
+    """
+    return code.decode("ascii", "replace").lower().replace("_", "-")
 
 
 class TransformLocator(amp.CommandLocator):
@@ -38,18 +49,29 @@ class TransformLocator(amp.CommandLocator):
 
     @ivar service: the shared transform service.
     @ivar peer: the client, for log lines.
+    @ivar caller: who asks, for the service's caps on requests in flight.
+    @ivar observer: told how each C{Transform} question ended.
+    @ivar clock: times the questions.
     """
 
     log = Logger()
     peer = "?"
+    caller: Caller | None = None
 
-    def __init__(self, service: TransformService) -> None:
+    def __init__(
+        self,
+        service: TransformService,
+        observer: IServerObserver = UNOBSERVED,
+        clock: IReactorTime | None = None,
+    ) -> None:
         self.service = service
+        self.observer = observer
+        self.clock = clock
         self._running: set[Deferred] = set()
 
     @TransformPoem.responder
     def transform(self, transform: str, poem: str) -> "Deferred[dict]":
-        return self.service.transform(transform, poem).addCallback(lambda new: {"poem": new})
+        return self.service.transform(transform, poem, self.caller).addCallback(lambda new: {"poem": new})
 
     @ListTransforms.responder
     def listTransforms(self) -> dict:
@@ -62,17 +84,39 @@ class TransformLocator(amp.CommandLocator):
             return None
         command = name.decode("ascii", "replace")
 
+        observed = name == TransformPoem.commandName and self.clock is not None
+
         def respond(box: dict[bytes, bytes]) -> Deferred:
+            started = self.clock.seconds() if observed else 0.0
             answer = maybeDeferred(responder, box)
             if not answer.called:
                 self._running.add(answer)
                 answer.addBoth(self._finished, answer)
-            return answer.addErrback(self._answerFailure, command, ASK in box)
+            answer.addErrback(self._answerFailure, command, ASK in box)
+            if observed:
+                answer.addBoth(self._served, box, started)
+            return answer
 
         return respond
 
     def _finished(self, result: object, answer: Deferred) -> object:
         self._running.discard(answer)
+        return result
+
+    def _served(self, result: object, box: dict[bytes, bytes], started: float) -> object:
+        """
+        Tell the observer how a C{Transform} question ended, unless its
+        connection is gone.
+        """
+        if isinstance(result, Failure):
+            local = result.value.local if isinstance(result.value, amp.RemoteAmpError) else None
+            if local is not None and local.check(CancelledError):
+                return result
+            outcome = _outcome(getattr(result.value, "errorCode", b"TRANSFORM_FAILED"))
+        else:
+            outcome = OK
+        transform = box.get(b"transform", b"").decode("utf-8", "replace")
+        self.observer.requestServed(transform, outcome, self.clock.seconds() - started)
         return result
 
     def _answerFailure(self, failure: Failure, command: str, answered: bool) -> Failure:
@@ -112,7 +156,7 @@ class TransformLocator(amp.CommandLocator):
             answer.cancel()
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IDrainable)
 class TransformAMP(BoxConnection, TimeoutMixin):
     """
     Serve the transform commands on one connection, many questions at once.
@@ -120,33 +164,55 @@ class TransformAMP(BoxConnection, TimeoutMixin):
     Its responders are a L{TransformLocator}; this class manages the
     connection: the box limit, reading no faster than answers go out (it is
     the transport's streaming producer: while the client does not read its
-    answers, it reads no questions), and the idle timeout.
+    answers, it reads no questions), the idle timeout, and the drain.
 
     @ivar factory: the L{TransformAMPFactory} that made it.
     @ivar locator: the responders.
     """
 
     _closing = False
+    _draining = False
 
     def __init__(self, factory: "TransformAMPFactory") -> None:
         self.factory = factory
-        self.locator = TransformLocator(factory.service)
+        self.locator = TransformLocator(factory.service, factory.observer, factory.clock)
         super().__init__(self.locator, maxBoxBytes(factory.service.limits.maxPoemBytes))
 
     def connectionMade(self) -> None:
         super().connectionMade()
         self.locator.peer = self.peer
+        self.locator.caller = Caller(peerOf(self.transport.getPeer()), self)
         self.callLater = self.factory.clock.callLater
         self.transport.registerProducer(self, True)
         self.setTimeout(self.factory.idleTimeout)
+        self.factory.opened(self, self.locator.caller.peer)
 
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
+        self.factory.observer.received(len(data))
         super().dataReceived(data)
+
+    def boxSent(self, size: int) -> None:
+        self.factory.observer.sent(size)
 
     def questionsChanged(self) -> None:
         if not self.unanswered:  # the idle time starts with the last answer
             self.resetTimeout()
+            if self._draining:
+                self._closeIfAnswered()
+
+    def drain(self) -> None:
+        """
+        The gateway is stopping: questions received are answered, and so
+        are questions that arrive while any is unanswered; the connection
+        closes as soon as none is unanswered and no box is on its way.
+        """
+        self._draining = True
+        self._closeIfAnswered()
+
+    def _closeIfAnswered(self) -> None:
+        if not self.unanswered and not self.decoder.pending() and not self._closing:
+            self._close()
 
     def oversizeBoxReceived(self, box: OversizeBox) -> None:
         if COMMAND not in box:
@@ -155,6 +221,8 @@ class TransformAMP(BoxConnection, TimeoutMixin):
         if not self.isNewQuestion(box):
             return
         error = b"POEM_TOO_LARGE" if box[COMMAND] == TransformPoem.commandName else b"BAD_REQUEST"
+        if box[COMMAND] == TransformPoem.commandName:
+            self.factory.observer.requestServed("", _outcome(error), 0.0)
         description = (
             f"the request is {box.size} bytes; the limit is {self.maxBoxBytes} bytes, "
             f"for a poem of at most {self.factory.service.limits.maxPoemBytes} bytes"
@@ -199,6 +267,14 @@ class TransformAMP(BoxConnection, TimeoutMixin):
             peer=self.peer,
             seconds=self.factory.idleTimeout,
         )
+        self.factory.observer.idleTimedOut()
+        self._close()
+
+    def _close(self) -> None:
+        """
+        Read nothing more and close once the answers are written; abort if
+        the client does not read them within the idle timeout.
+        """
         self._closing = True
         self.pauseReading("closing")
         self.transport.loseConnection()
@@ -208,6 +284,7 @@ class TransformAMP(BoxConnection, TimeoutMixin):
         self.setTimeout(None)
         super().connectionLost(reason)
         self.locator.cancelAll()
+        self.factory.closed(self)
 
 
 class TransformAMPFactory(TransformServerFactory):
@@ -216,7 +293,8 @@ class TransformAMPFactory(TransformServerFactory):
     timeout is the time a connection with nothing in flight may stay silent.
     """
 
+    protocolName = "amp"
     protocol = TransformAMP
 
-    def buildProtocol(self, addr: IAddress) -> TransformAMP:
+    def makeProtocol(self, addr: IAddress) -> TransformAMP:
         return self.protocol(self)
