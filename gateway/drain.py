@@ -150,6 +150,7 @@ class Gateway(MultiService):
         """
         if self._stopping is None:
             self._stopping = Deferred.fromCoroutine(self._stop())
+            self._stopping.addErrback(lambda failure: self.log.failure("while stopping", failure))
         return self._stopping
 
     async def _stop(self) -> None:

@@ -19,6 +19,7 @@ the same registry knows what to drain.
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import ITransport
+from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
 #: The reasons L{Connections.refusal} gives.
@@ -52,6 +53,8 @@ class Connections:
         C{None} for no cap.
     @ivar draining: whether the gateway is stopping.
     """
+
+    log = Logger()
 
     def __init__(self, maxConnections: int | None = None, maxPerPeer: int | None = None) -> None:
         self.maxConnections = maxConnections
@@ -130,7 +133,11 @@ class Connections:
         """
         self.draining = True
         for connection in list(self._peers):
-            connection.drain()
+            try:
+                connection.drain()
+            except Exception:
+                self.log.failure("while draining {connection!r}; aborting it", connection=connection)
+                connection.transport.abortConnection()
 
     def abortAll(self) -> None:
         """

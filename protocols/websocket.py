@@ -135,7 +135,7 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
 
     def onOpen(self) -> None:
         if self._draining:
-            self.sendClose(CLOSE_GOING_AWAY, "the gateway is stopping")
+            self._goAway()
 
     def dataReceived(self, data: bytes) -> None:
         if self.state != WebSocketProtocol.STATE_CONNECTING:  # the handshake was counted as HTTP
@@ -175,7 +175,12 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
 
     def _closeIfIdle(self) -> None:
         if not self._pending and self.state == WebSocketProtocol.STATE_OPEN:
-            self.sendClose(CLOSE_GOING_AWAY, "the gateway is stopping")
+            self._goAway()
+
+    def _goAway(self) -> None:
+        # sendClose takes only the codes an application may choose (1000,
+        # 3000-4999); 1001 and 1011 are the server's own.
+        self.sendCloseFrame(CLOSE_GOING_AWAY, b"the gateway is stopping")
 
     def _send(self, text: str | None) -> None:
         if text is None or self.state != WebSocketProtocol.STATE_OPEN:
@@ -186,7 +191,7 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
             # Even with its results replaced by errors, the answer is too
             # long (ids of megabytes): say so rather than leave the client
             # waiting.
-            self.sendClose(CLOSE_INTERNAL_ERROR, "the answer is over the message limit")
+            self.sendCloseFrame(CLOSE_INTERNAL_ERROR, b"the answer is over the message limit")
 
     def _failed(self, failure: Failure) -> None:
         if not failure.check(CancelledError):
