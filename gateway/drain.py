@@ -8,7 +8,8 @@ C{stopService} returns; so the drain happens there, the same under each:
 
     1. stop listening on every protocol's endpoint (a load balancer's new
        connections are refused, and it tries another replica), and turn
-       C{/readyz} unready;
+       C{/readyz} unready; the connections the kernel had already accepted
+       for a listener are taken first, to be served rather than reset;
     2. tell every open connection to drain (L{IDrainable}): it finishes
        what it has in flight, then closes -- WebSocket with 1001, HTTP
        with C{Connection: close}, idle ones at once;
@@ -30,6 +31,7 @@ from collections.abc import Iterable
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.interfaces import IReadDescriptor
 from twisted.logger import Logger
 
 from gateway.listening import ListeningService
@@ -156,6 +158,9 @@ class Gateway(MultiService):
     async def _stop(self) -> None:
         Service.stopService(self)
         self._endDrain = Deferred()
+        for listener in self.listeners:
+            if IReadDescriptor.providedBy(listener.port):
+                listener.port.doRead()  # accept what waits in the backlog, which closing resets
         listening = _stopAll(self.listeners)
         open = len(self.connections)
         self.connections.drain()

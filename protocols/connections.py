@@ -22,6 +22,11 @@ from twisted.internet.interfaces import ITransport
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
+#: Seconds a connection that has sent nothing yet is given, once the gateway
+#: drains, to send its request: a client that connected just before, and
+#: whose request is on its way, is served rather than cut.
+FIRST_BYTES_GRACE = 1.0
+
 #: The reasons L{Connections.refusal} gives.
 TOO_MANY = "connections"
 TOO_MANY_FROM_PEER = "connections-per-peer"
@@ -39,7 +44,9 @@ class IDrainable(Interface):
         """
         The gateway is stopping: finish what is in flight, take on nothing
         that would outlast it, and close the connection once nothing is
-        left in flight (at once if nothing is).  Called once.
+        left in flight (at once if nothing is, but after
+        L{FIRST_BYTES_GRACE} if the client has sent nothing yet).  Called
+        once.
         """
 
 

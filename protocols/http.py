@@ -55,7 +55,7 @@ from zope.interface import implementer
 
 from protocols.addresses import peerOf
 from protocols.common import ConnectionPerCall, ServingFactory
-from protocols.connections import Connections, IDrainable
+from protocols.connections import FIRST_BYTES_GRACE, Connections, IDrainable
 from protocols.httpwire import APPLICATION_JSON, STATUS_CODES, TEXT_PLAIN, errorFromResponse, transformPath
 from protocols.interfaces import ITransformClient
 from protocols.listing import transformsListing
@@ -354,12 +354,15 @@ class ServedChannel(HTTPChannel):
 
     site: "WebSite"
     _draining = False
+    _received = False
+    _grace = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
         self.site.opened(self, peerOf(self.transport.getPeer()))
 
     def dataReceived(self, data: bytes) -> None:
+        self._received = True
         self.site.observer.received(len(data))
         super().dataReceived(data)
 
@@ -401,7 +404,8 @@ class ServedChannel(HTTPChannel):
     def drain(self) -> None:
         """
         The gateway is stopping: close the connection now if it has no
-        request, else once the requests it has are answered, each response
+        request (after L{FIRST_BYTES_GRACE} seconds if it has sent nothing
+        yet), else once the requests it has are answered, each response
         not yet begun saying C{Connection: close}.
         """
         self._draining = True
@@ -409,12 +413,19 @@ class ServedChannel(HTTPChannel):
             self.site.connections.remove(self)
             return
         if not self.requests:
-            self.loseConnection()
+            if self._received:
+                self.loseConnection()
+            else:
+                self._grace = self.callLater(FIRST_BYTES_GRACE, self._closeIfSilent)
             return
         self.persistent = False
         for request in self.requests:
             if not request.startedWriting:
                 request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+
+    def _closeIfSilent(self) -> None:
+        if not self.requests and self.transport is not None:
+            self.loseConnection()
 
     def timeoutConnection(self) -> None:
         self.site.observer.idleTimedOut()
@@ -422,6 +433,8 @@ class ServedChannel(HTTPChannel):
 
     def connectionLost(self, reason: Failure) -> None:
         super().connectionLost(reason)
+        if self._grace is not None and self._grace.active():
+            self._grace.cancel()
         self.site.closed(self)
 
 

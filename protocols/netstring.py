@@ -41,7 +41,7 @@ from zope.interface import implementer
 
 from protocols.addresses import describeAddress, peerOf
 from protocols.common import ConnectionPerCall, TransformServerFactory, logRefusal
-from protocols.connections import IDrainable
+from protocols.connections import FIRST_BYTES_GRACE, IDrainable
 from protocols.interfaces import ITransformClient
 from protocols.netstringwire import (
     SEPARATOR,
@@ -92,6 +92,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
     _replied = False
     _transform = ""
     _started: float | None = None
+    _grace = None
 
     def connectionMade(self) -> None:
         self.callLater = self.factory.clock.callLater
@@ -167,9 +168,14 @@ class TransformProtocol(Protocol, TimeoutMixin):
     def drain(self) -> None:
         """
         The gateway is stopping: a connection that has sent nothing yet is
-        closed; any other gets its answer first, and closes after it as
+        closed unless its request starts within L{FIRST_BYTES_GRACE}
+        seconds; any other gets its answer first, and closes after it as
         always.
         """
+        if self._decoder is not None and not self._received:
+            self._grace = self.factory.clock.callLater(FIRST_BYTES_GRACE, self._closeIfSilent)
+
+    def _closeIfSilent(self) -> None:
         if self._decoder is not None and not self._received:
             self._decoder = None
             self.setTimeout(None)
@@ -208,6 +214,8 @@ class TransformProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure) -> None:
         self.setTimeout(None)
+        if self._grace is not None and self._grace.active():
+            self._grace.cancel()
         self.factory.closed(self)
         if self._request is not None and not self._request.called:
             self._request.cancel()

@@ -31,7 +31,7 @@ from gateway.web import makeSite
 from gateway.workers import WorkerThreads
 from protocols.amp.commands import TransformPoem
 from protocols.amp.server import TransformAMPFactory
-from protocols.connections import DRAINING, TOO_MANY, TOO_MANY_FROM_PEER, Connections
+from protocols.connections import DRAINING, FIRST_BYTES_GRACE, TOO_MANY, TOO_MANY_FROM_PEER, Connections
 from protocols.http import BusyChannel
 from protocols.jsonrpc import encodeCall
 from protocols.jsonrpcserver import JSONRPCServer
@@ -330,18 +330,37 @@ class InFlightCapTests(OperationsCase):
 class DrainTests(OperationsCase):
     def test_netstringIdleClosedInFlightAnswered(self):
         """
-        Draining closes a netstring connection that has sent nothing; one
-        whose request is in flight gets its answer, then closes.
+        Draining closes a netstring connection that sends nothing within
+        the grace; one whose request is in flight gets its answer, then
+        closes.
         """
         idle, idleTransport = self.netstringConnection()
         busy, busyTransport = self.netstringConnection(peer("192.0.2.8"))
         busy.dataReceived(b"10:later.poem,")
         self.connections.drain()
-        self.assertTrue(idleTransport.disconnecting)
         self.assertFalse(busyTransport.disconnecting)
         self.clock.advance(LATER)
         self.assertEqual(busyTransport.value(), b"4:POEM,")
         self.assertTrue(busyTransport.disconnecting)
+        self.assertFalse(idleTransport.disconnecting)
+        self.clock.advance(FIRST_BYTES_GRACE - LATER)
+        self.assertTrue(idleTransport.disconnecting)
+        self.assertEqual(idleTransport.value(), b"")
+
+    def test_requestArrivingInTheGraceServed(self):
+        """
+        A client that connected just before the drain, and whose request
+        arrives within the grace, is served: the drain does not cut a
+        request on its way.
+        """
+        protocol, transport = self.netstringConnection()
+        client, server, pump = self.ampConnection(peer("192.0.2.8"))
+        self.connections.drain()
+        self.clock.advance(FIRST_BYTES_GRACE / 2)
+        protocol.dataReceived(HELLO)
+        self.assertEqual(transport.value(), REPLY)
+        self.assertEqual(self.successResultOf(self.ask(client, pump, "reverse")), {"poem": "poem"})
+        self.assertTrue(server.transport.disconnecting)
 
     def test_ampClosesOnceAnswered(self):
         """

@@ -26,7 +26,7 @@ from protocols.amp.wire import (
     maxBoxBytes,
 )
 from protocols.common import TransformServerFactory, logRefusal
-from protocols.connections import IDrainable
+from protocols.connections import FIRST_BYTES_GRACE, IDrainable
 from protocols.observer import OK, UNOBSERVED, IServerObserver
 from service.errors import TransformError
 from service.transformer import Caller, TransformService
@@ -172,6 +172,8 @@ class TransformAMP(BoxConnection, TimeoutMixin):
 
     _closing = False
     _draining = False
+    _received = False
+    _grace = None
 
     def __init__(self, factory: "TransformAMPFactory") -> None:
         self.factory = factory
@@ -189,6 +191,7 @@ class TransformAMP(BoxConnection, TimeoutMixin):
 
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
+        self._received = True
         self.factory.observer.received(len(data))
         super().dataReceived(data)
 
@@ -205,10 +208,15 @@ class TransformAMP(BoxConnection, TimeoutMixin):
         """
         The gateway is stopping: questions received are answered, and so
         are questions that arrive while any is unanswered; the connection
-        closes as soon as none is unanswered and no box is on its way.
+        closes as soon as none is unanswered and no box is on its way (a
+        connection that has sent nothing yet has L{FIRST_BYTES_GRACE}
+        seconds to ask).
         """
         self._draining = True
-        self._closeIfAnswered()
+        if self._received:
+            self._closeIfAnswered()
+        else:
+            self._grace = self.factory.clock.callLater(FIRST_BYTES_GRACE, self._closeIfAnswered)
 
     def _closeIfAnswered(self) -> None:
         if not self.unanswered and not self.decoder.pending() and not self._closing:
@@ -282,6 +290,8 @@ class TransformAMP(BoxConnection, TimeoutMixin):
 
     def connectionLost(self, reason: Failure) -> None:
         self.setTimeout(None)
+        if self._grace is not None and self._grace.active():
+            self._grace.cancel()
         super().connectionLost(reason)
         self.locator.cancelAll()
         self.factory.closed(self)
