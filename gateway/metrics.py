@@ -77,7 +77,6 @@ class ProtocolMetrics:
     @ivar idleTimeouts: connections closed for their silence.
     @ivar bytesIn: bytes received.
     @ivar bytesOut: bytes sent.
-    @ivar requests: requests served, by C{(transform label, outcome)}.
     @ivar durations: how many request durations fell in each bucket of
         L{DURATION_BUCKETS} (not cumulative), and past the last.
     @ivar durationSum: the sum of all request durations, in seconds.
@@ -86,12 +85,12 @@ class ProtocolMetrics:
     def __init__(self, protocol: str, label: Callable[[str], str]) -> None:
         self.protocol = protocol
         self._label = label
+        self._byLabel: dict[str, dict[str, int]] = {}
         self.openConnections = 0
         self.refused: dict[str, int] = {}
         self.idleTimeouts = 0
         self.bytesIn = 0
         self.bytesOut = 0
-        self.requests: dict[tuple[str, str], int] = {}
         self.durations = [0] * (len(DURATION_BUCKETS) + 1)
         self.durationSum = 0.0
 
@@ -113,10 +112,23 @@ class ProtocolMetrics:
     def sent(self, size: int) -> None:
         self.bytesOut += size
 
+    @property
+    def requests(self) -> dict[tuple[str, str], int]:
+        """
+        The requests served, by C{(transform label, outcome)}.
+        """
+        return {
+            (label, outcome): count
+            for label, outcomes in self._byLabel.items()
+            for outcome, count in outcomes.items()
+        }
+
     def requestServed(self, transform: str, outcome: str, seconds: float) -> None:
-        key = (self._label(transform), outcome)
-        requests = self.requests
-        requests[key] = requests.get(key, 0) + 1
+        label = self._label(transform)
+        outcomes = self._byLabel.get(label)
+        if outcomes is None:
+            outcomes = self._byLabel[label] = {}
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
         self.durations[bisect_left(DURATION_BUCKETS, seconds)] += 1
         self.durationSum += seconds
 

@@ -28,7 +28,7 @@ from protocols.amp.wire import (
 from protocols.common import TransformServerFactory, logRefusal
 from protocols.connections import FIRST_BYTES_GRACE, IDrainable
 from protocols.observer import OK, UNOBSERVED, IServerObserver
-from service.errors import TransformError
+from service.errors import TransformError, TransformFailed
 from service.transformer import Caller, TransformService
 
 
@@ -66,12 +66,26 @@ class TransformLocator(amp.CommandLocator):
     ) -> None:
         self.service = service
         self.observer = observer
-        self.clock = clock
+        self._now = clock.seconds if clock is not None else lambda: 0.0
         self._running: set[Deferred] = set()
 
     @TransformPoem.responder
     def transform(self, transform: str, poem: str) -> "Deferred[dict]":
-        return self.service.transform(transform, poem, self.caller).addCallback(lambda new: {"poem": new})
+        started = self._now()
+        return self.service.transform(transform, poem, self.caller).addCallbacks(
+            self._served, self._refused, (transform, started), None, (transform, started)
+        )
+
+    def _served(self, poem: str, transform: str, started: float) -> dict:
+        self.observer.requestServed(transform, OK, self._now() - started)
+        return {"poem": poem}
+
+    def _refused(self, failure: Failure, transform: str, started: float) -> Failure:
+        if not failure.check(CancelledError):  # else the connection is gone
+            error = failure.value
+            outcome = error.name if isinstance(error, TransformError) else TransformFailed.name
+            self.observer.requestServed(transform, outcome, self._now() - started)
+        return failure
 
     @ListTransforms.responder
     def listTransforms(self) -> dict:
@@ -84,39 +98,17 @@ class TransformLocator(amp.CommandLocator):
             return None
         command = name.decode("ascii", "replace")
 
-        observed = name == TransformPoem.commandName and self.clock is not None
-
         def respond(box: dict[bytes, bytes]) -> Deferred:
-            started = self.clock.seconds() if observed else 0.0
             answer = maybeDeferred(responder, box)
             if not answer.called:
                 self._running.add(answer)
                 answer.addBoth(self._finished, answer)
-            answer.addErrback(self._answerFailure, command, ASK in box)
-            if observed:
-                answer.addBoth(self._served, box, started)
-            return answer
+            return answer.addErrback(self._answerFailure, command, ASK in box)
 
         return respond
 
     def _finished(self, result: object, answer: Deferred) -> object:
         self._running.discard(answer)
-        return result
-
-    def _served(self, result: object, box: dict[bytes, bytes], started: float) -> object:
-        """
-        Tell the observer how a C{Transform} question ended, unless its
-        connection is gone.
-        """
-        if isinstance(result, Failure):
-            local = result.value.local if isinstance(result.value, amp.RemoteAmpError) else None
-            if local is not None and local.check(CancelledError):
-                return result
-            outcome = _outcome(getattr(result.value, "errorCode", b"TRANSFORM_FAILED"))
-        else:
-            outcome = OK
-        transform = box.get(b"transform", b"").decode("utf-8", "replace")
-        self.observer.requestServed(transform, outcome, self.clock.seconds() - started)
         return result
 
     def _answerFailure(self, failure: Failure, command: str, answered: bool) -> Failure:
@@ -131,6 +123,8 @@ class TransformLocator(amp.CommandLocator):
                 self._logRefusal(cause.value)
             return failure
         if failure.check(TransformError):  # from the arguments, before the responder ran
+            if command == TransformPoem.commandName.decode():
+                self.observer.requestServed("", failure.value.name, 0.0)
             if answered:
                 self._logRefusal(failure.value)
             return Failure(
