@@ -174,7 +174,7 @@ class Gateway(MultiService):
             timer.cancel()
         if how != DRAINED:
             self.log.warn(
-                "drain {how}: closing the {count} connections left", how=how, count=len(self.connections)
+                "drain {how}; cutting the connections left ({count})", how=how, count=len(self.connections)
             )
             self.connections.abortAll()
             await self.connections.whenEmpty()

@@ -260,7 +260,7 @@ def test_drainTimeoutCutsWhatIsLeft():
         slow.join(20)
         assert isinstance(slow.outcome, syncclient.ClientError), slow.outcome
         assert time.monotonic() - signalled < 3
-        assert process.logged("drain timed out: closing the 1 connections left")
+        assert process.logged("drain timed out; cutting the connections left (1)")
     finally:
         process.stop()
 
