@@ -6,14 +6,18 @@ protocol's connections, the drain of the whole tree and its timeout,
 readiness, and worker threads that stop without blocking the reactor.
 """
 
+import http.client
 import threading
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.threads import deferToThread
 from twisted.protocols import amp
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -35,7 +39,7 @@ from protocols.connections import DRAINING, FIRST_BYTES_GRACE, TOO_MANY, TOO_MAN
 from protocols.http import BusyChannel
 from protocols.jsonrpc import encodeCall
 from protocols.jsonrpcserver import JSONRPCServer
-from protocols.netstring import TransformFactory
+from protocols.netstring import NoReply, TransformFactory, TransformProxy
 from protocols.origins import OriginPolicy
 from service import Caller, Catalogue, Limits, Overloaded, Transform, TransformService, UnknownTransform
 from tests.helpers import misbehavingCatalogue
@@ -499,3 +503,75 @@ class WorkerStopTests(TestCase):
         release.set()
         self.assertEqual(await result, "poem")
         await stopped
+
+
+class IdleTimeoutTests(OperationsCase):
+    def test_idleTimeoutCounted(self):
+        """
+        A netstring client that sends nothing is dropped at the idle
+        timeout, and counted.
+        """
+        protocol, transport = self.netstringConnection()
+        self.clock.advance(30.0)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.observed["netstring"].idleTimeouts, 1)
+
+
+class LoopbackTests(TestCase):
+    """
+    On the real reactor and loopback sockets.
+    """
+
+    async def test_upstreamCallsCounted(self):
+        """
+        The calls to an upstream are counted by outcome: answered, refused
+        by the upstream (a netstring server closes without a reply), and
+        the upstream unreachable.
+        """
+        service = TransformService(misbehavingCatalogue(reactor), reactor, Limits())
+        port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            TransformFactory(service, reactor)
+        )
+        self.addCleanup(port.stopListening)
+        metrics = GatewayMetrics(service, Connections(), lambda: True)
+        endpoint = clientFromString(reactor, f"tcp:127.0.0.1:{port.getHost().port}")
+        upstream = metrics.observeUpstream("up", TransformProxy(endpoint, reactor))
+        self.assertEqual(await upstream.xform("rot13", "a"), "n")
+        with self.assertRaises(NoReply):
+            await upstream.xform("nope", "a")
+        closed = metrics.observeUpstream(
+            "down", TransformProxy(clientFromString(reactor, "tcp:127.0.0.1:1"), reactor)
+        )
+        with self.assertRaises(ConnectionRefusedError):
+            await closed.xform("rot13", "a")
+        self.assertEqual(upstream.calls, {"ok": 1, "transform-failed": 1})
+        self.assertEqual(closed.calls, {"connection-failed": 1})
+        exposition = metrics.exposition().decode()
+        self.assertIn('xform_upstream_calls_total{outcome="ok",upstream="up"} 1.0', exposition)
+
+    async def test_httpCountsAgainstTheClientsAddress(self):
+        """
+        Over HTTP a request counts against its client's address: past that
+        address's cap it is answered 503, while another address is served.
+        """
+        limits = Limits(deadline=1.0, maxInFlight=8, maxInFlightPerPeer=1)
+        service = TransformService(misbehavingCatalogue(reactor), reactor, limits)
+        site = makeSite(service, {}, OriginPolicy(), reactor)
+        port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(site)
+        self.addCleanup(port.stopListening)
+        address = ("127.0.0.1", port.getHost().port)
+
+        def post(source: str, name: str) -> int:
+            connection = http.client.HTTPConnection(*address, timeout=10, source_address=(source, 0))
+            try:
+                connection.request("POST", f"/transform/{name}", body=b"poem")
+                return connection.getresponse().status
+            finally:
+                connection.close()
+
+        stalled = deferToThread(post, "127.0.0.1", "stall")
+        while service.inFlight == 0:
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(await deferToThread(post, "127.0.0.1", "rot13"), 503)
+        self.assertEqual(await deferToThread(post, "127.0.0.2", "rot13"), 200)
+        self.assertEqual(await stalled, 504)
