@@ -59,7 +59,7 @@ from protocols.connections import FIRST_BYTES_GRACE, Connections, IDrainable
 from protocols.httpwire import APPLICATION_JSON, STATUS_CODES, TEXT_PLAIN, errorFromResponse, transformPath
 from protocols.interfaces import ITransformClient
 from protocols.listing import transformsListing
-from protocols.observer import OK, UNOBSERVED, IServerObserver
+from protocols.observer import OK, UNOBSERVED, IServerObserver, stopwatch
 from protocols.origins import OriginPolicy
 from service.errors import BadRequest, PoemTooLarge, TransformError, TransformFailed
 from service.transformer import Caller, TransformService
@@ -209,7 +209,7 @@ class TransformCall(APIResource):
         self.service = service
         self.origins = origins
         self.observer = observer
-        self._now = clock.seconds if clock is not None else lambda: 0.0
+        self._now = stopwatch(clock)
 
     def render_POST(self, request: Request):
         started = self._now()

@@ -27,7 +27,7 @@ from protocols.jsonrpc import (
     parse,
 )
 from protocols.listing import transformsListing
-from protocols.observer import OK, UNOBSERVED, IServerObserver
+from protocols.observer import OK, UNOBSERVED, IServerObserver, stopwatch
 from service.errors import BadRequest, TransformError
 from service.transformer import Caller, TransformService
 
@@ -106,7 +106,7 @@ class JSONRPCServer:
         self.service = service
         self.maxAnswerBytes = maxAnswerBytes
         self.observer = observer
-        self._now = clock.seconds if clock is not None else lambda: 0.0
+        self._now = stopwatch(clock)
         self.methods: dict[str, Callable[[Message, Caller | None], Message]] = {
             "transform": self._transform,
             "list_transforms": self._listTransforms,

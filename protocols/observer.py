@@ -11,6 +11,9 @@ is called in the reactor thread, and must be cheap: it runs for every
 request and every read and write.
 """
 
+from collections.abc import Callable
+
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import Interface, implementer
 
 #: The outcome of a request that was answered with a poem; the others are
@@ -97,3 +100,11 @@ class Unobserved:
 
 #: The observer of servers that were given none.
 UNOBSERVED = Unobserved()
+
+
+def stopwatch(clock: IReactorTime | None) -> Callable[[], float]:
+    """
+    What times requests for an observer: C{clock}'s seconds, or always 0
+    without a clock.
+    """
+    return clock.seconds if clock is not None else lambda: 0.0

@@ -27,7 +27,7 @@ from protocols.amp.wire import (
 )
 from protocols.common import TransformServerFactory, logRefusal
 from protocols.connections import FIRST_BYTES_GRACE, IDrainable
-from protocols.observer import OK, UNOBSERVED, IServerObserver
+from protocols.observer import OK, UNOBSERVED, IServerObserver, stopwatch
 from service.errors import TransformError, TransformFailed
 from service.transformer import Caller, TransformService
 
@@ -66,7 +66,7 @@ class TransformLocator(amp.CommandLocator):
     ) -> None:
         self.service = service
         self.observer = observer
-        self._now = clock.seconds if clock is not None else lambda: 0.0
+        self._now = stopwatch(clock)
         self._running: set[Deferred] = set()
 
     @TransformPoem.responder
