@@ -4,6 +4,7 @@ Worker threads that keep heavy transforms off the reactor thread.
 
 import threading
 from collections.abc import Callable
+from functools import partial
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
@@ -25,20 +26,38 @@ class WorkerThreads(Service):
     is dropped when its turn comes, without running, so abandoned requests
     never delay the next ones.  Work that has started runs to its end, as a
     Python thread cannot be interrupted; its result is discarded.
+
+    Stopping waits for the work under way without blocking the reactor:
+    the threads are joined from a thread of their own.  They are daemon
+    threads, so a process that must exit at once does not wait for them.
     """
 
     def __init__(self, reactor: IReactorFromThreads, size: int) -> None:
         self.setName("workers")
         self._reactor = reactor
         self._pool = ThreadPool(minthreads=0, maxthreads=size, name="xform-workers")
+        self._pool.threadFactory = partial(threading.Thread, daemon=True)
 
     def startService(self) -> None:
         super().startService()
         self._pool.start()
 
-    def stopService(self) -> None:
+    def stopService(self) -> "Deferred[None]":
+        """
+        Take no more work, and let the work under way end.
+
+        @return: a L{Deferred} firing, in the reactor thread, once every
+            worker thread has ended.
+        """
         super().stopService()
-        self._pool.stop()
+        stopped: Deferred[None] = Deferred()
+
+        def stop() -> None:
+            self._pool.stop()
+            self._reactor.callFromThread(stopped.callback, None)
+
+        threading.Thread(target=stop, name="xform-workers-stop", daemon=True).start()
+        return stopped
 
     def offload(self, function: Callable[[str], str], poem: str) -> "Deferred[str]":
         """

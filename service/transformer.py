@@ -176,6 +176,11 @@ class TransformService:
     @ivar limits: the L{Limits} enforced.
     @ivar inFlight: the number of requests running now (those answered at
         once never count).
+    @ivar refusals: how many requests each cap on requests in flight
+        refused as L{Overloaded}: C{in-flight} (the total),
+        C{in-flight-per-connection} and C{in-flight-per-peer}.
+    @ivar slicedSteps: how many transform steps ran in slices.
+    @ivar offloadedSteps: how many transform steps went to the offloader.
     """
 
     log = Logger()
@@ -196,6 +201,9 @@ class TransformService:
         self.catalogue = catalogue
         self.limits = limits
         self.inFlight = 0
+        self.refusals = {"in-flight": 0, "in-flight-per-connection": 0, "in-flight-per-peer": 0}
+        self.slicedSteps = 0
+        self.offloadedSteps = 0
         self._clock = clock
         self._offload = offload
         self._cooperator = turnCooperator(clock, limits.turnBudget)
@@ -311,17 +319,20 @@ class TransformService:
         if caller is not None:
             count = self._inFlightByConnection.get(caller.connection, 0)
             if count >= limits.maxInFlightPerConnection:
+                self.refusals["in-flight-per-connection"] += 1
                 raise Overloaded(
                     f"this connection already has {count:,} requests in flight, the most one "
                     "connection may have; wait for an answer before asking again"
                 )
             count = self._inFlightByPeer.get(caller.peer, 0)
             if count >= limits.maxInFlightPerPeer:
+                self.refusals["in-flight-per-peer"] += 1
                 raise Overloaded(
                     f"address {caller.peer} already has {count:,} requests in flight, the most one "
                     "address may have; try again later"
                 )
         if self.inFlight >= limits.maxInFlight:
+            self.refusals["in-flight"] += 1
             raise Overloaded(
                 f"the gateway already has {self.inFlight:,} requests in flight, the most it takes "
                 "at once (--max-in-flight); try again later"
@@ -455,8 +466,10 @@ class TransformService:
 
     def _apply(self, step: Transform, poem: str) -> "Deferred[str]":
         if self._offloads(step, poem):
+            self.offloadedSteps += 1
             return self._offload(step.function, poem)
         if step.slicing is not None:
+            self.slicedSteps += 1
             sliceChars = step.slicing.sliceChars(poem, self.limits.turnBudget)
             return runInSlices(self._cooperator, step.slicing.run(poem, sliceChars))
         return maybeDeferred(step.function, poem)

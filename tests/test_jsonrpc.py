@@ -293,7 +293,7 @@ class JSONRPCServerTests(SynchronousTestCase):
         and the error is logged.
         """
         events = captureLogs(self)
-        self.rpc.methods["boom"] = lambda params: 1 / 0
+        self.rpc.methods["boom"] = lambda params, caller: 1 / 0
         self.assertAnswer(call("boom"), error(INTERNAL_ERROR))
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
         self.assertTrue(any("boom" in str(event.get("method")) for event in events))

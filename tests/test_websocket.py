@@ -32,8 +32,12 @@ from protocols.websocket import maxMessageBytes
 from service import Limits, TransformService, transforms
 from tests.helpers import POEMS, captureLogs, echoed, misbehavingCatalogue
 
-#: The server's limits: a 1 MB poem fits, a request stalls for 0.5 s.
-LIMITS = Limits(maxPoemBytes=1_100_000, deadline=0.5, maxInFlight=64)
+#: The server's limits: a 1 MB poem fits, a request stalls for 0.5 s, and one
+#: connection may use the whole cap on requests in flight (the caps per
+#: connection and per address are tested in tests/test_overload.py).
+LIMITS = Limits(
+    maxPoemBytes=1_100_000, deadline=0.5, maxInFlight=64, maxInFlightPerConnection=64, maxInFlightPerPeer=64
+)
 
 MEGABYTE_POEM = ("Das Gedicht, ein Megabyte lang.\n" * 40_000)[:1_000_000]
 

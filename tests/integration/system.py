@@ -194,8 +194,9 @@ def _answeredProbe(system: System, scheme: str) -> None:
 
 
 #: How to see a request of each scheme in the log of the replica that served
-#: it: netstring and AMP log a refused request with the transform's name,
-#: HTTP logs every request with its path, and WebSocket every connection.
+#: it: netstring and AMP log a refused request with the transform's name;
+#: at debug, the level the compose test runs the replicas at, HTTP logs
+#: every request with its path, and WebSocket every connection.
 PROBES = {
     "netstring": Probe(
         lambda system, token: _refusedProbe(system, "netstring", token),
@@ -209,7 +210,7 @@ PROBES = {
     ),
     "http": Probe(
         lambda system, token: _refusedProbe(system, "http", token),
-        lambda token: rf'"POST /transform/probe-{token} HTTP/1\.1" 404',
+        lambda token: rf"http \S+: POST /transform/probe-{token} 404",
     ),
     "ws": Probe(lambda system, token: _answeredProbe(system, "ws"), lambda token: r"ws \S+: connected"),
 }

@@ -47,12 +47,6 @@ def _sessionsOnBothReplicas(system, engine, load: Load) -> list[WebSocketSession
 
 
 @pytest.mark.engine
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the gateway has no graceful drain on SIGTERM yet (issue 10): it closes its connections at "
-    "once, cutting the requests in flight",
-)
 def test_sigtermLosesNoRequest(system, engine, capsys):
     """
     A replica sent SIGTERM while it serves requests finishes them and gets
