@@ -37,9 +37,10 @@ from io import BytesIO
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import Cooperator
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseNeverReceived
+from twisted.web.client import FileBodyProducer, ResponseNeverReceived
 from twisted.web.iweb import IAgent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
@@ -331,12 +332,17 @@ class HTTPTransformProxy(ConnectionPerCall):
         """
         @param agent: makes the requests (a L{twisted.web.client.Agent}).
         @param baseURL: the gateway, C{http://host:port}.
-        @param clock: measures C{timeout}.
+        @param clock: measures C{timeout}, and schedules the writes of
+            each request's body (treq's default writes them with Twisted's
+            global cooperator, on the global reactor whatever the agent's).
         @param timeout: seconds for each exchange, connecting included.
         """
         super().__init__(clock, timeout)
         self.baseURL = baseURL.rstrip("/")
-        self._http = HTTPClient(agent)
+        writer = Cooperator(scheduler=lambda work: clock.callLater(0, work))
+        self._http = HTTPClient(
+            agent, data_to_body_producer=lambda body: FileBodyProducer(BytesIO(body), cooperator=writer)
+        )
 
     def xform(self, transform: str, poem: str) -> "Deferred[str]":
         """
