@@ -159,7 +159,7 @@ class UpstreamServiceTests(TestCase):
         The AMP client keeps its connection open between questions;
         stopping the upstream closes it.
         """
-        factory = TrackingAMPFactory(serverService(), reactor)
+        factory = TrackingAMPFactory(serverService(reactor), reactor)
         port = await listen(factory)
         self.addCleanup(port.stopListening)
         server = ServerURL("amp", "127.0.0.1", port.getHost().port)

@@ -1,0 +1,162 @@
+"""
+A network in memory, on a fake clock: real servers and real clients, no
+socket and no wall clock.
+
+A L{MemoryNetwork} is a L{MemoryReactorClock} whose listeners and
+connections are joined by L{twisted.test.iosim}: a server factory listens
+on it (C{listenTCP}, or any TCP endpoint string through
+C{serverFromString}), a client connects through it with any of Twisted's
+TCP client endpoints (C{HostnameEndpoint}, as the clients of
+L{gateway.clients} do), and L{MemoryNetwork.flush} makes each connection --
+refused when nothing listens on its port -- and moves the bytes both ways
+until nothing moves.  Time passes only when a test says so:
+L{MemoryNetwork.run} flushes and moves the clock to each next timer in
+turn until a L{Deferred} has its result, so a deadline of seconds fires at
+once, and only after everything that could happen before it has happened.
+
+Autobahn runs its WebSocket timers on txaio's event loop, the global
+reactor unless told otherwise; L{MemoryNetwork.install} points txaio at
+the network's clock for the length of a test, before any WebSocket factory
+is made.
+"""
+
+import itertools
+
+import txaio
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
+from twisted.test import iosim
+
+#: The host every server of the network listens on and every client comes from.
+HOST = "127.0.0.1"
+
+#: The fake seconds after which L{MemoryNetwork.run} stops waiting: longer
+#: than any timeout of the code under test.
+PATIENCE = 3600.0
+
+
+class MemoryNetwork:
+    """
+    Servers and clients joined in memory, on one fake clock.
+
+    @ivar reactor: listens, connects and keeps the time: pass it wherever
+        the code under test wants a reactor or a clock.
+    @ivar pumps: the L{iosim.IOPump} of each connection not yet closed on
+        both sides, oldest first.
+    """
+
+    def __init__(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.pumps: list[iosim.IOPump] = []
+        self._clientPorts = itertools.count(40000)
+
+    def install(self, testCase) -> "MemoryNetwork":
+        """
+        Have txaio (so Autobahn) schedule its timers on L{reactor} until the
+        end of C{testCase}.  Call it before making any WebSocket factory.
+        """
+        testCase.patch(txaio.config, "loop", self.reactor)
+        return self
+
+    def assertGlobalReactorUntouched(self, testCase):
+        """
+        A function asserting that the global reactor has no timer that it
+        did not have now: one to call at the end of C{testCase}, to prove
+        that the code under test kept to the network's clock.
+        """
+        from twisted.internet import reactor
+
+        before = set(reactor.getDelayedCalls())
+
+        def check() -> None:
+            added = [call for call in reactor.getDelayedCalls() if call not in before]
+            testCase.assertEqual(added, [], "timers on the global reactor")
+
+        return check
+
+    def listen(self, port: int, factory: IProtocolFactory) -> None:
+        """
+        Have C{factory} serve the connections to C{port}.
+        """
+        self.reactor.listenTCP(port, factory, interface=HOST)
+
+    def stopListening(self, port: int) -> None:
+        """
+        Refuse the connections to C{port} from now on; those already made
+        stay open.
+        """
+        self.reactor.tcpServers[:] = [server for server in self.reactor.tcpServers if server[0] != port]
+
+    def connectionsTo(self, port: int) -> list[iosim.IOPump]:
+        """
+        The open connections to C{port}.
+        """
+        return [pump for pump in self.pumps if pump.serverIO.getHost().port == port]
+
+    def flush(self) -> None:
+        """
+        Make or refuse every connection asked for, and move the bytes of
+        every connection (running what is due now) until nothing moves.
+        """
+        moved = True
+        while moved:
+            moved = self._connect()
+            for pump in list(self.pumps):
+                moved = pump.flush() or moved
+                if pump.clientIO.disconnected and pump.serverIO.disconnected:
+                    self.pumps.remove(pump)
+
+    def run(self, result: Deferred, patience: float = PATIENCE) -> Deferred:
+        """
+        Flush, and move the clock to the next timer, again and again until
+        C{result} has its result, nothing is left to happen, or
+        C{patience} fake seconds have passed.
+
+        @return: C{result}, for C{successResultOf} and the like.
+        """
+        end = self.reactor.seconds() + patience
+        self.flush()
+        while not result.called:
+            timers = [call.getTime() for call in self.reactor.getDelayedCalls()]
+            if not timers or min(timers) > end:
+                break
+            self.reactor.advance(max(0.0, min(timers) - self.reactor.seconds()))
+            self.flush()
+        return result
+
+    def _connect(self) -> bool:
+        """
+        Make or refuse the connections asked for since last time.
+
+        @return: whether there were any.
+        """
+        asked = list(zip(self.reactor.tcpClients, self.reactor.connectors, strict=True))
+        del self.reactor.tcpClients[:], self.reactor.connectors[:]
+        listening = {port: factory for port, factory, _backlog, _interface in self.reactor.tcpServers}
+        for (_host, port, clientFactory, _timeout, _bindAddress), connector in asked:
+            serverFactory = listening.get(port)
+            if serverFactory is None:
+                clientFactory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
+                continue
+            serverAddress = IPv4Address("TCP", HOST, port)
+            clientAddress = IPv4Address("TCP", HOST, next(self._clientPorts))
+            server = serverFactory.buildProtocol(clientAddress)
+            client = clientFactory.buildProtocol(serverAddress)
+            pump = iosim.connect(
+                server,
+                iosim.FakeTransport(
+                    server, isServer=True, hostAddress=serverAddress, peerAddress=clientAddress
+                ),
+                client,
+                iosim.FakeTransport(
+                    client, isServer=False, hostAddress=clientAddress, peerAddress=serverAddress
+                ),
+                greet=False,
+                clock=self.reactor,
+            )
+            self.pumps.append(pump)
+        return bool(asked)
