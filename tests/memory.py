@@ -21,18 +21,29 @@ is made.
 """
 
 import itertools
+from collections.abc import Callable
 
 import txaio
+from twisted.application.service import IService
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.test import iosim
+from twisted.trial.unittest import SynchronousTestCase
+
+from gateway.poetryserver import PoetryServerOptions, makePoetryService
+from gateway.schemes import SCHEMES
+from gateway.server import LISTENERS, ServeOptions, makeService
 
 #: The host every server of the network listens on and every client comes from.
 HOST = "127.0.0.1"
+
+#: Where an in-memory gateway's listeners listen, by default.
+GATEWAY = {"netstring": 10001, "amp": 10002, "web": 8080}
 
 #: The fake seconds after which L{MemoryNetwork.run} stops waiting: longer
 #: than any timeout of the code under test.
@@ -118,15 +129,36 @@ class MemoryNetwork:
 
         @return: C{result}, for C{successResultOf} and the like.
         """
+        self.runUntil(lambda: result.called, patience)
+        return result
+
+    def runUntil(self, condition: Callable[[], bool], patience: float = PATIENCE) -> bool:
+        """
+        Flush, and move the clock to the next timer, again and again until
+        C{condition()} holds, nothing is left to happen, or C{patience}
+        fake seconds have passed.
+
+        @return: whether C{condition()} holds.
+        """
         end = self.reactor.seconds() + patience
         self.flush()
-        while not result.called:
+        while not condition():
             timers = [call.getTime() for call in self.reactor.getDelayedCalls()]
             if not timers or min(timers) > end:
-                break
+                return False
             self.reactor.advance(max(0.0, min(timers) - self.reactor.seconds()))
             self.flush()
-        return result
+        return True
+
+    def kill(self, port: int) -> None:
+        """
+        What killing the process that listens on C{port} does: nothing
+        listens there any more, and each connection to it is closed, as
+        the system closes the sockets of a process that dies.
+        """
+        self.stopListening(port)
+        for pump in self.connectionsTo(port):
+            pump.serverIO.loseConnection()
 
     def _connect(self) -> bool:
         """
@@ -138,6 +170,8 @@ class MemoryNetwork:
         del self.reactor.tcpClients[:], self.reactor.connectors[:]
         listening = {port: factory for port, factory, _backlog, _interface in self.reactor.tcpServers}
         for (_host, port, clientFactory, _timeout, _bindAddress), connector in asked:
+            if connector.stoppedConnecting:
+                continue  # given up before it was made
             serverFactory = listening.get(port)
             if serverFactory is None:
                 clientFactory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
@@ -160,3 +194,59 @@ class MemoryNetwork:
             )
             self.pumps.append(pump)
         return bool(asked)
+
+
+def serve(network: MemoryNetwork, testCase, root: IService) -> IService:
+    """
+    Start C{root}, a tree of services built on C{network}'s reactor (a
+    gateway's, by L{gateway.server.makeService}, or the poetry servers'),
+    until the end of C{testCase}, when it must stop cleanly.
+    """
+    root.startService()
+    testCase.addCleanup(lambda: testCase.successResultOf(network.run(maybeDeferred(root.stopService))))
+    return root
+
+
+def url(scheme: str, ports=GATEWAY) -> str:
+    """
+    The URL of an in-memory gateway on C{ports} over C{scheme}.
+    """
+    return f"{scheme}://{HOST}:{ports[SCHEMES[scheme].listener]}{SCHEMES[scheme].path}"
+
+
+class MemoryTestCase(SynchronousTestCase):
+    """
+    A test on a L{MemoryNetwork} (Autobahn's timers on its clock too), on
+    which gateways and poetry servers start the way their commands start
+    them; the global reactor is left alone.
+    """
+
+    def setUp(self):
+        self.network = MemoryNetwork().install(self)
+        self.reactor = self.network.reactor
+        self.addCleanup(self.network.assertGlobalReactorUntouched(self))
+
+    def gateway(self, *arguments: str, ports=GATEWAY) -> IService:
+        """
+        C{xform serve ARGUMENTS...}, its listeners on C{ports}, running
+        until the end of the test.
+        """
+        options = ServeOptions()
+        listeners = [f"--{name}=tcp:{ports[name]}:interface={HOST}" for name in LISTENERS]
+        options.parseOptions([*listeners, *arguments])
+        return serve(self.network, self, makeService(options, self.reactor))
+
+    def poetryServer(self, path: str, port: int, *arguments: str) -> IService:
+        """
+        C{xform poetry-server PATH --port PORT ARGUMENTS...}, running until
+        the end of the test.
+        """
+        options = PoetryServerOptions()
+        options.parseOptions([path, "--port", str(port), *arguments])
+        return serve(self.network, self, makePoetryService(options, self.reactor))
+
+    def silentServer(self, port: int) -> None:
+        """
+        A server on C{port} that accepts connections and never says a word.
+        """
+        self.network.listen(port, Factory.forProtocol(Protocol))

@@ -16,7 +16,6 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Cooperator
-from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import Agent, FileBodyProducer
 
 from gateway.clients import transformClient
@@ -32,24 +31,20 @@ from service import BadRequest, PoemTooLarge, TransformFailed, TransformTimeout,
 from service.errors import ERRORS_BY_NAME
 from tests.behaviour import DEADLINE, MAX_POEM_BYTES, TransformBehaviour, serverService
 from tests.helpers import POEMS, TrackingAMPFactory, captureLogs
-from tests.memory import HOST, MemoryNetwork
+from tests.memory import HOST, MemoryTestCase
 from tests.websocketclient import WebSocketClient
 
 #: The ports the servers listen on, in memory.
 NETSTRING, AMP, WEB = 10001, 10002, 8080
 
 
-class MemoryTestCase(SynchronousTestCase):
+class BehaviourTestCase(MemoryTestCase):
     """
-    A L{MemoryNetwork} (Autobahn's timers on its clock too) and the
-    behaviour suite's service on its clock; the global reactor is left
-    alone.
+    The behaviour suite's service, on the clock of a L{MemoryNetwork}.
     """
 
     def setUp(self):
-        self.network = MemoryNetwork().install(self)
-        self.addCleanup(self.network.assertGlobalReactorUntouched(self))
-        self.reactor = self.network.reactor
+        super().setUp()
         self.service = serverService(self.reactor)
 
     def client(self, scheme, port, timeout=10.0):
@@ -75,7 +70,7 @@ class ServiceErrorsBehaviour(TransformBehaviour):
         return error
 
 
-class NetstringBehaviourTests(TransformBehaviour, MemoryTestCase):
+class NetstringBehaviourTests(TransformBehaviour, BehaviourTestCase):
     """
     Netstrings: every error is a connection closed without a reply, which
     the Part 13 client reports as L{NoReply}; the server logs the error's
@@ -96,7 +91,7 @@ class NetstringBehaviourTests(TransformBehaviour, MemoryTestCase):
         self.assertIn(errorName, [event.get("error") for event in self.events])
 
 
-class AMPBehaviourTests(ServiceErrorsBehaviour, MemoryTestCase):
+class AMPBehaviourTests(ServiceErrorsBehaviour, BehaviourTestCase):
     """
     AMP: every error is an error answer with the service's code, which the
     client raises as the service's error class; all the questions of a test
@@ -130,7 +125,7 @@ class AMPBehaviourTests(ServiceErrorsBehaviour, MemoryTestCase):
         )
 
 
-class WebTestCase(MemoryTestCase):
+class WebTestCase(BehaviourTestCase):
     """
     The gateway's web site for the behaviour suite's service, in memory.
     """
