@@ -28,12 +28,13 @@ from twisted.application.service import IService
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from gateway.poetryserver import PoetryServerOptions, makePoetryService
 from gateway.schemes import SCHEMES
@@ -50,6 +51,45 @@ GATEWAY = {"netstring": 10001, "amp": 10002, "web": 8080}
 PATIENCE = 3600.0
 
 
+@implementer(IListeningPort)
+class _ListeningPort:
+    """
+    A port of L{_NetworkReactor}: stopping it removes its listener, so that
+    connections to it are refused from then on.
+    """
+
+    def __init__(self, reactor: "_NetworkReactor", listener: tuple, address: IPv4Address) -> None:
+        self._reactor = reactor
+        self._listener = listener
+        self._address = address
+
+    def startListening(self) -> None:
+        """
+        It listens from the start.
+        """
+
+    def stopListening(self) -> None:
+        if self._listener in self._reactor.tcpServers:
+            self._reactor.tcpServers.remove(self._listener)
+
+    def getHost(self) -> IPv4Address:
+        return self._address
+
+
+class _NetworkReactor(MemoryReactorClock):
+    """
+    A L{MemoryReactorClock} whose listening ports tell where they listen
+    and can stop.  Like C{MemoryReactor}, it does not start or stop the
+    factories (C{doStart}, C{doStop}): a web site would start its access
+    log's timer, which never ends.
+    """
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        listener = (port, factory, backlog, interface)
+        self.tcpServers.append(listener)
+        return _ListeningPort(self, listener, IPv4Address("TCP", interface or "0.0.0.0", port))
+
+
 class MemoryNetwork:
     """
     Servers and clients joined in memory, on one fake clock.
@@ -61,7 +101,7 @@ class MemoryNetwork:
     """
 
     def __init__(self) -> None:
-        self.reactor = MemoryReactorClock()
+        self.reactor = _NetworkReactor()
         self.pumps: list[iosim.IOPump] = []
         self._clientPorts = itertools.count(40000)
 
@@ -97,8 +137,8 @@ class MemoryNetwork:
 
     def stopListening(self, port: int) -> None:
         """
-        Refuse the connections to C{port} from now on; those already made
-        stay open.
+        Refuse the connections to C{port} from now on, whoever listens
+        there; those already made stay open.
         """
         self.reactor.tcpServers[:] = [server for server in self.reactor.tcpServers if server[0] != port]
 
@@ -200,10 +240,16 @@ def serve(network: MemoryNetwork, testCase, root: IService) -> IService:
     """
     Start C{root}, a tree of services built on C{network}'s reactor (a
     gateway's, by L{gateway.server.makeService}, or the poetry servers'),
-    until the end of C{testCase}, when it must stop cleanly.
+    until the end of C{testCase}, when it must stop cleanly (unless the
+    test has stopped it).
     """
     root.startService()
-    testCase.addCleanup(lambda: testCase.successResultOf(network.run(maybeDeferred(root.stopService))))
+
+    def stop() -> None:
+        if root.running:
+            testCase.successResultOf(network.run(maybeDeferred(root.stopService)))
+
+    testCase.addCleanup(stop)
     return root
 
 
