@@ -151,7 +151,8 @@ def makeSite(
 
     @param poems: the poems served at C{/poems}, by name.
     @param origins: the pages allowed to use C{/ws} and to post.
-    @param reactor: runs the WebSocket timers (the global one if C{None}).
+    @param reactor: runs the site's timers (HTTP idle timeouts) and the
+        WebSocket's (the global reactor if C{None}).
     @param idleTimeout: seconds an HTTP connection may stay silent.
     """
     root = StaticFiles(str(STATIC))
@@ -160,6 +161,8 @@ def makeSite(
     root.putChild(b"transforms", TransformsRoute(service))
     root.putChild(b"poems", Poems(poems))
     root.putChild(b"healthz", Health())
-    site = WebSite(root, maxBodyBytes=service.limits.maxPoemBytes, requestFactory=PageRequest)
+    site = WebSite(
+        root, maxBodyBytes=service.limits.maxPoemBytes, requestFactory=PageRequest, reactor=reactor
+    )
     site.timeOut = idleTimeout
     return site
