@@ -22,18 +22,23 @@ is made.
 
 import itertools
 from collections.abc import Callable
+from io import BytesIO
 
 import txaio
+from treq.client import HTTPClient
 from twisted.application.service import IService
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Cooperator
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import Agent, FileBodyProducer
+from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from gateway.poetryserver import PoetryServerOptions, makePoetryService
@@ -169,7 +174,9 @@ class MemoryNetwork:
 
         @return: C{result}, for C{successResultOf} and the like.
         """
-        self.runUntil(lambda: result.called, patience)
+        done = []
+        result.addBoth(lambda outcome: done.append(True) or outcome)
+        self.runUntil(lambda: done, patience)
         return result
 
     def runUntil(self, condition: Callable[[], bool], patience: float = PATIENCE) -> bool:
@@ -251,6 +258,22 @@ def serve(network: MemoryNetwork, testCase, root: IService) -> IService:
 
     testCase.addCleanup(stop)
     return root
+
+
+def treqClient(reactor) -> HTTPClient:
+    """
+    A treq client on a real L{Agent} on C{reactor}, which writes request
+    bodies on C{reactor}'s clock too (treq's default writes them through
+    Twisted's global cooperator, on the global reactor).
+    """
+    writer = Cooperator(scheduler=lambda work: reactor.callLater(0, work))
+
+    def body(data) -> IBodyProducer:
+        if IBodyProducer.providedBy(data):
+            return data
+        return FileBodyProducer(BytesIO(data), cooperator=writer)
+
+    return HTTPClient(Agent(reactor), data_to_body_producer=body)
 
 
 def url(scheme: str, ports=GATEWAY) -> str:

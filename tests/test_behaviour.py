@@ -8,15 +8,11 @@ once per wire: L{tests.test_loopback}.
 """
 
 import json
-from io import BytesIO
 from urllib.parse import quote
 
-from treq.client import HTTPClient
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.task import Cooperator
-from twisted.web.client import Agent, FileBodyProducer
 
 from gateway.clients import transformClient
 from gateway.urls import ServerURL
@@ -31,7 +27,7 @@ from service import BadRequest, PoemTooLarge, TransformFailed, TransformTimeout,
 from service.errors import ERRORS_BY_NAME
 from tests.behaviour import DEADLINE, MAX_POEM_BYTES, TransformBehaviour, serverService
 from tests.helpers import POEMS, TrackingAMPFactory, captureLogs
-from tests.memory import HOST, MemoryTestCase
+from tests.memory import HOST, MemoryTestCase, treqClient
 from tests.websocketclient import WebSocketClient
 
 #: The ports the servers listen on, in memory.
@@ -197,15 +193,6 @@ class JSONRPCBehaviourTests(TransformBehaviour, WebTestCase):
         self.assertEqual((error.status, error.name), (ERROR_CODES[errorName], errorName))
 
 
-def bodyOn(clock):
-    """
-    treq's way of making a request body of bytes, with its writes
-    scheduled on C{clock} rather than the global reactor.
-    """
-    cooperator = Cooperator(scheduler=lambda work: clock.callLater(0, work))
-    return lambda data: FileBodyProducer(BytesIO(data), cooperator=cooperator)
-
-
 class RawHTTPBehaviourTests(TransformBehaviour, WebTestCase):
     """
     HTTP through treq, reading the answers itself: every error is its
@@ -214,7 +201,7 @@ class RawHTTPBehaviourTests(TransformBehaviour, WebTestCase):
 
     def setUp(self):
         super().setUp()
-        self.http = HTTPClient(Agent(self.reactor), data_to_body_producer=bodyOn(self.reactor))
+        self.http = treqClient(self.reactor)
 
     def transform(self, name, poem):
         return Deferred.fromCoroutine(self._transform(name, poem))
