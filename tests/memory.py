@@ -260,6 +260,30 @@ def serve(network: MemoryNetwork, testCase, root: IService) -> IService:
     return root
 
 
+class Collector(Protocol):
+    """
+    Send some bytes as they are, then collect what comes back until the
+    other side closes.
+
+    @ivar done: fires with everything received, once the connection is
+        closed.
+    """
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.received: list[bytes] = []
+        self.done: Deferred[bytes] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.request)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.done.callback(b"".join(self.received))
+
+
 def treqClient(reactor) -> HTTPClient:
     """
     A treq client on a real L{Agent} on C{reactor}, which writes request

@@ -235,15 +235,6 @@ def test_syncClientErrors(gateway):
     assert status == 1 and "poem-too-large: the request is" in err
 
 
-def test_idleConnectionIsClosed():
-    with GatewayProcess("--idle-timeout", "0.5", listeners=("amp",)) as gateway:
-        with socket.create_connection(("127.0.0.1", gateway.ports["amp"]), timeout=20) as idle:
-            idle.sendall(b"\x00\x04_ask")
-            assert idle.recv(100) == b""
-        gateway.waitForLog(lambda: gateway.logged("idle for 0.5 s; closing the connection"))
-        gateway.waitForLog(lambda: gateway.logged("the connection closed in the middle of a box"))
-
-
 class _CountingEndpoint:
     """
     A real TCP endpoint that counts the connections it makes.
@@ -258,21 +249,34 @@ class _CountingEndpoint:
         return self.endpoint.connect(factory)
 
 
+@pytest.fixture
+def gatewayForTrial(request, gateway):
+    """
+    The module's gateway, for a trial test case: C{self.gateway}.
+    """
+    request.instance.gateway = gateway
+
+
+@pytest.mark.usefixtures("gatewayForTrial")
 class TwistedClientTests(TestCase):
     """
-    L{AMPTransformClient} against the real gateway process.
+    L{AMPTransformClient} against the real gateway process: the module's,
+    or one of its own for a test that needs other options or stops it.
     """
+
+    def connect(self, gateway):
+        self.endpoint = _CountingEndpoint(gateway.ports["amp"])
+        self.client = AMPTransformClient(self.endpoint, reactor, timeout=30)
+        self.addCleanup(self.client.disconnect)
 
     def startGateway(self, *arguments):
         gateway = GatewayProcess(*arguments, listeners=("amp",)).start()
         self.addCleanup(gateway.stop)
-        self.endpoint = _CountingEndpoint(gateway.ports["amp"])
-        self.client = AMPTransformClient(self.endpoint, reactor, timeout=30)
-        self.addCleanup(self.client.disconnect)
+        self.connect(gateway)
         return gateway
 
     async def test_hundredConcurrentQuestionsOnOneConnection(self):
-        self.startGateway()
+        self.connect(self.gateway)
         poems = [f"POEM NUMBER {n}\nTHE END" for n in range(100)]
         names = ["cummingsify|shuffle", "reverse", "rot13", "mirror"]
         results = [self.client.xform(names[n % 4], poem) for n, poem in enumerate(poems)]
@@ -292,7 +296,7 @@ class TwistedClientTests(TestCase):
         self.assertEqual(await self.client.xform("rot13|rot13", FIVE_MEGABYTES), FIVE_MEGABYTES)
 
     async def test_listAndErrors(self):
-        self.startGateway()
+        self.connect(self.gateway)
         listed = await self.client.listTransforms()
         self.assertEqual(listed[1], ("reverse", "the same lines, last line first"))
         error = await self.assertFailure(self.client.xform("nope", "poem"), UnknownTransform)

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import treq
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, serverFromString
-from twisted.internet.protocol import Protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from twisted.web.resource import Resource
@@ -41,7 +40,7 @@ from service import (
     transforms,
 )
 from tests.helpers import POEMS, ROOT, misbehavingCatalogue
-from tests.memory import HOST, MemoryTestCase, treqClient
+from tests.memory import HOST, Collector, MemoryTestCase, treqClient
 
 MAX_POEM_BYTES = 64 * 1024
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
@@ -62,27 +61,6 @@ class _Received:
 
     def makefile(self, mode):
         return BytesIO(self.data)
-
-
-class _Collect(Protocol):
-    """
-    Send a request as it is written; collect what comes back until the
-    server closes.
-    """
-
-    def __init__(self, request: bytes) -> None:
-        self.request = request
-        self.received = []
-        self.done = Deferred()
-
-    def connectionMade(self):
-        self.transport.write(self.request)
-
-    def dataReceived(self, data):
-        self.received.append(data)
-
-    def connectionLost(self, reason):
-        self.done.callback(b"".join(self.received))
 
 
 class HTTPTestCase(MemoryTestCase):
@@ -146,7 +124,7 @@ class HTTPTestCase(MemoryTestCase):
         lines += [f"{name}: {value}" for name, value in headers]
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
-        collect = _Collect("\r\n".join([*lines, "", ""]).encode("latin-1") + (body or b""))
+        collect = Collector("\r\n".join([*lines, "", ""]).encode("latin-1") + (body or b""))
         connectProtocol(TCP4ClientEndpoint(self.reactor, HOST, WEB), collect)
         response = http.client.HTTPResponse(_Received(self.result(collect.done)))
         response.begin()
@@ -242,7 +220,7 @@ class IdleTimeoutTests(HTTPTestCase):
         A connection that sends nothing is closed once the site's idle
         timeout (60 s by default) has passed on the site's clock.
         """
-        silent = _Collect(b"")
+        silent = Collector(b"")
         connectProtocol(TCP4ClientEndpoint(self.reactor, HOST, WEB), silent)
         self.network.run(silent.done, patience=59)
         self.assertNoResult(silent.done)
