@@ -29,10 +29,12 @@ while len(MEGABYTE_POEM.encode()) > 1024 * 1024:
 FIVE_MEGABYTES = (POEMS["science"] * 20_000)[: 5 * 1000 * 1000 + 7]
 
 
-@pytest.fixture(scope="module")
-def gateway():
-    with GatewayProcess(listeners=("netstring", "amp")) as process:
-        yield process
+@pytest.fixture
+def gateway(fullGateway):
+    """
+    The run's gateway with every listener on, and the default options.
+    """
+    return fullGateway
 
 
 def amp(gateway):

@@ -29,9 +29,9 @@ from tests.test_poetryclient import printed
 
 SCIENCE, ECSTASY = "poems/science.txt", "poems/ecstasy.txt"
 
-#: A slow server's pace: the 3,003 bytes of ecstasy.txt in 1.5 seconds,
+#: A slow server's pace: the 3,003 bytes of ecstasy.txt in 0.9 seconds,
 #: long enough to act while it is being sent.
-SLOW = ("--num-bytes", "100", "--delay", "0.05")
+SLOW = ("--num-bytes", "100", "--delay", "0.03")
 
 
 @pytest.fixture(scope="module")
