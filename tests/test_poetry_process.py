@@ -71,7 +71,9 @@ def test_tutorialScenario(fast, slow, fullGateway, scheme):
     """
     Two poetry servers, one slow, and a gateway reached over C{scheme}:
     both poems come back cummingsified, in command-line order, with
-    progress in bytes, and get-poetry exits as soon as it is done.
+    progress in bytes, and get-poetry exits as soon as it is done.  The
+    slow server's pace is real time, as in the tutorial: 0.45 s for the
+    poem.  (Every progress line, exactly: L{tests.test_poetryclient}.)
     """
     gateway = fullGateway.url(scheme)
     status, out, err = xform("get-poetry", "--transform-server", gateway, str(fast), str(slow), timeout=10)
@@ -94,7 +96,8 @@ def test_transformServerDiesDuringTheRun(fast):
     is still arriving: the first comes back transformed, the second falls
     back to the original.  Over AMP, the connection the first poem opened
     is gone, and the client connects again, to find the gateway down.
-    (Over every scheme, in memory: L{tests.test_poetryclient}.)
+    The kill lands while the slow server, on real time, still sends (0.9
+    s in all).  (Over every scheme, in memory: L{tests.test_poetryclient}.)
     """
     scheme = "amp"
     with (
@@ -120,8 +123,10 @@ def test_plainPoemServerDiesMidPoem():
     """
     Killed mid-poem, a server's socket closes as if the poem were done:
     without netstrings a poem cut short looks whole (the tutorial's
-    point), and the client prints what came and cannot tell.  (With
-    netstrings, and exactly where it is cut: L{tests.test_poetryclient}.)
+    point), and the client prints what came and cannot tell.  The kill
+    lands while the slow server, on real time, still sends (0.9 s in all).
+    (With netstrings, and exactly where it is cut:
+    L{tests.test_poetryclient}.)
     """
     with PoetryServerProcess([ECSTASY], *SLOW) as server:
         port = server.ports[ECSTASY]
