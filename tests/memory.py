@@ -2,8 +2,8 @@
 A network in memory, on a fake clock: real servers and real clients, no
 socket and no wall clock.
 
-A L{MemoryNetwork} is a L{MemoryReactorClock} whose listeners and
-connections are joined by L{twisted.test.iosim}: a server factory listens
+A L{MemoryNetwork} keeps a L{MemoryReactorClock} whose listeners and
+connections it joins with L{twisted.test.iosim}: a server factory listens
 on it (C{listenTCP}, or any TCP endpoint string through
 C{serverFromString}), a client connects through it with any of Twisted's
 TCP client endpoints (C{HostnameEndpoint}, as the clients of
@@ -22,7 +22,6 @@ is made.
 
 import itertools
 from collections.abc import Callable
-from io import BytesIO
 
 import txaio
 from treq.client import HTTPClient
@@ -32,18 +31,17 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import Cooperator
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.client import Agent, FileBodyProducer
-from twisted.web.iweb import IBodyProducer
+from twisted.web.client import Agent
 from zope.interface import implementer
 
 from gateway.poetryserver import PoetryServerOptions, makePoetryService
 from gateway.schemes import SCHEMES
 from gateway.server import LISTENERS, ServeOptions, makeService
+from protocols.http import httpClient
 
 #: The host every server of the network listens on and every client comes from.
 HOST = "127.0.0.1"
@@ -287,17 +285,9 @@ class Collector(Protocol):
 def treqClient(reactor) -> HTTPClient:
     """
     A treq client on a real L{Agent} on C{reactor}, which writes request
-    bodies on C{reactor}'s clock too (treq's default writes them through
-    Twisted's global cooperator, on the global reactor).
+    bodies on C{reactor}'s clock too.
     """
-    writer = Cooperator(scheduler=lambda work: reactor.callLater(0, work))
-
-    def body(data) -> IBodyProducer:
-        if IBodyProducer.providedBy(data):
-            return data
-        return FileBodyProducer(BytesIO(data), cooperator=writer)
-
-    return HTTPClient(Agent(reactor), data_to_body_producer=body)
+    return httpClient(Agent(reactor), reactor)
 
 
 def url(scheme: str, ports=GATEWAY) -> str:
