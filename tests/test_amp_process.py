@@ -2,7 +2,8 @@
 AMP against the real thing: C{xform serve} as a process on free loopback
 ports, talked to by a client written here from docs/protocols.md alone
 (plain sockets and C{struct}), by L{AMPTransformClient} and by the C{xform}
-command.
+command in this process (as a process, it runs in the docs' examples:
+L{tests.test_docs}).
 """
 
 import socket
@@ -17,7 +18,6 @@ from twisted.trial.unittest import TestCase
 from protocols.amp.client import AMPTransformClient
 from service import UnknownTransform, transforms
 from tests.helpers import POEMS, ROOT, GatewayProcess
-from tests.test_process import xform
 
 #: About 1 MB of UTF-8 (within the default limit of 1 MiB), multi-byte
 #: characters included.
@@ -208,32 +208,34 @@ def test_docsClientAnswersComeAsEachFinishes(docsClient):
     assert [docsClient.readBox()[b"_answer"] for _ in range(2)] == [b"fast", b"slow"]
 
 
-def test_sameAnswerOverNetstringAndAMP(gateway):
+def test_sameAnswerOverNetstringAndAMP(gateway, xformHere):
     poem = str(ROOT / "poems" / "ecstasy.txt")
-    netstring = xform(
+    netstring = xformHere(
         "transform", "piglatin|shuffle", poem, "-s", f"netstring://127.0.0.1:{gateway.ports['netstring']}"
     )
-    overAMP = xform("transform", "piglatin|shuffle", poem, "-s", amp(gateway))
+    overAMP = xformHere("transform", "piglatin|shuffle", poem, "-s", amp(gateway))
     assert netstring == overAMP
     assert netstring[0] == 0 and netstring[1].decode() == transforms.shuffle(
         transforms.piglatin(POEMS["ecstasy"])
     )
 
 
-def test_syncClientMegabytePoem(gateway):
-    status, out, err = xform("transform", "cummingsify", "-s", amp(gateway), input=MEGABYTE_POEM.encode())
+def test_syncClientMegabytePoem(gateway, xformHere):
+    status, out, err = xformHere("transform", "cummingsify", "-s", amp(gateway), input=MEGABYTE_POEM.encode())
     assert (status, err) == (0, "")
     assert out.decode() == MEGABYTE_POEM.lower()
 
 
-def test_syncClientErrors(gateway):
-    status, out, err = xform("transform", "nope", "-s", amp(gateway), input=b"poem")
+def test_syncClientErrors(gateway, xformHere):
+    status, out, err = xformHere("transform", "nope", "-s", amp(gateway), input=b"poem")
     assert (status, out, err) == (
         1,
         b"",
         f"xform: {amp(gateway)}: unknown-transform: unknown transform 'nope'\n",
     )
-    status, out, err = xform("transform", "cummingsify", "-s", amp(gateway), input=b"A" * (2 * 1024 * 1024))
+    status, out, err = xformHere(
+        "transform", "cummingsify", "-s", amp(gateway), input=b"A" * (2 * 1024 * 1024)
+    )
     assert status == 1 and "poem-too-large: the request is" in err
 
 
