@@ -1,13 +1,14 @@
 # Two commands on a fresh machine:
 #   make run    install the gateway into .venv and start it with its defaults
 #   make test   install everything the tests need and run the whole suite
+# and the whole system under Docker (docs/deploy.md):
+#   make compose-test   the compose system, tested through HAProxy
 
 PYTHON ?= python3
 VENV ?= .venv
-DEBIAN_PACKAGES := $(shell cat .ci/debian-packages.txt)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench conformance deps install clean
+.PHONY: run test lint bench conformance deps compose-deps compose-test install clean
 
 run: $(VENV)/.runtime
 	$(VENV)/bin/xform serve
@@ -53,15 +54,33 @@ $(VENV)/.installed: $(VENV)/.runtime
 	$(VENV)/bin/pip install --quiet --config-settings editable_mode=compat -e '.[test]'
 	touch $@
 
-# The Debian packages the tests use (netcat-openbsd, ...), installed only
-# when missing.
-deps:
-	@missing=$$(for package in $(DEBIAN_PACKAGES); do \
+# The compose system under a real Docker engine: the images built, the system
+# up, the integration suite in its tests service and the scale-out scenarios
+# from the host, the system down (.ci/compose-test). It starts dockerd (as
+# root) when no engine runs, and stops that one after.
+compose-test: compose-deps install
+	VENV=$(VENV) .ci/with-dockerd .ci/compose-test
+
+# $(call install-missing,FILE): install the Debian packages listed in FILE
+# that are missing.
+define install-missing
+	@missing=$$(for package in $$(cat $(1)); do \
 		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q 'ok installed' || echo $$package; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:" $$missing; \
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; \
 	fi
+endef
+
+# The Debian packages the tests use (netcat-openbsd, ...), installed only
+# when missing.
+deps:
+	$(call install-missing,.ci/debian-packages.txt)
+
+# Those of make compose-test: Docker's engine and compose, and debootstrap
+# for CI's stand-in base images.
+compose-deps:
+	$(call install-missing,.ci/compose-packages.txt)
 
 clean:
 	rm -rf $(VENV) $(WSTEST_VENV) $(WSTEST_VENV)-tools *.egg-info .pytest_cache .ruff_cache

@@ -16,16 +16,7 @@ from typing import NoReturn
 
 from twisted.python import usage
 
-from gateway.options import InterleavedOptions, readPoem
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("xform-gateway")
-    except PackageNotFoundError:
-        return "unknown"
+from gateway.options import CommandOptions, InterleavedOptions, OptionError, positive, readPoem
 
 
 class ClientOptions(InterleavedOptions):
@@ -45,7 +36,7 @@ class ClientOptions(InterleavedOptions):
             None,
             "The gateway: netstring://HOST:PORT, amp://HOST:PORT, ws://HOST:PORT/ws or http://HOST:PORT.",
         ],
-        ["timeout", "t", 10.0, "Seconds to wait for the whole exchange.", float],
+        ["timeout", "t", 10.0, "Seconds to wait for the whole exchange.", positive(float)],
     ]
 
     def __init__(self) -> None:
@@ -58,9 +49,7 @@ class ClientOptions(InterleavedOptions):
         try:
             self["server"] = parseServerURL(self["server"])
         except ValueError as error:
-            raise usage.UsageError(f"--server: {error}") from None
-        if not self["timeout"] > 0:
-            raise usage.UsageError("--timeout must be positive")
+            raise OptionError("server", str(error)) from None
 
 
 class TransformOptions(ClientOptions):
@@ -112,11 +101,12 @@ def _getPoetryOptions() -> usage.Options:
     return GetPoetryOptions()
 
 
-class XformOptions(usage.Options):
+class XformOptions(CommandOptions):
     """
     The C{xform} command line.
     """
 
+    commandName = "xform"
     synopsis = "xform"
     subCommands = [
         ["serve", None, _serveOptions, "Run the gateway."],
@@ -126,48 +116,48 @@ class XformOptions(usage.Options):
         ["get-poetry", None, _getPoetryOptions, "Fetch poems and have them transformed (Part 13)."],
     ]
 
-    def opt_version(self) -> None:
-        """
-        Print the version and exit.
-        """
-        print(f"xform-gateway {_version()}")
-        raise SystemExit(0)
-
     def postOptions(self) -> None:
         if self.subCommand is None:
             raise usage.UsageError(f"which command? ({', '.join(name for name, *_ in self.subCommands)})")
 
 
-async def _startListening(reactor, root) -> None:
+async def _start(reactor, root) -> None:
     """
-    Start C{root} once the reactor runs, with a shutdown stopping it, and
-    wait until every listener in it listens.
+    Start C{root}, a L{ListeningTree}, once the reactor runs, with a
+    shutdown stopping it.
 
-    @raise FirstError: if one cannot; it has logged why.
+    @raise CannotListen: if a listener cannot listen.
     """
-    from twisted.internet.defer import Deferred, gatherResults
-
-    from gateway.listening import listeners
+    from twisted.internet.defer import Deferred
 
     running: Deferred[None] = Deferred()
     reactor.callWhenRunning(running.callback, None)  # once signal handlers are in place
     await running
-    reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     root.startService()
-    await gatherResults([child.whenListening() for child in listeners(root)], consumeErrors=True)
+    reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
 
 
 async def _serve(reactor, root) -> None:
     """
-    Run the gateway until SIGINT or SIGTERM stops the reactor; exit with
-    status 1 if a listener cannot listen.
+    Run the gateway until SIGINT or SIGTERM stops the reactor.  A listener
+    that cannot listen ends it with status 1 and one line: the message of
+    the L{CannotListen} that starting the tree raises or, if the listener
+    finds out later, the tree's log line.
     """
-    from twisted.internet.defer import Deferred, FirstError
+    from twisted.internet.defer import Deferred
+
+    from gateway.listening import CannotListen
 
     try:
-        await _startListening(reactor, root)
-    except FirstError:
-        raise SystemExit(1) from None  # the listener has logged why
+        await _start(reactor, root)
+    except CannotListen as error:
+        # react exits with the code of a SystemExit, but Failure.check does
+        # not see one in an exception that is also an Exception.
+        raise SystemExit(error.code) from None
+    try:
+        await root.whenListening()
+    except CannotListen:
+        raise SystemExit(1) from None  # the tree has logged why, and stops the reactor
     await Deferred()  # until a signal stops the reactor
 
 
@@ -177,17 +167,17 @@ async def _servePoetry(reactor, root) -> None:
     is served, say where on standard output, one line each, and start the
     log; exit with status 2 and one line if a poem cannot be served.
     """
-    from twisted.internet.defer import Deferred, FirstError
+    from twisted.internet.defer import Deferred
 
-    from gateway.listening import listeners
+    from gateway.listening import CannotListen, listeners
     from gateway.logs import startLogging
     from protocols.addresses import describeAddress
 
     try:
-        await _startListening(reactor, root)
-    except FirstError as error:
-        failed = listeners(root)[error.index]
-        print(f"xform: {failed.name} cannot listen: {error.subFailure.getErrorMessage()}", file=sys.stderr)
+        await _start(reactor, root)
+        await root.whenListening()
+    except CannotListen as error:
+        print(f"xform: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     for listener in listeners(root):
         print(f"{listener.name} listening on {describeAddress(listener.port.getHost())}")
@@ -236,28 +226,13 @@ def _listTransforms(options: TransformsOptions) -> int:
     return 0
 
 
-def _usageError(command: usage.Options, error: usage.UsageError) -> NoReturn:
-    """
-    Report a usage error and exit with status 2: with the command's help
-    above it, or only the one line for commands that have C{briefErrors}.
-    """
-    if getattr(command, "briefErrors", False):
-        print(f"xform: {error}", file=sys.stderr)
-    else:
-        print(f"{command}\nxform: {error}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def main(argv: list[str] | None = None) -> NoReturn:
     """
     Run the C{xform} command; exits with 0 on success, 1 on failure and 2
     for bad usage.
     """
     options = XformOptions()
-    try:
-        options.parseOptions(sys.argv[1:] if argv is None else argv)
-    except usage.UsageError as error:
-        _usageError(options.subOptions if options.subCommand else options, error)
+    options.parseOptions(sys.argv[1:] if argv is None else argv)  # on a usage error, exits with 2
     command, subOptions = options.subCommand, options.subOptions
     if command == "transform":
         raise SystemExit(_transform(subOptions))
@@ -269,7 +244,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     try:
         run = _prepare(command, subOptions, reactor)
     except usage.UsageError as error:
-        _usageError(subOptions, error)
+        subOptions.exitWithUsageError(error)
     react(run)
 
 
@@ -282,10 +257,10 @@ def _prepare(command: str, options: usage.Options, reactor) -> Callable[[object]
     from gateway.logs import startLogging
 
     if command == "serve":
-        from gateway.server import makeService
+        from gateway.tap import prepareService
 
-        root = makeService(options, reactor)
-        startLogging(options["log-level"])
+        root = prepareService(options, reactor)
+        startLogging(options["log-level"], options["log-format"])
         return partial(_serve, root=root)
     if command == "poetry-server":
         from gateway.poetryserver import makePoetryService

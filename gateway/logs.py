@@ -1,30 +1,126 @@
 """
-Logging of the command line tools: C{twisted.logger} events as text on
-standard error, filtered by level.
+The log of C{xform serve} and of the other commands: C{twisted.logger}
+events, written as text or as JSON lines, filtered by level.
+
+Below C{debug}, the libraries' own chatter is left out: Twisted's lines
+about each port and factory (C{<Factory> starting on <port>}, C{(TCP Port N
+Closed)}, C{Starting factory}), twisted.web's C{Timing out client}, and
+Autobahn's lines about each connection.  What the gateway itself says is
+kept, and so is every warning and error of Twisted's, every error of
+Autobahn's.
+
+A JSON line is one object: C{timestamp} (ISO 8601, UTC), C{level},
+C{namespace}, C{message} (the rendered text), C{traceback} for a failure,
+and the event's own fields (C{peer}, C{error}, ...; one named as one of
+those keys is left out); addresses are written C{host:port}.
 """
 
+import json
 import sys
+from datetime import UTC, datetime
 from typing import TextIO
 
 from twisted.logger import (
+    FileLogObserver,
     FilteringLogObserver,
+    ILogObserver,
     LogLevel,
     LogLevelFilterPredicate,
+    PredicateResult,
+    formatEvent,
     globalLogBeginner,
     textFileLogObserver,
 )
 
+from protocols.addresses import describeAddress
+
 #: The names accepted by C{--log-level}.
 LEVELS = {level.name: level for level in LogLevel.iterconstants()}
 
+#: The formats of C{--log-format}.
+FORMATS = ("text", "json")
 
-def startLogging(levelName: str, stream: TextIO = sys.stderr, discardBuffer: bool = False) -> None:
+#: The namespaces of the libraries, each with the lowest level of theirs
+#: that is written below C{debug}; C{log_legacy} holds what Twisted still
+#: logs through C{twisted.python.log}.
+QUIET_BELOW = {
+    "log_legacy": LogLevel.warn,
+    "twisted": LogLevel.warn,
+    "autobahn": LogLevel.error,
+}
+
+#: Keys of an event that are not its own fields: the logger's, and those
+#: of events from C{twisted.python.log}.
+_NOT_FIELDS = frozenset({"message", "isError", "system", "time", "format", "failure", "why"})
+
+
+def quietLibraries(event: dict) -> PredicateResult:
     """
-    Send log events of C{levelName} and above to C{stream}.
+    A predicate for L{FilteringLogObserver}: leave out the events of a
+    library in L{QUIET_BELOW} under its level.
+    """
+    namespace = event.get("log_namespace") or ""
+    for library, lowest in QUIET_BELOW.items():
+        if namespace == library or namespace.startswith(library + "."):
+            if event.get("log_level", LogLevel.info) < lowest:
+                return PredicateResult.no
+    return PredicateResult.maybe
+
+
+def _jsonValue(value: object) -> object:
+    """
+    A field that JSON cannot hold as it is: an address as C{host:port},
+    anything else as its text.
+    """
+    if hasattr(value, "host") and hasattr(value, "port"):
+        return describeAddress(value)
+    return str(value)
+
+
+def jsonLine(event: dict) -> str:
+    """
+    C{event} as one line of JSON, ended by a newline.
+    """
+    level = event.get("log_level")
+    line = {
+        "timestamp": datetime.fromtimestamp(event.get("log_time", 0), tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "level": level.name if level is not None else "info",
+        "namespace": event.get("log_namespace", ""),
+        "message": formatEvent(event),
+    }
+    failure = event.get("log_failure")
+    if failure is not None:
+        line["traceback"] = failure.getTraceback()
+    for key, value in event.items():
+        if not key.startswith("log_") and key not in _NOT_FIELDS:
+            line.setdefault(key, value)
+    return json.dumps(line, default=_jsonValue, ensure_ascii=False) + "\n"
+
+
+def gatewayObserver(levelName: str, format: str = "text", stream: TextIO = sys.stderr) -> ILogObserver:
+    """
+    An observer writing the events of C{levelName} and above to C{stream},
+    as text or JSON lines, without the libraries' chatter unless
+    C{levelName} is C{debug}.
+    """
+    writer = FileLogObserver(stream, jsonLine) if format == "json" else textFileLogObserver(stream)
+    predicates = [LogLevelFilterPredicate(defaultLogLevel=LEVELS[levelName])]
+    if LEVELS[levelName] > LogLevel.debug:
+        predicates.append(quietLibraries)
+    return FilteringLogObserver(writer, predicates)
+
+
+def startLogging(
+    levelName: str, format: str = "text", stream: TextIO = sys.stderr, discardBuffer: bool = False
+) -> None:
+    """
+    Send log events to C{stream} through a L{gatewayObserver}.
 
     @param discardBuffer: drop the events logged before, instead of writing
         them out first.
     """
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS[levelName])
-    observer = FilteringLogObserver(textFileLogObserver(stream), [predicate])
-    globalLogBeginner.beginLoggingTo([observer], discardBuffer=discardBuffer, redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo(
+        [gatewayObserver(levelName, format, stream)], discardBuffer=discardBuffer, redirectStandardIO=False
+    )

@@ -28,7 +28,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from gateway.clients import describeFailure, transformClient
-from gateway.options import InterleavedOptions, positive
+from gateway.options import InterleavedOptions, OptionError, positive
 from gateway.urls import ServerURL, parseServerURL
 from protocols.addresses import describeAddress
 from protocols.interfaces import ITransformClient
@@ -67,7 +67,6 @@ class GetPoetryOptions(InterleavedOptions):
     """
 
     synopsis = "[options] [HOST:]PORT ..."
-    briefErrors = True
     longdesc = (
         "Download a poem from each poetry server (HOST defaults to 127.0.0.1), all at once; "
         "with --transform-server, have each one transformed there, falling back to the "
@@ -96,28 +95,28 @@ class GetPoetryOptions(InterleavedOptions):
             None,
             10.0,
             "Seconds for each timeout below that is not given.",
-            positive(float, "timeout"),
+            positive(float),
         ],
         [
             "connect-timeout",
             None,
             None,
             "Seconds to connect to a poetry server.",
-            positive(float, "connect-timeout"),
+            positive(float),
         ],
         [
             "download-timeout",
             None,
             None,
             "Seconds a poetry server may send nothing.",
-            positive(float, "download-timeout"),
+            positive(float),
         ],
         [
             "transform-timeout",
             None,
             None,
             "Seconds each transform may take.",
-            positive(float, "transform-timeout"),
+            positive(float),
         ],
     ]
 
@@ -137,7 +136,7 @@ class GetPoetryOptions(InterleavedOptions):
             try:
                 self["transform-server"] = parseServerURL(self["transform-server"])
             except ValueError as error:
-                raise usage.UsageError(f"--transform-server: {error}") from None
+                raise OptionError("transform-server", str(error)) from None
 
 
 class PoetryClient:
@@ -167,7 +166,7 @@ class PoetryClient:
             try:
                 self.transformer = transformClient(reactor, server, options["transform-timeout"])
             except ValueError as error:
-                raise usage.UsageError(f"--transform-server: {error}") from None
+                raise OptionError("transform-server", str(error)) from None
 
     async def run(self) -> int:
         """

@@ -4,12 +4,11 @@ Part 11 (fastpoetry and slowpoetry), several poems in one process, each on
 its own port.
 """
 
-from twisted.application.service import MultiService
 from twisted.internet.endpoints import quoteStringArgument
 from twisted.python import usage
 
-from gateway.listening import ListeningService
-from gateway.options import InterleavedOptions, positive, readPoem, serverEndpoint
+from gateway.listening import ListeningService, ListeningTree
+from gateway.options import InterleavedOptions, OptionError, positive, readPoem, serverEndpoint
 from protocols.poetry import Pace, PoetryServerFactory
 
 #: The pace of a slow server when only one of C{--num-bytes} and C{--delay}
@@ -23,7 +22,6 @@ class PoetryServerOptions(InterleavedOptions):
     """
 
     synopsis = "FILE... [--port PORT|ENDPOINT]... [options]"
-    briefErrors = True
     longdesc = (
         "Serve each poem FILE on its own port: on connect, send the poem and close. "
         "The n-th --port is the n-th FILE's; a FILE without one gets a free port. "
@@ -40,14 +38,14 @@ class PoetryServerOptions(InterleavedOptions):
             None,
             None,
             f"Slow mode: send this many bytes at a time [{DEFAULT_PACE.numBytes} with --delay].",
-            positive(int, "num-bytes"),
+            positive(int),
         ],
         [
             "delay",
             None,
             None,
             f"Slow mode: seconds between two pieces [{DEFAULT_PACE.delay:g} with --num-bytes].",
-            positive(float, "delay"),
+            positive(float),
         ],
     ]
 
@@ -86,17 +84,18 @@ class PoetryServerOptions(InterleavedOptions):
         if not port.isdigit():
             return port
         if int(port) > 65535:
-            raise usage.UsageError(f"--port {port}: not a port number (0 to 65535)")
+            raise OptionError("port", f"{port} is not a port number (0 to 65535)")
         return f"tcp:{int(port)}:interface={quoteStringArgument(self['iface'])}"
 
 
-def makePoetryService(options: PoetryServerOptions, reactor) -> MultiService:
+def makePoetryService(options: PoetryServerOptions, reactor) -> ListeningTree:
     """
-    A L{ListeningService} called C{poetry FILE} for each poem.
+    A L{ListeningTree} of a L{ListeningService} called C{poetry FILE} for
+    each poem.
 
-    @raise usage.UsageError: if an endpoint string is invalid.
+    @raise OptionError: if an endpoint string is invalid.
     """
-    root = MultiService()
+    root = ListeningTree(reactor)
     for path, poem, description in zip(options["files"], options["poems"], options["endpoints"], strict=True):
         endpoint = serverEndpoint(reactor, description, "port")
         factory = PoetryServerFactory(

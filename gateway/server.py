@@ -7,14 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from twisted.application.service import MultiService
 from twisted.internet.protocol import Factory
 from twisted.python import usage
 
 from gateway.clients import transformClient
-from gateway.listening import ListeningService
-from gateway.logs import LEVELS
-from gateway.options import positive, serverEndpoint
+from gateway.listening import ListeningService, ListeningTree
+from gateway.logs import FORMATS, LEVELS
+from gateway.options import CommandOptions, OptionError, oneOf, positive, repeatable, serverEndpoint
 from gateway.poems import defaultPoemsDirectory, loadPoems
 from gateway.upstream import Upstream
 from gateway.urls import parseServerURL
@@ -58,6 +57,7 @@ def _webFactory(service: TransformService, options: "ServeOptions", reactor) -> 
         OriginPolicy(options["allowed-origin"]),
         reactor,
         idleTimeout=options["idle-timeout"],
+        accessLog=options["log-level"] == "debug",
     )
 
 
@@ -69,47 +69,54 @@ LISTENERS: dict[str, Listener] = {
 }
 
 
-class ServeOptions(usage.Options):
+class ServeOptions(CommandOptions):
     """
-    The options of C{xform serve} (and of the C{xform-gateway} twistd
-    plugin).
+    The options of C{xform serve}, and of the C{xform-gateway} twistd
+    plugin: each also from its C{XFORM_} environment variable
+    (L{gateway.options}).
     """
 
+    commandName = "xform serve"
     synopsis = "[options]"
     longdesc = (
         "Serve the poetry transform service. Listeners take Twisted endpoint strings "
-        "(e.g. tcp:10001:interface=0.0.0.0) or 'off'."
+        "(e.g. tcp:10001:interface=0.0.0.0) or 'off'. Every option can also be given "
+        "in its environment variable; the command line wins."
     )
+    environmentPrefix = "XFORM_"
+    notConfiguration = CommandOptions.notConfiguration | {"print-config"}
 
+    optFlags = [
+        [
+            "print-config",
+            None,
+            "Print the configuration, one option per line with where its value came from, and exit.",
+        ],
+    ]
     optParameters = [
         *(
             [name, None, listener.default, f"Endpoint of the {name} protocol, or 'off'."]
             for name, listener in LISTENERS.items()
         ),
-        [
-            "max-poem-bytes",
-            None,
-            Limits.maxPoemBytes,
-            "Largest poem accepted, in bytes.",
-            positive(int, "max-poem-bytes"),
-        ],
-        ["deadline", None, Limits.deadline, "Seconds a request may take.", positive(float, "deadline")],
-        [
-            "max-in-flight",
-            None,
-            Limits.maxInFlight,
-            "Requests served at once.",
-            positive(int, "max-in-flight"),
-        ],
+        ["max-poem-bytes", None, Limits.maxPoemBytes, "Largest poem accepted, in bytes.", positive(int)],
+        ["deadline", None, Limits.deadline, "Seconds a request may take.", positive(float)],
+        ["max-in-flight", None, Limits.maxInFlight, "Requests served at once.", positive(int)],
         [
             "idle-timeout",
             None,
             30.0,
             "Seconds a client may stay silent before its request is whole (on AMP: with nothing in flight).",
-            positive(float, "idle-timeout"),
+            positive(float),
         ],
-        ["workers", None, 2, "Threads that transform large poems.", positive(int, "workers")],
-        ["log-level", None, "info", f"One of: {', '.join(LEVELS)}."],
+        ["workers", None, 2, "Threads that transform large poems.", positive(int)],
+        ["log-level", None, "info", f"Least level logged: {', '.join(LEVELS)}.", oneOf(*LEVELS)],
+        [
+            "log-format",
+            None,
+            "text",
+            "Log lines as text or json (one JSON object per line).",
+            oneOf(*FORMATS),
+        ],
         [
             "poems",
             None,
@@ -125,51 +132,51 @@ class ServeOptions(usage.Options):
         self["allowed-origin"] = []
         self["upstream"] = {}
 
+    @repeatable
     def opt_allowed_origin(self, origin: str) -> None:
         """
         An origin (https://host:port) whose pages may use /ws and POST, besides
-        the gateway's own; repeatable.
+        the gateway's own.
         """
-        try:
-            normalizeOrigin(origin)
-        except ValueError as error:
-            raise usage.UsageError(f"--allowed-origin: {error}") from None
+        normalizeOrigin(origin)
         self["allowed-origin"].append(origin)
 
+    @repeatable
     def opt_upstream(self, value: str) -> None:
-        """PREFIX=URL: offer the transforms of the server at URL (netstring://HOST:PORT, ...) as PREFIX:NAME. Repeatable."""
+        """
+        PREFIX=URL: offer the transforms of the server at URL (netstring://HOST:PORT, ...) as PREFIX:NAME.
+        """
         prefix, equals, url = value.partition("=")
         if not equals:
-            raise usage.UsageError(f"--upstream {value!r}: give PREFIX=URL")
+            raise ValueError(f"{value!r}: give PREFIX=URL")
         if prefix in self["upstream"]:
-            raise usage.UsageError(f"--upstream: prefix {prefix!r} is given twice")
+            raise ValueError(f"prefix {prefix!r} is given twice")
         try:
             self["upstream"][prefix] = parseServerURL(url)
         except ValueError as error:
-            raise usage.UsageError(f"--upstream {prefix}: {error}") from None
+            raise ValueError(f"{prefix}: {error}") from None
 
     def postOptions(self) -> None:
         if self["poems"] is None:
             self["poems"] = defaultPoemsDirectory()
         elif not self["poems"].is_dir():
-            raise usage.UsageError(f"--poems: {str(self['poems'])!r} is not a directory")
-        if self["log-level"] not in LEVELS:
-            raise usage.UsageError(f"--log-level must be one of: {', '.join(LEVELS)}")
+            raise OptionError("poems", f"{str(self['poems'])!r} is not a directory")
         if all(self[name] == OFF for name in LISTENERS):
             raise usage.UsageError("every listener is off: nothing to serve")
 
 
-def makeService(options: ServeOptions, reactor) -> MultiService:
+def makeService(options: ServeOptions, reactor) -> ListeningTree:
     """
-    Build the gateway: worker threads, the shared L{TransformService} with
-    the upstreams' transforms delegated to them (each L{Upstream} a service
-    too, which disconnects its client when the gateway stops), and a
-    L{ListeningService} for each listener that is not C{off}.
+    Build the gateway: a L{ListeningTree} of worker threads, the shared
+    L{TransformService} with the upstreams' transforms delegated to them
+    (each L{Upstream} a service too, which disconnects its client when the
+    gateway stops), and a L{ListeningService} for each listener that is not
+    C{off}.
 
-    @raise usage.UsageError: if an endpoint string is invalid, or an
-        upstream's prefix is unusable or its scheme has no client.
+    @raise OptionError: if an endpoint string is invalid, or an upstream's
+        prefix is unusable or its scheme has no client.
     """
-    root = MultiService()
+    root = ListeningTree(reactor)
     workers = WorkerThreads(reactor, options["workers"])
     workers.setServiceParent(root)
     limits = Limits(
@@ -180,10 +187,10 @@ def makeService(options: ServeOptions, reactor) -> MultiService:
     catalogue = builtinCatalogue(reactor)
     for prefix, server in options["upstream"].items():
         try:
-            upstream = Upstream(prefix, server, transformClient(reactor, server, limits.deadline))
-            catalogue.delegate(prefix, upstream.resolve)
+            upstream = Upstream(prefix, server, transformClient(reactor, server, limits.deadline), reactor)
+            catalogue.delegate(prefix, upstream.resolve, upstream.listing)
         except ValueError as error:
-            raise usage.UsageError(f"--upstream {prefix}={server}: {error}") from None
+            raise OptionError("upstream", f"{prefix}={server}: {error}") from None
         upstream.setServiceParent(root)
     service = TransformService(catalogue, reactor, limits, offload=workers.offload)
     for name, listener in LISTENERS.items():

@@ -19,11 +19,11 @@ every response carries L{SECURITY_HEADERS}.
 from collections.abc import Mapping
 from pathlib import Path
 
-from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 from twisted.web.static import File
 
+from protocols.common import Refusals
 from protocols.http import (
     APIResource,
     BoundedRequest,
@@ -37,7 +37,7 @@ from protocols.http import (
 )
 from protocols.httpwire import TEXT_PLAIN
 from protocols.origins import OriginPolicy
-from protocols.websocket import TransformWebSocketFactory
+from protocols.websocket import TransformWebSocketFactory, TransformWebSocketResource
 from service.transformer import TransformService
 
 #: The page's files, shipped inside the package.
@@ -145,24 +145,36 @@ def makeSite(
     origins: OriginPolicy,
     reactor=None,
     idleTimeout: float = 60.0,
+    accessLog: bool = False,
 ) -> WebSite:
     """
     The web face's site.
 
     @param poems: the poems served at C{/poems}, by name.
     @param origins: the pages allowed to use C{/ws} and to post.
-    @param reactor: runs the site's timers (HTTP idle timeouts) and the
-        WebSocket's (the global reactor if C{None}).
+    @param reactor: runs the WebSocket timers and the summaries of the
+        refusals (the global one if C{None}).
     @param idleTimeout: seconds an HTTP connection may stay silent.
+    @param accessLog: whether to log each request, at C{debug}.
     """
+    if reactor is None:
+        from twisted.internet import reactor
+    refusals = Refusals(reactor)
     root = StaticFiles(str(STATIC))
-    root.putChild(b"ws", WebSocketResource(TransformWebSocketFactory(service, origins, reactor)))
-    root.putChild(b"transform", TransformRoute(service, origins))
+    root.putChild(
+        b"ws", TransformWebSocketResource(TransformWebSocketFactory(service, origins, refusals, reactor))
+    )
+    root.putChild(b"transform", TransformRoute(service, origins, refusals))
     root.putChild(b"transforms", TransformsRoute(service))
     root.putChild(b"poems", Poems(poems))
     root.putChild(b"healthz", Health())
     site = WebSite(
-        root, maxBodyBytes=service.limits.maxPoemBytes, requestFactory=PageRequest, reactor=reactor
+        root,
+        maxBodyBytes=service.limits.maxPoemBytes,
+        refusals=refusals,
+        accessLog=accessLog,
+        requestFactory=PageRequest,
+        reactor=reactor,
     )
     site.timeOut = idleTimeout
     return site

@@ -1,14 +1,16 @@
 """
 What the protocol adapters do the same way: the factory that hands the
-shared service to each connection, how loudly to log a refused request, and
-releasing a client that keeps no connection open.
+shared service to each connection, how a refused request is logged (how
+loudly, and how often: L{Refusals}), and releasing a client that keeps no
+connection open.
 """
 
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger, LogLevel
 
@@ -26,6 +28,8 @@ class TransformServerFactory(Factory):
     @ivar clock: schedules the idle timeouts.
     @ivar idleTimeout: seconds a connection may stay silent while it owes
         the server nothing (each protocol says exactly when).
+    @ivar refusals: the refusals of its connections, for L{logRefusal};
+        what it has not written yet is summed up when the factory stops.
     """
 
     noisy = False
@@ -34,20 +38,143 @@ class TransformServerFactory(Factory):
         self.service = service
         self.clock = clock
         self.idleTimeout = idleTimeout
+        self.refusals = Refusals(clock)
+
+    def stopFactory(self) -> None:
+        self.refusals.flush()
 
 
-def logRefusal(log: Logger, error: TransformError, format: str, **fields: object) -> None:
+class ForbiddenOrigin(TransformError):
     """
-    Log a request refused with C{error}: a warning when the gateway could
-    not serve a good request (the transform failed, timed out, or the
-    gateway is overloaded), for information when the client asked for
-    something wrong.  C{format} may use C{{error}} (the error's name) and
-    C{{reason}} (its message) besides C{fields}.
+    A page whose origin L{protocols.origins} does not allow asked the web
+    face (a WebSocket handshake, a C{POST}); not an error of the service's,
+    only logged as its refusals are.
     """
-    level = (
-        LogLevel.warn if isinstance(error, (TransformFailed, TransformTimeout, Overloaded)) else LogLevel.info
-    )
-    log.emit(level, format, error=error.name, reason=error.message, **fields)
+
+    name = "forbidden-origin"
+
+
+def refusalLevel(error: TransformError) -> LogLevel:
+    """
+    How loudly to log a request refused with C{error}: a warning when the
+    gateway could not serve a good request (the transform failed, timed
+    out, or the gateway is overloaded), for information when the client
+    asked for something wrong.
+    """
+    if isinstance(error, (TransformFailed, TransformTimeout, Overloaded)):
+        return LogLevel.warn
+    return LogLevel.info
+
+
+@dataclass
+class _Kind:
+    """
+    What L{Refusals} knows of one kind of refusal.
+
+    @ivar tokens: how many lines may be written now (a token bucket).
+    @ivar updated: when C{tokens} was last brought up to date.
+    @ivar level: the level of its lines, and of their summary.
+    @ivar skipped: refusals not written since C{since}.
+    @ivar summary: the call that will sum them up.
+    """
+
+    tokens: float
+    updated: float
+    level: LogLevel
+    skipped: int = 0
+    since: float = 0.0
+    summary: IDelayedCall | None = None
+
+
+class Refusals:
+    """
+    The refusals of a listener, logged without flooding the log: for each
+    kind (protocol and error name), L{burst} lines at once, then at most
+    L{perSecond} a second; the refusals not written are summed up in one
+    line L{period} seconds after the first of them::
+
+        netstring: 1,234 more 'overloaded' refusals in the last 10 s
+
+    or when the listener stops (L{flush}), whichever comes first.
+
+    L{admit} sees every refusal: the place to count them.
+
+    @ivar clock: measures the rates and schedules the summaries.
+    """
+
+    #: Lines written at once for one kind.
+    burst = 5
+    #: Lines a second for one kind, after the burst.
+    perSecond = 2.0
+    #: Seconds between the first refusal not written and its summary.
+    period = 10.0
+
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self._kinds: dict[tuple[str, str], _Kind] = {}
+
+    def admit(self, protocol: str, error: TransformError) -> bool:
+        """
+        Take note of a request refused with C{error} over C{protocol}.
+
+        @return: whether to write its line.
+        """
+        now = self.clock.seconds()
+        key = (protocol, error.name)
+        kind = self._kinds.get(key)
+        if kind is None:
+            kind = self._kinds[key] = _Kind(tokens=self.burst, updated=now, level=refusalLevel(error))
+        kind.tokens = min(self.burst, kind.tokens + (now - kind.updated) * self.perSecond)
+        kind.updated = now
+        if kind.tokens >= 1:
+            kind.tokens -= 1
+            return True
+        if not kind.skipped:
+            kind.since = now
+            kind.summary = self.clock.callLater(self.period, self._summarize, key)
+        kind.skipped += 1
+        return False
+
+    def _summarize(self, key: tuple[str, str]) -> None:
+        kind = self._kinds[key]
+        protocol, error = key
+        self.log.emit(
+            kind.level,
+            "{protocol}: {count:,} more {error!r} refusals in the last {seconds:.3g} s",
+            protocol=protocol,
+            error=error,
+            count=kind.skipped,
+            seconds=self.clock.seconds() - kind.since,
+        )
+        kind.skipped = 0
+        kind.summary = None
+
+    def flush(self) -> None:
+        """
+        Sum up now the refusals not written yet.
+        """
+        for key, kind in self._kinds.items():
+            if kind.summary is not None:
+                kind.summary.cancel()
+                self._summarize(key)
+
+
+def logRefusal(
+    log: Logger, error: TransformError, format: str, refusals: Refusals | None = None, **fields: object
+) -> None:
+    """
+    Log a request refused with C{error}, at L{refusalLevel}.  C{format} may
+    use C{{error}} (the error's name) and C{{reason}} (its message) besides
+    C{fields}.
+
+    @param refusals: the listener's L{Refusals}, which may leave the line
+        out; C{fields} must then name the C{protocol}.
+    """
+    if refusals is not None and not refusals.admit(str(fields.get("protocol", "")), error):
+        return
+    log.emit(refusalLevel(error), format, error=error.name, reason=error.message, **fields)
 
 
 class ConnectionPerCall:

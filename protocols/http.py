@@ -46,10 +46,18 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 from zope.interface import implementer
 
-from protocols.common import ConnectionPerCall
-from protocols.httpwire import APPLICATION_JSON, STATUS_CODES, TEXT_PLAIN, errorFromResponse, transformPath
-from protocols.interfaces import ITransformClient
-from protocols.listing import transformsListing
+from protocols.addresses import describeAddress
+from protocols.common import ConnectionPerCall, ForbiddenOrigin, Refusals, logRefusal
+from protocols.httpwire import (
+    APPLICATION_JSON,
+    STATUS_CODES,
+    TEXT_PLAIN,
+    TRANSFORMS_PATH,
+    errorFromResponse,
+    transformPath,
+)
+from protocols.interfaces import ITransformLister
+from protocols.listing import listedTransforms, transformsListing
 from protocols.origins import OriginPolicy
 from service.errors import BadRequest, PoemTooLarge, TransformError, TransformFailed
 from service.transformer import TransformService
@@ -148,15 +156,17 @@ class TransformRoute(APIResource):
 
     @ivar service: the transform service called.
     @ivar origins: the pages allowed to post.
+    @ivar refusals: where refusals are logged (the web site's).
     """
 
-    def __init__(self, service: TransformService, origins: OriginPolicy) -> None:
+    def __init__(self, service: TransformService, origins: OriginPolicy, refusals: Refusals) -> None:
         super().__init__()
         self.service = service
         self.origins = origins
+        self.refusals = refusals
 
     def getChild(self, path: bytes, request: Request) -> Resource:
-        return TransformCall(self.service, self.origins)
+        return TransformCall(self.service, self.origins, self.refusals)
 
     def render_POST(self, request: Request) -> bytes:
         return errorBody(request, 404, "not-found", "POST the poem to /transform/<name>")
@@ -169,26 +179,28 @@ class TransformCall(APIResource):
 
     @ivar service: the transform service called.
     @ivar origins: the pages allowed to post.
+    @ivar refusals: where refusals are logged (the web site's).
     """
 
     log = Logger()
     isLeaf = True
 
-    def __init__(self, service: TransformService, origins: OriginPolicy) -> None:
+    def __init__(self, service: TransformService, origins: OriginPolicy, refusals: Refusals) -> None:
         super().__init__()
         self.service = service
         self.origins = origins
+        self.refusals = refusals
 
     def render_POST(self, request: Request):
         origin = request.getHeader(b"origin")
         origin = origin.decode("latin-1") if origin is not None else None
         host = request.getHeader(b"host")
         if not self.origins.allows(origin, host and host.decode("latin-1"), request.isSecure()):
-            return errorBody(request, 403, "forbidden-origin", self.origins.explain(origin))
+            return self._refusal(request, 403, ForbiddenOrigin(self.origins.explain(origin)))
         try:
             name, poem = self._decode(request)
         except BadRequest as error:
-            return errorBody(request, 400, error.name, error.message)
+            return self._refusal(request, 400, error)
         result = self.service.transform(name, poem)
         request.notifyFinish().addErrback(lambda _: result.cancel())  # the client went away
         result.addCallbacks(self._answer, self._refuse, callbackArgs=(request,), errbackArgs=(request,))
@@ -218,28 +230,51 @@ class TransformCall(APIResource):
         if failure.check(CancelledError):
             return  # the client went away
         if failure.check(TransformError):
-            error = failure.value
-            status, name, message = STATUS_CODES.get(error.name, 500), error.name, error.message
+            body = self._refusal(request, STATUS_CODES.get(failure.value.name, 500), failure.value)
         else:
-            self.log.failure("while transforming for {peer}", failure, peer=request.getClientAddress())
-            status, name, message = 500, "internal-error", "the gateway failed; its log tells why"
-        request.write(errorBody(request, status, name, message))
+            self.log.failure(
+                "http {peer}: while transforming", failure, peer=describeAddress(request.getClientAddress())
+            )
+            body = errorBody(request, 500, "internal-error", "the gateway failed; its log tells why")
+        request.write(body)
         request.finish()
+
+    def _refusal(self, request: Request, status: int, error: TransformError) -> bytes:
+        """
+        Log the refusal of C{request} with C{error}, and return the body of
+        its answer, with C{status}.
+        """
+        logRefusal(
+            self.log,
+            error,
+            "{protocol} {peer}: answering {status} {error}: {reason}",
+            refusals=self.refusals,
+            protocol="http",
+            peer=describeAddress(request.getClientAddress()),
+            status=status,
+        )
+        return errorBody(request, status, error.name, error.message)
 
 
 class TransformsRoute(APIResource):
     """
-    C{GET /transforms}: the catalogue.
+    C{GET /transforms}: the service's listing, upstreams' transforms
+    included.
 
-    @ivar service: the transform service whose catalogue is listed.
+    @ivar service: the transform service whose transforms are listed.
     """
 
     def __init__(self, service: TransformService) -> None:
         super().__init__()
         self.service = service
 
-    def render_GET(self, request: Request) -> bytes:
-        return jsonBody(request, transformsListing(self.service))
+    def render_GET(self, request: Request):
+        listing = self.service.listing()
+        request.notifyFinish().addErrback(lambda _: listing.cancel())  # the client went away
+        listing.addCallback(lambda entries: request.write(jsonBody(request, transformsListing(entries))))
+        listing.addCallback(lambda _: request.finish())
+        listing.addErrback(lambda failure: failure.trap(CancelledError))
+        return NOT_DONE_YET
 
 
 class BoundedRequest(Request):
@@ -254,11 +289,13 @@ class BoundedRequest(Request):
 
     _bodyBytes = 0
     _tooLarge = False
+    _announced: int | None = None
 
     def _limit(self) -> int:
         return self.channel.site.maxBodyBytes
 
     def gotLength(self, length: int | None) -> None:
+        self._announced = length
         if length is not None and length > self._limit():
             self._tooLarge = True
             length = 0
@@ -277,11 +314,20 @@ class BoundedRequest(Request):
 
     def render(self, resource: Resource) -> None:
         if self._tooLarge:
-            resource = ErrorPage(
-                413,
-                PoemTooLarge.name,
-                f"the request body is over the limit of {self._limit()} bytes",
+            # The body is the poem: its size is known when announced, and
+            # only over the limit when it came in chunks.
+            known = self._announced is not None
+            error = PoemTooLarge.forSize(self._announced if known else self._limit(), self._limit(), known)
+            logRefusal(
+                self.log,
+                error,
+                "{protocol} {peer}: answering {status} {error}: {reason}",
+                refusals=self.channel.site.refusals,
+                protocol="http",
+                peer=describeAddress(self.getClientAddress()),
+                status=413,
             )
+            resource = ErrorPage(413, error.name, error.message)
         super().render(resource)
 
     def processingFailed(self, reason: Failure) -> Failure:
@@ -300,17 +346,47 @@ class BoundedRequest(Request):
 class WebSite(Site):
     """
     A L{Site} of L{BoundedRequest}s (or of the given C{requestFactory},
-    a subclass).
+    a subclass).  Its access log is not a file: with L{accessLog} on, each
+    request is one C{debug} line of C{twisted.logger}, else nothing.
 
     @ivar maxBodyBytes: the largest request body kept.
+    @ivar refusals: where the refusals of the site's routes, WebSocket
+        included, are logged; what it has not written yet is summed up
+        when the site stops.
+    @ivar accessLog: whether to log each request.
     """
 
     requestFactory = BoundedRequest
     noisy = False
 
-    def __init__(self, resource: Resource, maxBodyBytes: int, **kwargs) -> None:
+    requestLog = Logger()
+
+    def __init__(
+        self, resource: Resource, maxBodyBytes: int, refusals: Refusals, accessLog: bool = False, **kwargs
+    ) -> None:
         super().__init__(resource, **kwargs)
         self.maxBodyBytes = maxBodyBytes
+        self.refusals = refusals
+        self.accessLog = accessLog
+
+    def log(self, request: Request) -> None:
+        """
+        Log C{request} (once answered) as C{http HOST:PORT: METHOD PATH
+        STATUS BYTES}, if L{accessLog} is on.
+        """
+        if self.accessLog:
+            self.requestLog.debug(
+                "http {peer}: {method} {path} {status} {bytes}",
+                peer=describeAddress(request.getClientAddress()),
+                method=request.method.decode("latin-1"),
+                path=request.path.decode("latin-1")[:200],
+                status=request.code,
+                bytes=request.sentLength,
+            )
+
+    def stopFactory(self) -> None:
+        self.refusals.flush()
+        super().stopFactory()
 
 
 def httpClient(agent: IAgent, clock: IReactorTime) -> HTTPClient:
@@ -330,7 +406,7 @@ def httpClient(agent: IAgent, clock: IReactorTime) -> HTTPClient:
     return HTTPClient(agent, data_to_body_producer=bodyProducer)
 
 
-@implementer(ITransformClient)
+@implementer(ITransformLister)
 class HTTPTransformProxy(ConnectionPerCall):
     """
     Ask a gateway to transform poems over HTTP, one request each, through
@@ -373,10 +449,39 @@ class HTTPTransformProxy(ConnectionPerCall):
             body = poem.encode("utf-8")
         except UnicodeEncodeError:
             raise BadRequest("the poem is not valid Unicode text (it holds a lone surrogate)") from None
+        answer = await self._request(
+            "POST", transformPath(transform), data=body, headers={"Content-Type": TEXT_PLAIN}
+        )
         try:
-            response = await self._http.post(
-                self.baseURL + transformPath(transform), data=body, headers={"Content-Type": TEXT_PLAIN}
-            )
+            return answer.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TransformFailed("the reply is not UTF-8") from None
+
+    def listTransforms(self) -> "Deferred[list[tuple[str, str]]]":
+        """
+        The gateway's transforms: C{GET /transforms}.
+
+        @return: a L{Deferred} firing with C{(name, description)} pairs, or
+            failing as L{xform} does, or with L{TransformFailed} for an
+            answer that is not a list of transforms.
+        """
+        return self.exchange(self._list())
+
+    async def _list(self) -> list[tuple[str, str]]:
+        answer = await self._request("GET", TRANSFORMS_PATH)
+        try:
+            return listedTransforms(json.loads(answer))
+        except ValueError as error:
+            raise TransformFailed(f"unreadable list of transforms: {error}") from None
+
+    async def _request(self, method: str, path: str, **options) -> bytes:
+        """
+        The body of the gateway's answer to C{method} C{path}.
+
+        @raise TransformError: the error the gateway answered with.
+        """
+        try:
+            response = await self._http.request(method, self.baseURL + path, **options)
         except ResponseNeverReceived as error:
             # A cancelled request (the deadline, say) fails this way; say so.
             if any(reason.check(CancelledError) for reason in error.reasons):
@@ -385,7 +490,4 @@ class HTTPTransformProxy(ConnectionPerCall):
         answer = await response.content()
         if response.code != 200:
             raise errorFromResponse(response.code, answer)
-        try:
-            return answer.decode("utf-8")
-        except UnicodeDecodeError:
-            raise TransformFailed("the reply is not UTF-8") from None
+        return answer

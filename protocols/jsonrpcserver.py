@@ -16,10 +16,13 @@ from protocols.jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
+    MAX_BATCH,
+    MAX_VALUES,
     METHOD_NOT_FOUND,
     VERSION,
     Message,
     RPCError,
+    countValues,
     encode,
     errorResponse,
     parse,
@@ -28,15 +31,22 @@ from protocols.listing import transformsListing
 from service.errors import TransformError
 from service.transformer import TransformService
 
+#: The longest id echoed, in characters (of a string, or of a number
+#: written out): so that no answer of errors is ever over the transport's
+#: message limit.
+MAX_ID_CHARS = 256
+
 
 def _validId(value: Message) -> bool:
-    if value is None or isinstance(value, str):
+    if value is None:
         return True
+    if isinstance(value, str):
+        return len(value) <= MAX_ID_CHARS
     if isinstance(value, bool):
         return False
-    if isinstance(value, int):
-        return True
-    return isinstance(value, float) and math.isfinite(value)
+    if isinstance(value, int | float):
+        return (isinstance(value, int) or math.isfinite(value)) and len(str(value)) <= MAX_ID_CHARS
+    return False
 
 
 def _describe(value: Message) -> str:
@@ -100,24 +110,40 @@ class JSONRPCServer:
         name, poem = _bind(params, ("transform", "poem"))
         return self.service.transform(name, poem).addCallback(lambda poem: {"poem": poem})
 
-    def _listTransforms(self, params: Message) -> list[dict]:
+    def _listTransforms(self, params: Message) -> "Deferred[list[dict]]":
         _bind(params, ())
-        return transformsListing(self.service)
+        return self.service.listing().addCallback(transformsListing)
 
-    def handle(self, text: str) -> "Deferred[str | None]":
+    def handle(
+        self, text: str, onRefusal: Callable[[TransformError], None] | None = None
+    ) -> "Deferred[str | None]":
         """
         Answer one message.
 
         @param text: the message, a request or a batch.
+        @param onRefusal: called with each error of the service that a
+            request is answered with, for the transport to log.
         @return: a L{Deferred} firing with the answer to send, or with
             C{None} when there is nothing to send (notifications only).
             Cancelling it abandons the requests still running.
         """
         try:
+            if countValues(text) > MAX_VALUES:
+                raise RPCError(
+                    INVALID_REQUEST,
+                    f"Invalid Request: a message holds at most {MAX_VALUES:,} JSON values; "
+                    "send fewer requests at once",
+                )
             message = parse(text)
+            if isinstance(message, list) and len(message) > MAX_BATCH:
+                raise RPCError(
+                    INVALID_REQUEST,
+                    f"Invalid Request: a batch holds at most {MAX_BATCH:,} requests; "
+                    f"this one holds {len(message):,}",
+                )
         except RPCError as error:
             return succeed(encode(errorResponse(error)))
-        return Deferred.fromCoroutine(self._answer(message))
+        return Deferred.fromCoroutine(self._answer(message, onRefusal))
 
     def refuse(self, reason: str) -> str:
         """
@@ -126,19 +152,20 @@ class JSONRPCServer:
         """
         return encode(errorResponse(RPCError(INVALID_REQUEST, f"Invalid Request: {reason}")))
 
-    async def _answer(self, message: Message) -> str | None:
+    async def _answer(self, message: Message, onRefusal) -> str | None:
         if isinstance(message, list):
             if not message:
                 return encode(errorResponse(RPCError(INVALID_REQUEST, "Invalid Request: the batch is empty")))
             try:
                 responses = await gatherResults(
-                    [Deferred.fromCoroutine(self._call(item)) for item in message], consumeErrors=True
+                    [Deferred.fromCoroutine(self._call(item, onRefusal)) for item in message],
+                    consumeErrors=True,
                 )
             except FirstError as error:  # only ever a cancellation: _call answers everything else
                 error.subFailure.raiseException()
             answered = [response for response in responses if response is not None]
             return self._fit(answered) if answered else None
-        response = await self._call(message)
+        response = await self._call(message, onRefusal)
         return None if response is None else self._fit(response)
 
     def _fit(self, answer: dict | list[dict]) -> str:
@@ -161,7 +188,7 @@ class JSONRPCServer:
         ]
         return encode(responses if isinstance(answer, list) else responses[0])
 
-    async def _call(self, request: Message) -> dict | None:
+    async def _call(self, request: Message, onRefusal) -> dict | None:
         """
         The response object to one request, or C{None} for a notification.
         An invalid request is answered even without an id: it is no
@@ -185,6 +212,8 @@ class JSONRPCServer:
                 return errorResponse(error, id if _validId(id) else None)
             return None if notification else errorResponse(error, id)
         except TransformError as error:
+            if onRefusal is not None:
+                onRefusal(error)
             return None if notification else errorResponse(RPCError.fromServiceError(error), id)
         except CancelledError:
             raise
@@ -207,7 +236,7 @@ class JSONRPCServer:
         elif not isinstance(request.get("method"), str):
             problem = "method must be a string"
         elif not _validId(request.get("id")):
-            problem = "id must be a string, a number or null"
+            problem = f"id must be a string, a number or null, of at most {MAX_ID_CHARS} characters"
         elif not isinstance(request.get("params", []), list | dict):
             problem = "params must be an array or an object"
         if problem:

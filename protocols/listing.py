@@ -4,18 +4,16 @@ C{[{"name": ..., "description": ...}, ...]}.  Without Twisted, for the
 blocking client as well.
 """
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from service.transformer import TransformService
+from collections.abc import Iterable
 
 
-def transformsListing(service: "TransformService") -> list[dict[str, str]]:
+def transformsListing(entries: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     """
-    The service's transforms as the WebSocket and HTTP faces list them, in
-    catalogue order: C{[{"name": ..., "description": ...}, ...]}.
+    The C{(name, description)} entries of the service's listing as the
+    WebSocket and HTTP faces (and AMP's C{ListTransforms}) send them:
+    C{[{"name": ..., "description": ...}, ...]}.
     """
-    return [{"name": entry.name, "description": entry.description} for entry in service.transforms()]
+    return [{"name": name, "description": description} for name, description in entries]
 
 
 def listedTransforms(listing: object) -> list[tuple[str, str]]:

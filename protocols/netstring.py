@@ -9,12 +9,15 @@ The wire, byte by byte::
 
 C{<length>} is the payload's length in bytes, in decimal ASCII without
 leading zeros; the payload is UTF-8 and is split at its first C{.}, so a
-transform name never holds a dot and a poem may.  Only the first netstring of
-a connection is read; whatever follows it is ignored.  On any error --
-malformed netstring, over the size limit, no C{.}, unknown transform, invalid
-UTF-8, a failing transform, the deadline -- the server closes the connection
-without answering: the protocol has no way to say why, so the server logs the
-reason.  A client may half-close after sending (C{nc -N}) and still get its
+transform name never holds a dot and a poem may.  The server answers the
+first netstring of a connection and every whole netstring that arrived with
+it, one after the other, in order, as the tutorial's own server does; then
+it closes, and whatever comes later is ignored (such as the newline C{echo}
+adds).  On any error -- malformed netstring, over the size limit, no C{.},
+unknown transform, invalid UTF-8, a failing transform, the deadline -- the
+server closes the connection without answering that request or any after
+it: the protocol has no way to say why, so the server logs the reason (for a
+poem over the limit, its size, once the name before the C{.} has come).  A client may half-close after sending (C{nc -N}) and still get its
 answer.  A client that sends nothing, or not a whole netstring, is dropped
 after an idle timeout.
 
@@ -23,6 +26,8 @@ shared by the server (L{TransformFactory}), the asynchronous client
 (L{TransformProxy}), the blocking client of L{gateway.syncclient} and the
 poetry protocol.
 """
+
+from collections import deque
 
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.endpoints import connectProtocol
@@ -44,12 +49,13 @@ from protocols.netstringwire import (
     SEPARATOR,
     NetstringDecoder,
     NetstringError,
+    NetstringTooLong,
     decodeRequest,
     encodeNetstring,
     encodeRequest,
 )
 from service.catalogue import MAX_NAME_LENGTH
-from service.errors import BadRequest, TransformError, TransformFailed
+from service.errors import BadRequest, PoemTooLarge, TransformError, TransformFailed
 from service.transformer import TransformService
 
 
@@ -67,13 +73,18 @@ def maxRequestBytes(service: TransformService) -> int:
     transform name, the C{.}, and the largest poem.  The service itself
     decides about the exact poem size.
     """
-    return 4 * MAX_NAME_LENGTH + len(SEPARATOR) + service.limits.maxPoemBytes
+    return MAX_NAME_BYTES + len(SEPARATOR) + service.limits.maxPoemBytes
+
+
+#: The most bytes a transform name can take in UTF-8.
+MAX_NAME_BYTES = 4 * MAX_NAME_LENGTH
 
 
 @implementer(IHalfCloseableProtocol)
 class TransformProtocol(Protocol, TimeoutMixin):
     """
-    Serve one request: read a netstring, transform, answer, close.
+    Serve the requests of one connection: read netstrings until at least
+    one is whole, answer each in order, close.
 
     @ivar factory: the L{TransformFactory} that made this protocol.
     """
@@ -82,6 +93,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
     factory: "TransformFactory"
 
     _decoder: NetstringDecoder | None = None
+    _tooLong: NetstringTooLong | None = None
     _request: "Deferred[str] | None" = None
     _received = 0
     _replied = False
@@ -90,27 +102,59 @@ class TransformProtocol(Protocol, TimeoutMixin):
         self.callLater = self.factory.clock.callLater
         self._peer = describeAddress(self.transport.getPeer())
         self._decoder = NetstringDecoder(maxRequestBytes(self.factory.service))
+        self._requests: deque[bytes] = deque()
         self.setTimeout(self.factory.idleTimeout)
 
     def dataReceived(self, data: bytes) -> None:
+        if self._tooLong is not None:
+            self._readNameOfTooLong(data)
+            return
         if self._decoder is None:
-            return  # the request has arrived; anything after it is ignored
+            return  # the requests have arrived; anything after them is ignored
         self._received += len(data)
         self.resetTimeout()
         self._decoder.feed(data)
         try:
-            payload = self._decoder.pop()
+            self._requests.extend(iter(self._decoder.pop, None))
+        except NetstringTooLong as tooLong:
+            if not self._requests:
+                self._tooLong = tooLong
+                self._readNameOfTooLong(b"")
+                return
         except NetstringError as error:
-            self._refuse(BadRequest(f"malformed netstring: {error}"))
-            return
-        if payload is not None:
+            if not self._requests:
+                self._refuse(BadRequest(f"malformed netstring: {error}"))
+                return
+        if self._requests:
             self._decoder = None
             self.setTimeout(None)
-            self._startTransform(payload)
+            self._answerNext()
 
-    def _startTransform(self, payload: bytes) -> None:
+    def _readNameOfTooLong(self, data: bytes) -> None:
+        """
+        A netstring is over the limit: read on, up to the longest name and
+        its C{.}, to tell its poem's size, then refuse it.
+        """
+        tooLong = self._tooLong
+        tooLong.head += data[: MAX_NAME_BYTES + 1 - len(tooLong.head)]
+        dot = tooLong.head.find(SEPARATOR)
+        if dot >= 0:
+            poemBytes = tooLong.length - dot - len(SEPARATOR)
+            self._refuse(PoemTooLarge.forSize(poemBytes, self.factory.service.limits.maxPoemBytes))
+        elif len(tooLong.head) > MAX_NAME_BYTES:
+            self._refuse(BadRequest("the request has no '.' after the longest transform name"))
+
+    def _answerNext(self) -> None:
+        """
+        Transform the next request, or close once every one is answered.
+        """
+        if not self._requests:
+            self.transport.loseConnection()
+            # A client that never reads its answers must not hold them forever.
+            self.setTimeout(self.factory.idleTimeout)
+            return
         try:
-            name, poem = decodeRequest(payload)
+            name, poem = decodeRequest(self._requests.popleft())
         except BadRequest as error:
             self._refuse(error)
             return
@@ -121,9 +165,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
     def _reply(self, poem: str) -> None:
         self._replied = True
         self.transport.write(encodeNetstring(poem.encode("utf-8")))
-        self.transport.loseConnection()
-        # A client that never reads its answer must not hold it forever.
-        self.setTimeout(self.factory.idleTimeout)
+        self._answerNext()
 
     def _transformFailed(self, failure: Failure) -> None:
         if failure.check(CancelledError):
@@ -133,18 +175,34 @@ class TransformProtocol(Protocol, TimeoutMixin):
 
     def _refuse(self, error: TransformError) -> None:
         logRefusal(
-            self.log, error, "netstring {peer}: closing without a reply: {error}: {reason}", peer=self._peer
+            self.log,
+            error,
+            "{protocol} {peer}: closing without a reply: {error}: {reason}",
+            refusals=self.factory.refusals,
+            protocol="netstring",
+            peer=self._peer,
         )
-        self._decoder = None
+        self._decoder = self._tooLong = None
+        self._requests.clear()
         self.transport.loseConnection()
 
     def readConnectionLost(self) -> None:
         """
-        The client half-closed.  If its request is whole, it still gets the
-        answer; otherwise it never can, so the connection is closed.
+        The client half-closed.  If a request is whole, it still gets the
+        answers; otherwise it never can, so the connection is closed.
         """
-        if self._decoder is not None:
+        if self._tooLong is not None:
+            limit = self.factory.service.limits.maxPoemBytes
+            self._refuse(PoemTooLarge.forSize(limit, limit, exact=False))
+        elif self._decoder is not None:
             self.setTimeout(None)
+            if not self._received:
+                # A port check (a load balancer's, a scanner's) asks nothing:
+                # no refusal to log.
+                self.log.debug("netstring {peer}: closed without sending anything", peer=self._peer)
+                self._decoder = None
+                self.transport.loseConnection()
+                return
             self._refuse(
                 BadRequest(
                     f"the client stopped sending after {self._received} bytes, before a whole netstring"
@@ -153,7 +211,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
 
     def writeConnectionLost(self) -> None:
         """
-        Nothing to do: the server writes at most one answer, then closes.
+        Nothing to do: the server writes its answers, then closes.
         """
 
     def timeoutConnection(self) -> None:
@@ -170,6 +228,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure) -> None:
         self.setTimeout(None)
+        self._requests.clear()
         if self._request is not None and not self._request.called:
             self._request.cancel()
 

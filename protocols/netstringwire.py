@@ -12,11 +12,32 @@ from service.errors import BadRequest
 SEPARATOR = b"."
 
 
+#: The most digits a length may have, whatever the limit: enough to read the
+#: length of a netstring that is too long, so that the refusal can say how
+#: long it is.
+MAX_LENGTH_DIGITS = 20
+
+
 class NetstringError(Exception):
     """
     The bytes received are not a valid netstring, or announce one over the
     size limit.
     """
+
+
+class NetstringTooLong(NetstringError):
+    """
+    A netstring's length is over the limit.
+
+    @ivar length: the length it announces, in bytes.
+    @ivar head: the bytes of its payload received with the length, which
+        the decoder does not keep.
+    """
+
+    def __init__(self, length: int, limit: int, head: bytes) -> None:
+        super().__init__(f"its length, {length:,} bytes, is over the limit of {limit:,} bytes")
+        self.length = length
+        self.head = head
 
 
 def encodeNetstring(payload: bytes) -> bytes:
@@ -32,8 +53,9 @@ class NetstringDecoder:
     pop complete payloads.
 
     It refuses a length with a leading zero or anything but digits, a length
-    over C{maxLength} as soon as the digits show it, and a payload not
-    followed by a comma.
+    over C{maxLength} as soon as its colon arrives (L{NetstringTooLong}, after
+    which the decoder is done), a length of more than L{MAX_LENGTH_DIGITS}
+    digits, and a payload not followed by a comma.
     """
 
     def __init__(self, maxLength: int) -> None:
@@ -41,7 +63,6 @@ class NetstringDecoder:
         @param maxLength: the largest payload accepted, in bytes.
         """
         self.maxLength = maxLength
-        self._maxDigits = len(str(maxLength))
         self._buffer = bytearray()
         self._payloadLength: int | None = None
 
@@ -57,16 +78,22 @@ class NetstringDecoder:
 
         @return: the payload, or C{None} if no complete netstring has arrived
             yet.
+        @raise NetstringTooLong: if its length is over the limit.
         @raise NetstringError: if the bytes cannot be a valid netstring.
         """
         if self._payloadLength is None:
-            colon = self._buffer.find(b":", 0, self._maxDigits + 1)
-            digits = bytes(self._buffer[: self._maxDigits + 1 if colon < 0 else colon])
+            colon = self._buffer.find(b":", 0, MAX_LENGTH_DIGITS + 1)
+            digits = bytes(self._buffer[: MAX_LENGTH_DIGITS + 1 if colon < 0 else colon])
             self._checkLength(digits, complete=colon >= 0)
             if colon < 0:
                 return None
-            self._payloadLength = int(digits)
-            del self._buffer[: colon + 1]
+            length = int(digits)
+            head = bytes(self._buffer[colon + 1 :])
+            del self._buffer[:]
+            if length > self.maxLength:
+                raise NetstringTooLong(length, self.maxLength, head)
+            self._buffer += head
+            self._payloadLength = length
         end = self._payloadLength
         if len(self._buffer) <= end:
             return None
@@ -84,8 +111,8 @@ class NetstringDecoder:
             return
         if len(digits) > 1 and digits.startswith(b"0"):
             raise NetstringError("its length has a leading zero")
-        if len(digits) > self._maxDigits or int(digits) > self.maxLength:
-            raise NetstringError(f"its length is over the limit of {self.maxLength} bytes")
+        if len(digits) > MAX_LENGTH_DIGITS:
+            raise NetstringError(f"its length has more than {MAX_LENGTH_DIGITS} digits")
 
 
 def encodeRequest(transform: str, poem: str) -> bytes:

@@ -17,18 +17,21 @@ connection's requests may come in any order: match them by id.
       limit gets the C{poem-too-large} error instead.
     - Text that is not UTF-8 closes the connection with 1007.
     - The handshake is refused with 403 unless L{protocols.origins} allows
-      the page's origin.
+      the page's origin; only version 13 of the protocol (RFC 6455) is
+      spoken.
+    - A request for C{/ws} that asks for no WebSocket (a browser opening
+      the URL) gets 426 Upgrade Required, in the web face's JSON error form.
     - When the connection closes, the requests it still has running are
       abandoned.
 
-The server is L{TransformWebSocketFactory}, an Autobahn factory to put
-behind an C{autobahn.twisted.resource.WebSocketResource}.  The asynchronous
+The server is L{TransformWebSocketFactory}, an Autobahn factory, behind a
+L{TransformWebSocketResource}.  The asynchronous
 client is L{WebSocketTransformProxy}; the blocking client of
 L{gateway.syncclient} speaks the same messages (L{protocols.jsonrpc}) through
 the C{websockets} library.
 """
 
-from autobahn.exception import PayloadExceededError
+from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
     WebSocketClientProtocol,
@@ -44,12 +47,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from protocols.common import ConnectionPerCall
-from protocols.interfaces import ITransformClient
+from protocols.addresses import describeAddress
+from protocols.common import ConnectionPerCall, ForbiddenOrigin, Refusals, logRefusal
+from protocols.http import errorBody
+from protocols.interfaces import ITransformLister
 from protocols.jsonrpc import decodeReply, encodeCall, poemOf
 from protocols.jsonrpcserver import JSONRPCServer
+from protocols.listing import listedTransforms
 from protocols.origins import OriginPolicy
-from service.errors import PoemTooLarge, TransformFailed
+from service.errors import PoemTooLarge, TransformError, TransformFailed
 from service.transformer import TransformService
 
 #: Bytes a message may hold besides its poem: the envelope, names, ids.
@@ -60,9 +66,6 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 
 #: Close code: a normal end.
 CLOSE_NORMAL = 1000
-
-#: Close code: the server met a condition that kept it from answering.
-CLOSE_INTERNAL_ERROR = 1011
 
 #: The only message a binary frame gets.
 BINARY_REFUSAL = "binary messages are not accepted; send each JSON-RPC message as one text message"
@@ -86,28 +89,48 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
     @ivar factory: the L{TransformWebSocketFactory} that made it.
     """
 
-    log = Logger()
+    # Not "log": that is Autobahn's own logger, whose lines about each
+    # connection stay below the level txaio writes.
+    gatewayLog = Logger()
     factory: "TransformWebSocketFactory"
+
+    #: The client, as C{host:port}, for log lines.
+    client = "?"
 
     def __init__(self) -> None:
         super().__init__()
         self._pending: set[Deferred] = set()
 
     def onConnect(self, request):
+        self.client = describeAddress(self.transport.getPeer())
         origin = request.headers.get("origin")
         secure = ISSLTransport.providedBy(self.transport)
         if not self.factory.origins.allows(origin, request.headers.get("host"), secure):
             reason = self.factory.origins.explain(origin)
-            self.log.warn("ws {peer}: refused: {reason}", peer=self.peer, reason=reason)
+            self._logRefusal(ForbiddenOrigin(reason))
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, reason)
-        self.log.info("ws {peer}: connected (origin {origin})", peer=self.peer, origin=origin or "none")
+        self.gatewayLog.debug(
+            "ws {peer}: connected (origin {origin})", peer=self.client, origin=origin or "none"
+        )
         return None
+
+    def _logRefusal(self, error: TransformError) -> None:
+        logRefusal(
+            self.gatewayLog,
+            error,
+            "{protocol} {peer}: answering {error}: {reason}",
+            refusals=self.factory.refusals,
+            protocol="ws",
+            peer=self.client,
+        )
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
             self._send(self.factory.rpc.refuse(BINARY_REFUSAL))
             return
-        answer = self.factory.rpc.handle(payload.decode("utf-8"))  # Autobahn checked the UTF-8
+        answer = self.factory.rpc.handle(
+            payload.decode("utf-8"), self._logRefusal
+        )  # Autobahn checked the UTF-8
         self._pending.add(answer)
         answer.addBoth(self._settled, answer)
         answer.addCallback(self._send)
@@ -120,17 +143,13 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
     def _send(self, text: str | None) -> None:
         if text is None or self.state != WebSocketProtocol.STATE_OPEN:
             return
-        try:
-            self.sendMessage(text.encode("utf-8"), isBinary=False)
-        except PayloadExceededError:
-            # Even with its results replaced by errors, the answer is too
-            # long (ids of megabytes): say so rather than leave the client
-            # waiting.
-            self.sendClose(CLOSE_INTERNAL_ERROR, "the answer is over the message limit")
+        # An answer is never over the message limit: results that would take
+        # it over are replaced by errors, and ids are short.
+        self.sendMessage(text.encode("utf-8"), isBinary=False)
 
     def _failed(self, failure: Failure) -> None:
         if not failure.check(CancelledError):
-            self.log.failure("ws {peer}: while answering", failure, peer=self.peer)
+            self.gatewayLog.failure("ws {peer}: while answering", failure, peer=self.client)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         pending, self._pending = self._pending, set()
@@ -150,13 +169,17 @@ class TransformWebSocketFactory(WebSocketServerFactory):
 
     @ivar rpc: the JSON-RPC server shared by every connection.
     @ivar origins: the pages allowed to connect.
+    @ivar refusals: where its refusals are logged (the web site's).
     """
 
     protocol = TransformWebSocketProtocol
     noisy = False
 
-    def __init__(self, service: TransformService, origins: OriginPolicy, reactor=None) -> None:
+    def __init__(
+        self, service: TransformService, origins: OriginPolicy, refusals: Refusals, reactor=None
+    ) -> None:
         super().__init__(server="xform-gateway", reactor=reactor)
+        self.refusals = refusals
         limit = maxMessageBytes(service)
         self.rpc = JSONRPCServer(service, maxAnswerBytes=limit)
         self.origins = origins
@@ -168,7 +191,31 @@ class TransformWebSocketFactory(WebSocketServerFactory):
             failByDrop=False,
             # Let every Origin through to onConnect, where the policy decides.
             allowNullOrigin=True,
+            # RFC 6455 only: the drafts before it (8 and 7) are not spoken.
+            versions=[13],
         )
+
+
+class TransformWebSocketResource(WebSocketResource):
+    """
+    C{/ws}: the WebSocket handshake of a L{TransformWebSocketFactory}.  A
+    request that does not ask to upgrade to a WebSocket (a browser opening
+    the URL) gets 426 Upgrade Required with a JSON body in the web face's
+    error form, instead of Autobahn's own status page.
+    """
+
+    def render(self, request):
+        upgrade = request.getHeader(b"upgrade") or b""
+        if b"websocket" not in (token.strip().lower() for token in upgrade.split(b",")):
+            request.setHeader(b"Upgrade", b"websocket")
+            return errorBody(
+                request,
+                426,
+                "upgrade-required",
+                "this is the gateway's WebSocket JSON-RPC endpoint: connect with a WebSocket client, "
+                "or open the page at /",
+            )
+        return super().render(request)
 
 
 class ConnectionClosed(TransformFailed):
@@ -219,7 +266,7 @@ class _ClientProtocol(WebSocketClientProtocol):
             )
 
 
-@implementer(ITransformClient)
+@implementer(ITransformLister)
 class WebSocketTransformProxy(ConnectionPerCall):
     """
     Ask a gateway to transform poems over WebSocket JSON-RPC.
@@ -268,12 +315,35 @@ class WebSocketTransformProxy(ConnectionPerCall):
             ...), L{TransformTimeout}, L{ConnectionClosed}, or the
             connection error.
         """
-        request = encodeCall("transform", {"transform": transform, "poem": poem}, self.REQUEST_ID)
-        return self.exchange(self._exchange(request))
+        return self.exchange(self._transform(transform, poem))
 
-    async def _exchange(self, request: str) -> str:
-        protocol = _ClientProtocol(request)
+    def listTransforms(self) -> "Deferred[list[tuple[str, str]]]":
+        """
+        The gateway's transforms: one C{list_transforms} call.
+
+        @return: a L{Deferred} firing with C{(name, description)} pairs, or
+            failing as L{xform} does, or with L{TransformFailed} for a
+            result that is not a list of transforms.
+        """
+        return self.exchange(self._list())
+
+    async def _transform(self, transform: str, poem: str) -> str:
+        return poemOf(await self._call("transform", {"transform": transform, "poem": poem}))
+
+    async def _list(self) -> list[tuple[str, str]]:
+        listing = await self._call("list_transforms", [])
+        try:
+            return listedTransforms(listing)
+        except ValueError as error:
+            raise TransformFailed(f"unreadable list of transforms: {error}") from None
+
+    async def _call(self, method: str, params: dict | list) -> object:
+        """
+        The result of one call of C{method}, on a connection of its own.
+
+        @raise TransformError: the error the gateway answered with.
+        """
+        protocol = _ClientProtocol(encodeCall(method, params, self.REQUEST_ID))
         protocol.factory = self._factory
         await connectProtocol(self.endpoint, protocol)
-        result = decodeReply(await protocol.reply, self.REQUEST_ID)
-        return poemOf(result)
+        return decodeReply(await protocol.reply, self.REQUEST_ID)

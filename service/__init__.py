@@ -16,14 +16,17 @@ from service.errors import (
     TransformTimeout,
     UnknownTransform,
 )
-from service.transformer import Limits, TransformService
+from service.slicing import Slicing
+from service.transformer import Caller, Limits, TransformService
 
 __all__ = [
     "BadRequest",
+    "Caller",
     "Catalogue",
     "Limits",
     "Overloaded",
     "PoemTooLarge",
+    "Slicing",
     "Transform",
     "TransformError",
     "TransformFailed",

@@ -30,6 +30,12 @@ serves the next ones.  Each document runs in a network namespace of its own
 examples use the ports they show -- the gateway's defaults, 10001, 10002
 and 8080, among them -- without ever meeting a gateway already running on
 the machine, and the commands are run exactly as written.
+
+A document that holds the line C{<!-- console-requires: compose -->} shows
+examples against the compose system (docs/deploy.md): they run only in
+C{make compose-test}, on the host's network, once the system is up, with
+the system's published ports written for the defaults the document shows
+(L{ConsoleSession}'s C{ports}).
 """
 
 import os
@@ -91,7 +97,8 @@ def blockEnd(line: str) -> str | None:
     line = line.strip()
     if line == "```console":
         return "```"
-    return "-->" if line.startswith("<!-- console") else None
+    hidden = line == "<!-- console" or (line.startswith("<!-- console ") and not line.endswith("-->"))
+    return "-->" if hidden else None
 
 
 def parseDocument(text: str) -> list[Block]:
@@ -220,17 +227,24 @@ class BackgroundCommand:
             self.process.wait()
 
 
+#: The line that marks a document whose examples need the compose system.
+REQUIRES_COMPOSE = "<!-- console-requires: compose -->"
+
+
 class ConsoleSession:
     """
-    Runs the console blocks of one document, in order, with the
-    document's ports mapped to free ones.
+    Runs the console blocks of one document, in order.
 
     @ivar directory: where the commands run: a directory with the
         project's C{poems/}.
+    @ivar ports: the ports written for those the document shows, in its
+        commands and outputs alike, or C{None} to run the document in a
+        network namespace of its own with its ports as they are.
     """
 
-    def __init__(self, root: Path, directory: Path) -> None:
+    def __init__(self, root: Path, directory: Path, ports: dict[int, int] | None = None) -> None:
         self.directory = directory
+        self.ports = ports
         (directory / "poems").symlink_to(root / "poems")
         binaries = str(Path(sys.executable).parent)
         self.environment = {
@@ -240,6 +254,15 @@ class ConsoleSession:
             "TERM": "dumb",
         }
         self.jobs: list[BackgroundCommand] = []
+        self._namespace = None
+        self.enter: list[str] = []
+        if ports is None:
+            self._isolate()
+
+    def _isolate(self) -> None:
+        """
+        Run the commands in a network namespace of their own.
+        """
         # A process that holds the namespace, its loopback up, until close().
         asRoot = os.geteuid() == 0
         self._namespace = subprocess.Popen(
@@ -271,8 +294,8 @@ class ConsoleSession:
         @param where: the file and line, for messages.
         @raise AssertionError: if the output is not what the docs show.
         """
-        text = command.text
-        pattern = outputPattern(command.expected)
+        text = self._withPorts(command.text)
+        pattern = outputPattern([self._withPorts(line) for line in command.expected])
         kill = KILL.match(text)
         if kill:
             name, number = kill.groups()
@@ -290,6 +313,14 @@ class ConsoleSession:
         output = self._runInTerminal(text)
         if not pattern.fullmatch(normalise(output)):
             raise AssertionError(self._mismatch(where, command, output))
+
+    def _withPorts(self, text: str) -> str:
+        """
+        C{text} with the session's ports written for the document's.
+        """
+        for shown, actual in (self.ports or {}).items():
+            text = re.sub(rf"(?<![\d.]){shown}(?!\d)", str(actual), text)
+        return text
 
     def _runInTerminal(self, text: str) -> str:
         """
@@ -333,12 +364,13 @@ class ConsoleSession:
         shown = "\n".join(command.expected).rstrip() or "(nothing)"
         return (
             f"{where}: the example does not print what the docs show\n"
-            f"$ {command.text}\n--- shown ---\n{shown}\n"
+            f"$ {self._withPorts(command.text)}\n--- shown ---\n{shown}\n"
             f"--- printed ---\n{normalise(output) or '(nothing)'}"
         )
 
     def close(self) -> None:
         for job in self.jobs:
             job.stop()
-        self._namespace.kill()
-        self._namespace.wait()
+        if self._namespace is not None:
+            self._namespace.kill()
+            self._namespace.wait()

@@ -107,10 +107,11 @@ def silentServer() -> socket.socket:
     return silent
 
 
-def xform(*arguments, input=None, timeout=30):
+def xform(*arguments, input=None, timeout=30, env=None):
     """
-    Run the C{xform} command as a process; return its exit status, output
-    and errors.  (The C{xformHere} fixture runs it in this process.)
+    Run the C{xform} command as a process, with C{env} added to its
+    environment; return its exit status, output and errors.  (The
+    C{xformHere} fixture runs it in this process.)
     """
     done = subprocess.run(
         [sys.executable, "-m", "gateway", *arguments],
@@ -118,6 +119,7 @@ def xform(*arguments, input=None, timeout=30):
         capture_output=True,
         timeout=timeout,
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
     )
     return done.returncode, done.stdout, done.stderr.decode()
 
@@ -138,15 +140,18 @@ class XformProcess:
     #: The command that starts it; its arguments follow.
     command = (sys.executable, "-m", "gateway")
 
-    #: A line saying where a listener listens: its name, host and port.
-    listening = re.compile(r"(\w+) listening on (\S+):(\d+)$")
+    #: A line saying where a listener listens: its name, host and port (in
+    #: a line of text or of JSON).
+    listening = re.compile(r'(?:^|\] |")(\w+) listening on ([^\s"]+):(\d+)(?:$|")')
 
-    def __init__(self, *arguments: str, expected=(), command=None, separateOutput=False) -> None:
+    def __init__(self, *arguments: str, expected=(), command=None, separateOutput=False, env=None) -> None:
         """
         @param expected: the names of the listeners L{start} waits for.
+        @param env: variables added to its environment.
         """
         if command is not None:
             self.command = command
+        self.env = env or {}
         self.arguments = list(arguments)
         self.expected = set(expected)
         self.separateOutput = separateOutput
@@ -166,7 +171,7 @@ class XformProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE if self.separateOutput else subprocess.STDOUT,
             cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             # Whoever started the tests may ignore SIGINT; the process must not.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
@@ -279,12 +284,12 @@ class GatewayProcess(XformProcess):
 
     command = (*XformProcess.command, "serve")
 
-    def __init__(self, *arguments: str, listeners=("netstring",), command=None) -> None:
+    def __init__(self, *arguments: str, listeners=("netstring",), command=None, env=None) -> None:
         arguments = list(arguments)
         for name in LISTENERS:
             if f"--{name}" not in arguments:
                 arguments += [f"--{name}", "tcp:0:interface=127.0.0.1" if name in listeners else "off"]
-        super().__init__(*arguments, expected=listeners, command=command)
+        super().__init__(*arguments, expected=listeners, command=command, env=env)
 
     def url(self, scheme: str) -> str:
         """

@@ -253,6 +253,22 @@ class ErrorTests(ServerTestCase):
         self.assertStillServing(client, pump)
         self.assertTrue(self.logged("answering {error}"))
 
+    def test_refusalsAreLoggedSparingly(self):
+        """
+        A flood of refused questions writes a few lines, as on every
+        protocol; the rest are summed up in one line when the listener
+        stops.
+        """
+        client, server, pump = self.connect()
+        for _ in range(20):
+            self.assertRefused(
+                self.transform(client, pump, "nope", "poem"), UnknownTransform, b"UNKNOWN_TRANSFORM"
+            )
+        self.assertEqual(len(self.logged("answering {error}")), 5)
+        self.factory.stopFactory()
+        (summary,) = self.logged("more {error!r} refusals")
+        self.assertEqual((summary["protocol"], summary["count"]), ("amp", 15))
+
     def test_badRequest(self):
         client, server, pump = self.connect()
         message = self.assertRefused(
@@ -267,7 +283,7 @@ class ErrorTests(ServerTestCase):
         message = self.assertRefused(
             self.transform(client, pump, "cummingsify", poem), PoemTooLarge, b"POEM_TOO_LARGE"
         )
-        self.assertEqual(message, f"the poem is {self.maxPoemBytes + 1} bytes; the limit is 300000 bytes")
+        self.assertEqual(message, PoemTooLarge.forSize(self.maxPoemBytes + 1, self.maxPoemBytes).message)
         self.assertStillServing(client, pump)
 
     def test_transformFailed(self):
@@ -489,8 +505,15 @@ class FireAndForgetTests(ServerTestCase):
         return self.logged("without _ask")
 
     def assertOneLine(self, events, code):
+        """
+        One line was logged, of the error C{code}: a refusal of the service's
+        (by its name) or Twisted's own (C{UNHANDLED}); return its reason.
+        """
         (event,) = events
         self.assertEqual(event["log_level"], LogLevel.info)
+        if "error" in event:  # a refusal, rate-limited as on every protocol
+            self.assertEqual(event["error"].upper().replace("-", "_"), code)
+            return event["reason"]
         self.assertEqual(event["code"], code)
         return event["description"]
 
@@ -511,7 +534,10 @@ class FireAndForgetTests(ServerTestCase):
             [(b"_command", b"Transform"), *splitValue(b"poem", b"A" * (self.maxPoemBytes * 2))]
         )
         events = self.sendThenRequest(question)
-        self.assertIn("the limit is", self.assertOneLine(events, "POEM_TOO_LARGE"))
+        self.assertIn(
+            f"the poem is {self.maxPoemBytes * 2:,} bytes; this gateway accepts at most {self.maxPoemBytes:,}",
+            self.assertOneLine(events, "POEM_TOO_LARGE"),
+        )
 
     def test_commandThatSucceeds(self):
         """
@@ -555,6 +581,11 @@ class SmallPiecesTests(ServerTestCase):
         for start in range(0, len(data), 65536):
             server.dataReceived(data[start : start + 65536])
             held = max(held, server.bufferedBytes())
+        # A large poem is transformed in slices, one per turn of the clock.
+        for _ in range(10_000):
+            if transport.value():
+                break
+            self.clock.advance(0)
         (answer,) = decodeBoxes(transport.value())
         self.assertFalse(transport.disconnecting)
         return answer, held
@@ -588,9 +619,8 @@ class SmallPiecesOverTheLimitTests(ServerTestCase):
         server.dataReceived(encodeBox([(b"_ask", b"1"), (b"_command", b"Transform"), *pieces]))
         (answer,) = decodeBoxes(transport.value())
         self.assertEqual(answer[b"_error_code"], b"POEM_TOO_LARGE")
-        self.assertIn(
-            b"the limit is %d bytes" % maxBoxBytes(self.maxPoemBytes), answer[b"_error_description"]
-        )
+        limit = f"this gateway accepts at most {maxBoxBytes(self.maxPoemBytes):,} (see the AMP limits"
+        self.assertIn(limit.encode(), answer[b"_error_description"])
         self.assertLessEqual(server.bufferedBytes(), maxBoxBytes(self.maxPoemBytes))
 
 
@@ -733,7 +763,11 @@ class LimitTests(ServerTestCase):
         self.assertLessEqual(held, limit + 65537)
         (answer,) = decodeBoxes(transport.value())
         self.assertEqual((answer[b"_error"], answer[b"_error_code"]), (b"big", b"POEM_TOO_LARGE"))
-        self.assertIn(b"the limit is %d bytes" % limit, answer[b"_error_description"])
+        self.assertEqual(
+            answer[b"_error_description"],
+            f"the poem is 5,000,000 bytes; this gateway accepts at most {self.maxPoemBytes:,} "
+            "(--max-poem-bytes)".encode(),
+        )
         self.assertFalse(transport.disconnecting)
         transport.clear()
         server.dataReceived(REQUEST)

@@ -192,7 +192,7 @@ def test_docsClientPoemTooLarge(docsClient):
     answer = docsClient.transform("cummingsify", "A" * (2 * 1024 * 1024))
     assert answer[b"_error_code"] == b"POEM_TOO_LARGE"
     assert answer[b"_error_description"] == (
-        b"the request is 2097966 bytes; the limit is 1115136 bytes, for a poem of at most 1048576 bytes"
+        b"the poem is 2,097,152 bytes; this gateway accepts at most 1,048,576 (--max-poem-bytes)"
     )
     assert docsClient.transform("cummingsify", "STILL OPEN")[b"poem"] == b"still open"
 
@@ -236,7 +236,7 @@ def test_syncClientErrors(gateway, xformHere):
     status, out, err = xformHere(
         "transform", "cummingsify", "-s", amp(gateway), input=b"A" * (2 * 1024 * 1024)
     )
-    assert status == 1 and "poem-too-large: the request is" in err
+    assert status == 1 and "poem-too-large: the poem is 2,097,152 bytes; this gateway accepts" in err
 
 
 class _CountingEndpoint:

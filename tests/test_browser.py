@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from twisted.internet.task import Clock
 
 from service import builtinCatalogue, transforms
-from tests.helpers import POEMS, ROOT, GatewayProcess
+from tests.helpers import POEMS, ROOT, GatewayProcess, freePort
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -40,9 +40,18 @@ PATIENCE = 20_000
 RETRY_MAX_MS = 8000
 
 
+#: An upstream that cannot list its transforms: a netstring server (none
+#: listens there; listing never asks it).
+UPSTREAM = f"netstring://127.0.0.1:{freePort()}"
+
+
+#: The options of every gateway the page is tested against.
+OPTIONS = ("--max-poem-bytes", str(MAX_POEM_BYTES), "--upstream", f"tut={UPSTREAM}")
+
+
 @pytest.fixture(scope="module")
 def gateway():
-    with GatewayProcess("--max-poem-bytes", str(MAX_POEM_BYTES), listeners=("web",)) as process:
+    with GatewayProcess(*OPTIONS, listeners=("web",)) as process:
         yield process
 
 
@@ -90,7 +99,7 @@ def expectConnected(page: Page) -> None:
     page.locator("#connection[data-state='open']").wait_for(timeout=PATIENCE)
     expect(page.locator("#connection")).to_have_attribute("data-state", "open")
     expect(page.get_by_text("Connected", exact=True)).to_be_visible()
-    expect(page.get_by_label("Transform", exact=True).locator("option")).to_have_text(TRANSFORMS)
+    expect(page.get_by_label("Transform", exact=True).locator("option")).to_have_text([*TRANSFORMS, "tut:*"])
     expect(page.get_by_role("button", name="Transform")).to_be_enabled()
 
 
@@ -134,13 +143,25 @@ def test_pasteAPoemAndChainTwoTransforms(page):
     expect(page.get_by_label("Steps, applied left to right")).to_have_value("reverse")
 
 
+def test_anUpstreamThatCannotList(page):
+    """
+    The listing's entry for an upstream that cannot list its transforms
+    says why and cannot be chosen; a step under its prefix is described by
+    it, whatever the case of its name.
+    """
+    wildcard = page.get_by_label("Transform", exact=True).locator("option", has_text="tut:*")
+    expect(wildcard).to_be_disabled()
+    page.get_by_label("Steps, applied left to right").fill("Cummingsify | tut:cummingsify")
+    steps = page.get_by_role("list", name="Steps")
+    expect(steps.locator("li").first).to_contain_text("lowercase everything")
+    expect(steps.locator("li").last).to_contain_text(f"any transform of {UPSTREAM}, which cannot list them")
+
+
 def test_unknownTransform(page):
     page.get_by_label("Steps, applied left to right").fill("cummingsify | nope")
     expect(page.get_by_role("list", name="Steps")).to_contain_text("not a transform this gateway knows")
     page.get_by_role("button", name="Transform").click()
-    expect(page.get_by_role("alert")).to_have_text(
-        "There is no such transform: unknown transform 'nope'.", timeout=PATIENCE
-    )
+    expect(page.get_by_role("alert")).to_have_text("Unknown transform 'nope'.", timeout=PATIENCE)
     expect(page.locator("#history tr").first).to_contain_text("unknown-transform")
 
 
@@ -149,7 +170,7 @@ def test_poemTooLarge(page):
     expect(page.locator("#poem-size")).to_have_text("7,800 bytes")
     page.get_by_role("button", name="Transform").click()
     expect(page.get_by_role("alert")).to_have_text(
-        f"The poem is too large: the poem is 7800 bytes; the limit is {MAX_POEM_BYTES} bytes.",
+        f"The poem is 7,800 bytes; this gateway accepts at most {MAX_POEM_BYTES:,} (--max-poem-bytes).",
         timeout=PATIENCE,
     )
     page.get_by_label("Text", exact=True).fill("short")
@@ -200,7 +221,7 @@ def test_reconnectsAfterARestart(desktop):
     retry timer fires, and works.  The page's timers run on Playwright's
     fake clock, moved on once the gateway is back.
     """
-    first = GatewayProcess("--max-poem-bytes", str(MAX_POEM_BYTES), listeners=("web",)).start()
+    first = GatewayProcess(*OPTIONS, listeners=("web",)).start()
     port = first.ports["web"]
     page = desktop.new_page()
     try:
@@ -212,11 +233,7 @@ def test_reconnectsAfterARestart(desktop):
         expect(page.get_by_role("button", name="Retry now")).to_be_visible()
 
         with GatewayProcess(
-            "--max-poem-bytes",
-            str(MAX_POEM_BYTES),
-            "--web",
-            f"tcp:{port}:interface=127.0.0.1",
-            listeners=("web",),
+            *OPTIONS, "--web", f"tcp:{port}:interface=127.0.0.1", listeners=("web",)
         ) as second:
             assert second.ports["web"] == port
             expect(page.locator("#connection")).to_have_attribute("data-state", "closed")

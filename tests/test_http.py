@@ -9,10 +9,9 @@ L{tests.test_loopback} and, against a real gateway,
 L{tests.test_web_process}.
 """
 
-import http.client
+import re
 import shutil
 import tempfile
-from io import BytesIO
 from pathlib import Path
 
 import treq
@@ -39,8 +38,8 @@ from service import (
     UnknownTransform,
     transforms,
 )
-from tests.helpers import POEMS, ROOT, misbehavingCatalogue
-from tests.memory import HOST, Collector, MemoryTestCase, treqClient
+from tests.helpers import POEMS, ROOT, captureLogs, misbehavingCatalogue
+from tests.memory import HOST, Collector, MemoryTestCase, readResponse, treqClient
 
 MAX_POEM_BYTES = 64 * 1024
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
@@ -48,19 +47,6 @@ TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 #: Where the web site listens, in memory.
 WEB = 8080
-
-
-class _Received:
-    """
-    What came back on a connection, as a socket for L{http.client} to read
-    a response from.
-    """
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def makefile(self, mode):
-        return BytesIO(self.data)
 
 
 class HTTPTestCase(MemoryTestCase):
@@ -126,8 +112,7 @@ class HTTPTestCase(MemoryTestCase):
             lines.append(f"Content-Length: {len(body)}")
         collect = Collector("\r\n".join([*lines, "", ""]).encode("latin-1") + (body or b""))
         connectProtocol(TCP4ClientEndpoint(self.reactor, HOST, WEB), collect)
-        response = http.client.HTTPResponse(_Received(self.result(collect.done)))
-        response.begin()
+        response = readResponse(self.result(collect.done))
         return response.status, response.read()
 
 
@@ -184,14 +169,23 @@ class TransformRouteTests(HTTPTestCase):
         chunked, once it passes the limit.
         """
         self.assertError(self.post("rot13", b"x" * (MAX_POEM_BYTES + 1)), 413, "poem-too-large")
-        self.assertError(self.post("rot13", b"x" * (5 * 1024 * 1024)), 413, "poem-too-large")
+        body = self.assertError(self.post("rot13", b"x" * (5 * 1024 * 1024)), 413, "poem-too-large")
+        self.assertEqual(
+            body["message"],
+            f"the poem is 5,242,880 bytes; this gateway accepts at most {MAX_POEM_BYTES:,} (--max-poem-bytes)",
+        )
 
         def chunks():
             for _ in range(20):
                 yield b"x" * 8192
 
         chunked = self.request("POST", "/transform/rot13", data=_Chunked(chunks()), headers=TEXT)
-        self.assertError(chunked, 413, "poem-too-large")
+        body = self.assertError(chunked, 413, "poem-too-large")
+        self.assertEqual(
+            body["message"],
+            f"the poem is over {MAX_POEM_BYTES:,} bytes; this gateway accepts at most {MAX_POEM_BYTES:,} "
+            "(--max-poem-bytes)",
+        )
 
     def test_chunkedPoem(self):
         response = self.request("POST", "/transform/rot13", data=_Chunked([b"ab", b"c"]), headers=TEXT)
@@ -482,3 +476,33 @@ class ErrorFromResponseTests(SynchronousTestCase):
             error = errorFromResponse(status, b"<html>Bad Gateway</html>")
             self.assertIs(type(error), errorClass, status)
             self.assertEqual(error.message, f"HTTP {status}: <html>Bad Gateway</html>")
+
+
+class RefusalLogTests(HTTPTestCase):
+    def test_refusalsLogged(self):
+        """
+        Each refused request is logged as over every protocol
+        (L{protocols.common.logRefusal}), with its status and the client as
+        host:port: the service's errors, a forbidden origin, a body over the
+        limit.
+        """
+        events = captureLogs(self)
+        self.assertError(self.post("nope", b"x"), 404, "unknown-transform")
+        self.assertError(
+            self.post("rot13", b"x", headers={**TEXT, "Origin": "http://evil.example"}),
+            403,
+            "forbidden-origin",
+        )
+        self.assertError(self.post("rot13", b"x" * (MAX_POEM_BYTES + 1)), 413, "poem-too-large")
+        lines = [event["log_format"].format(**event) for event in events if event.get("error")]
+        self.assertEqual(len(lines), 3, lines)
+        for line, expected in zip(
+            lines,
+            [
+                "answering 404 unknown-transform: unknown transform 'nope'",
+                "answering 403 forbidden-origin: ",
+                f"answering 413 poem-too-large: the poem is {MAX_POEM_BYTES + 1:,} bytes; this gateway accepts",
+            ],
+            strict=True,
+        ):
+            self.assertRegex(line, r"^http 127\.0\.0\.1:\d+: " + re.escape(expected))

@@ -1,7 +1,8 @@
 """
 L{gateway.listening.ListeningService}: Twisted's
 L{StreamServerEndpointService} with a name, a log line and
-C{whenListening}, on in-memory endpoints.
+C{whenListening}; and L{ListeningTree}, the root that stops when a listener
+cannot listen; on in-memory endpoints.
 """
 
 from twisted.application.service import MultiService
@@ -14,7 +15,7 @@ from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from gateway.listening import ListeningService, listeners
+from gateway.listening import CannotListen, ListeningService, ListeningTree, listeners
 from tests.helpers import captureLogs
 
 
@@ -31,7 +32,8 @@ class PendingEndpoint:
         def cancel(listening):
             self.cancelled = True
 
-        return Deferred(cancel)
+        self.listening = Deferred(cancel)
+        return self.listening
 
 
 @implementer(IStreamServerEndpoint)
@@ -48,6 +50,9 @@ class ListeningServiceTests(SynchronousTestCase):
         return [event["log_format"].format(**event) for event in self.events if "name" in event]
 
     def test_listensAndSaysWhere(self):
+        """
+        It logs where it listens, and once stopped, that it no longer does.
+        """
         reactor = MemoryReactor()
         service = ListeningService("web", TCP4ServerEndpoint(reactor, 8080, interface="127.0.0.1"), Factory())
         service.startService()
@@ -58,23 +63,21 @@ class ListeningServiceTests(SynchronousTestCase):
         self.successResultOf(service.whenListening())  # later callers get it too
         self.successResultOf(service.stopService())
         self.assertIsNone(service.port)
+        self.assertEqual(self.messages()[1:], [f"web no longer listening on {host.host}:{host.port}"])
 
     def test_cannotListen(self):
         """
-        A listener that cannot listen says so in one line (no traceback),
-        and C{whenListening} fails with the reason, for waiters before and
-        after; stopping it afterwards is clean.
+        A listener that cannot listen keeps the reason, and C{whenListening}
+        fails with it, for waiters before and after; it logs nothing (its
+        owner says why, once), and stopping it afterwards is clean.
         """
         service = ListeningService("netstring", RefusingEndpoint(), Factory())
         before = service.whenListening()
         service.startService()
         self.failureResultOf(before, CannotListenError)
         self.failureResultOf(service.whenListening(), CannotListenError)
-        [message] = self.messages()
-        self.assertTrue(
-            message.startswith("netstring cannot listen: Couldn't listen on 127.0.0.1:1"), message
-        )
-        self.assertFalse([event for event in self.events if event.get("log_failure")])
+        self.assertTrue(service.failure.check(CannotListenError))
+        self.assertEqual(self.events, [])
         self.successResultOf(service.stopService())
 
     def test_stopCancelsAPendingListen(self):
@@ -101,3 +104,96 @@ class ListeningServiceTests(SynchronousTestCase):
         service = ListeningService("amp", PendingEndpoint(), Factory())
         service.setServiceParent(root)
         self.assertEqual(listeners(root), [service])
+
+
+class ListeningTreeTests(SynchronousTestCase):
+    """
+    L{ListeningTree}: all of its listeners listen, or it stops.
+    """
+
+    def setUp(self):
+        self.events = captureLogs(self)
+        self.reactor = MemoryReactor()
+        self.tree = ListeningTree(self.reactor)
+        self.first = ListeningService("netstring", TCP4ServerEndpoint(self.reactor, 10001), Factory())
+        self.first.setServiceParent(self.tree)
+
+    def assertRaisesCannotListen(self, start):
+        """
+        C{start} raises L{CannotListen}, a C{SystemExit} whose code is one
+        line (what Python prints, before exiting with status 1) and an
+        C{Exception} (what twistd reports from a daemon's start); the tree
+        and the listeners that did listen have stopped.
+        """
+        with self.assertRaises(CannotListen) as raised:
+            start()
+        self.assertIsInstance(raised.exception, SystemExit)
+        self.assertIsInstance(raised.exception, Exception)
+        self.assertEqual(
+            raised.exception.code,
+            "amp cannot listen: Couldn't listen on 127.0.0.1:1: Address already in use.",
+        )
+        self.assertFalse(self.tree.running)
+        self.assertIsNone(self.first.port)
+        self.assertFalse(self.reactor.hasStopped)
+
+    def test_startService(self):
+        """
+        Started as C{twist} and C{xform serve} start it, the tree raises
+        L{CannotListen} for a listener that cannot listen.
+        """
+        ListeningService("amp", RefusingEndpoint(), Factory()).setServiceParent(self.tree)
+        self.assertRaisesCannotListen(self.tree.startService)
+
+    def test_privilegedStartService(self):
+        """
+        Started as C{twistd} starts it, first with privileges, the tree
+        raises L{CannotListen} at that first step.
+        """
+        ListeningService("amp", RefusingEndpoint(), Factory()).setServiceParent(self.tree)
+        self.assertRaisesCannotListen(self.tree.privilegedStartService)
+
+    def test_whenListening(self):
+        """
+        Once every listener listens, L{ListeningTree.whenListening} fires,
+        and nothing stops.
+        """
+        ListeningService("amp", TCP4ServerEndpoint(self.reactor, 10002), Factory()).setServiceParent(
+            self.tree
+        )
+        self.tree.startService()
+        self.successResultOf(self.tree.whenListening())
+        self.assertEqual([port for port, *_ in self.reactor.tcpServers], [10001, 10002])
+        self.assertFalse(self.reactor.hasStopped)
+
+    def test_cannotListenLater(self):
+        """
+        A listener that finds out only later that it cannot listen makes
+        the tree log the same one line, as an error, and stop the reactor;
+        L{ListeningTree.whenListening} fails with L{CannotListen}.
+        """
+        endpoint = PendingEndpoint()
+        ListeningService("amp", endpoint, Factory()).setServiceParent(self.tree)
+        self.tree.startService()
+        waiting = self.tree.whenListening()
+        self.assertNoResult(waiting)
+        endpoint.listening.errback(CannotListenError("127.0.0.1", 1, OSError("Address already in use")))
+        self.assertTrue(self.reactor.hasStopped)
+        failure = self.failureResultOf(waiting, CannotListen)
+        self.assertEqual(
+            failure.value.code, "amp cannot listen: Couldn't listen on 127.0.0.1:1: Address already in use."
+        )
+        [error] = [event for event in self.events if event["log_level"].name == "error"]
+        self.assertEqual(error["log_format"].format(**error), failure.value.code)
+
+    def test_stoppedBeforeListening(self):
+        """
+        A tree stopped while a listener is still setting up to listen stops
+        nothing else, and logs nothing.
+        """
+        ListeningService("amp", PendingEndpoint(), Factory()).setServiceParent(self.tree)
+        self.tree.startService()
+        self.successResultOf(self.tree.stopService())
+        self.failureResultOf(self.tree.whenListening(), CancelledError)
+        self.assertFalse(self.reactor.hasStopped)
+        self.assertEqual([event for event in self.events if event["log_level"].name == "error"], [])

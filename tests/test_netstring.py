@@ -8,6 +8,7 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.test.iosim import ConnectionCompleter
 from twisted.trial.unittest import SynchronousTestCase
@@ -15,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from protocols.netstring import (
     NetstringDecoder,
     NetstringError,
+    NetstringTooLong,
     NoReply,
     TransformFactory,
     TransformProxy,
@@ -55,8 +57,9 @@ class NetstringDecoderTests(SynchronousTestCase):
             b" 1:a,": "does not start with a decimal length",
             b"01:a,": "leading zero",
             b"00": "leading zero",
-            b"101:": "over the limit of 100 bytes",
-            b"1000": "over the limit of 100 bytes",
+            b"101:": "its length, 101 bytes, is over the limit of 100 bytes",
+            b"1000:": "its length, 1,000 bytes, is over the limit of 100 bytes",
+            b"1" * 21: "its length has more than 20 digits",
             b"3:abc;": "not followed by a comma",
         }
         for data, message in cases.items():
@@ -64,6 +67,18 @@ class NetstringDecoderTests(SynchronousTestCase):
             decoder.feed(data)
             error = self.assertRaises(NetstringError, decoder.pop)
             self.assertIn(message, str(error), data)
+
+    def test_tooLongOnceTheLengthIsWhole(self):
+        """
+        A length over the limit is refused once its colon arrives, with the
+        length it announces and the bytes of the payload that came with it.
+        """
+        decoder = NetstringDecoder(100)
+        decoder.feed(b"1000")
+        self.assertIsNone(decoder.pop())
+        decoder.feed(b":cummingsify.HEL")
+        error = self.assertRaises(NetstringTooLong, decoder.pop)
+        self.assertEqual((error.length, error.head), (1000, b"cummingsify.HEL"))
 
     def test_limitIsInclusive(self):
         decoder = NetstringDecoder(100)
@@ -98,12 +113,13 @@ class ServerTestCase(SynchronousTestCase):
         self.assertEqual(transport.value(), expected)
         self.assertTrue(transport.disconnecting)
 
-    def assertRefused(self, transport, errorName):
+    def assertRefused(self, transport, errorName, written=b""):
         """
-        The connection was closed without a byte of reply, and the reason
-        was logged once, naming the client.
+        The connection was closed with no reply to the refused request (after
+        the answers C{written} to those before it), and the reason was
+        logged once, naming the client.
         """
-        self.assertEqual(transport.value(), b"")
+        self.assertEqual(transport.value(), written)
         self.assertTrue(transport.disconnecting or transport.disconnected)
         refusals = [
             event for event in self.events if "error" in event and event.get("peer") == "192.0.2.7:40000"
@@ -172,6 +188,34 @@ class NetstringServerTests(ServerTestCase):
         protocol, transport = self.request(HELLO + b"\n" + b"garbage")
         self.assertReplied(transport, b"11:hello world,")
 
+    def test_everyNetstringThatCameWithTheFirstIsAnswered(self):
+        """
+        As the tutorial's server does, every whole netstring that arrived
+        with the first is answered, in order; then the server closes.
+        """
+        requests = HELLO + b"10:echo.HELLO," + encodeNetstring(b"reverse.ONE\nTWO\n")
+        protocol, transport = self.request(requests)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0)
+        expected = [b"11:hello world,", encodeNetstring("HELLO … hello … hello".encode()), b"8:TWO\nONE\n,"]
+        self.assertReplied(transport, b"".join(expected))
+
+    def test_netstringsAfterTheFirstChunkAreIgnored(self):
+        """
+        A netstring that comes in a later piece of data, once the first
+        request is whole, is not read.
+        """
+        protocol, transport = self.request(HELLO, b"10:echo.HELLO,")
+        self.assertReplied(transport, b"11:hello world,")
+
+    def test_aRefusalEndsTheAnswers(self):
+        """
+        The requests before a refused one are answered; the refused one and
+        those after it are not.
+        """
+        protocol, transport = self.request(HELLO + b"10:nope.HELLO," + HELLO)
+        self.assertRefused(transport, "unknown-transform", written=b"11:hello world,")
+
     def test_framingLimitFollowsTheService(self):
         self.assertEqual(maxRequestBytes(self.service), self.maxPoemBytes + 1 + 4 * 256)
         poem = b"A" * self.maxPoemBytes
@@ -187,7 +231,7 @@ class NetstringServerTests(ServerTestCase):
             (b"abc:cummingsify.HELLO,", "bad-request"),
             (b"023:cummingsify.HELLO WORLD,", "bad-request"),
             (b"23:cummingsify.HELLO WORLD;", "bad-request"),
-            (b"99999999:", "bad-request"),
+            (b"99999999:cummingsify.", "poem-too-large"),
             (b"11:cummingsify,", "bad-request"),
             (b"6:.HELLO,", "bad-request"),
             (b"10:nope.HELLO,", "unknown-transform"),
@@ -199,6 +243,7 @@ class NetstringServerTests(ServerTestCase):
         ]
         for data, errorName in cases:
             del self.events[:]
+            self.clock.advance(1)  # one a second: slower than the log's limit on refusals
             protocol, transport = self.request(data)
             self.assertRefused(transport, errorName)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
@@ -213,9 +258,37 @@ class NetstringServerTests(ServerTestCase):
         protocol.readConnectionLost()
         self.assertRefused(transport, "bad-request")
 
-    def test_oversizeLengthIsRefusedBeforeThePayload(self):
-        protocol, transport = self.request(b"2000000")
+    def test_oversizeLengthIsRefusedBeforeThePoem(self):
+        """
+        A netstring over the limit is refused as soon as the name before its
+        C{.} has come, with the size of its poem, in the service's words.
+        """
+        protocol, transport = self.request(b"2000000:", b"cummingsify", b".POEM")
+        self.assertRefused(transport, "poem-too-large")
+        self.assertEqual(
+            self.events[-1]["reason"],
+            "the poem is 1,999,988 bytes; this gateway accepts at most 1,000 (--max-poem-bytes)",
+        )
+
+    def test_oversizeLengthWithoutADot(self):
+        """
+        Past the longest name without a C{.}, an oversize netstring is a bad
+        request; what comes after is not kept.
+        """
+        protocol, transport = self.request(b"2000000:" + b"x" * (4 * 256), b"x" * 100_000)
         self.assertRefused(transport, "bad-request")
+        self.assertIn("no '.'", self.events[-1]["reason"])
+
+    def test_oversizeLengthThenHalfClose(self):
+        """
+        A client that half-closes before the name of its oversize netstring
+        has come learns, in the log, that the poem is over the limit.
+        """
+        protocol, transport = self.request(b"2000000:cumm")
+        self.assertFalse(transport.disconnecting)
+        protocol.readConnectionLost()
+        self.assertRefused(transport, "poem-too-large")
+        self.assertIn("the poem is over 1,000 bytes", self.events[-1]["reason"])
 
     def test_deadline(self):
         protocol, transport = self.request(b"11:stall.HELLO,")
@@ -255,6 +328,16 @@ class HalfCloseTests(ServerTestCase):
         protocol.readConnectionLost()
         self.assertRefused(transport, "bad-request")
         self.assertIn("after 18 bytes", self.events[-1]["reason"])
+
+    def test_nothingThenHalfClose(self):
+        """
+        A client that closes without sending anything (a port check) is
+        closed too, with no refusal logged.
+        """
+        protocol, transport = self.connect()
+        protocol.readConnectionLost()
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual([event for event in self.events if event["log_level"] > LogLevel.debug], [])
 
 
 class IdleTimeoutTests(ServerTestCase):

@@ -187,30 +187,32 @@ def test_poetryServerExitsCleanlyOnSignal(signum):
 #: Bad arguments of C{xform poetry-server}, each with the start of its one
 #: line of error ({tmp} stands for a temporary directory).
 POETRY_SERVER_ERRORS = {
-    (): "xform: no poem to serve: give at least one FILE",
-    ("missing.txt",): "xform: cannot read missing.txt: No such file or directory",
-    ("{tmp}",): "xform: cannot read {tmp}: Is a directory",
-    ("{tmp}/latin1.txt",): "xform: {tmp}/latin1.txt is not UTF-8 text",
-    (SCIENCE, "--port", "1", "--port", "2"): "xform: 2 ports for 1 poems",
-    (SCIENCE, "--port", "70000"): "xform: --port 70000: not a port number (0 to 65535)",
-    (SCIENCE, "--port", "nonsense:1"): "xform: --port: invalid endpoint 'nonsense:1': ",
-    (SCIENCE, "--num-bytes", "0"): "xform: Parameter type enforcement failed: --num-bytes: '0' is not",
-    (SCIENCE, "--delay", "-1"): "xform: Parameter type enforcement failed: --delay: '-1' is not",
-    (SCIENCE, "--bogus"): "xform: option --bogus not recognized",
+    (): "no poem to serve: give at least one FILE",
+    ("missing.txt",): "cannot read missing.txt: No such file or directory",
+    ("{tmp}",): "cannot read {tmp}: Is a directory",
+    ("{tmp}/latin1.txt",): "{tmp}/latin1.txt is not UTF-8 text",
+    (SCIENCE, "--port", "1", "--port", "2"): "2 ports for 1 poems",
+    (SCIENCE, "--port", "70000"): "--port: 70000 is not a port number (0 to 65535)",
+    (SCIENCE, "--port", "nonsense:1"): "--port: invalid endpoint 'nonsense:1': ",
+    (SCIENCE, "--num-bytes", "0"): "--num-bytes: '0' is not a positive number",
+    (SCIENCE, "--delay", "-1"): "--delay: '-1' is not a positive number",
+    (SCIENCE, "--bogus"): "option --bogus not recognized",
 }
 
 
 @pytest.mark.parametrize("arguments, message", POETRY_SERVER_ERRORS.items())
 def test_poetryServerBadArguments(tmp_path, monkeypatch, xformHere, arguments, message):
     """
-    Each bad argument gives one line on standard error and exit status 2.
+    Each bad argument gives one line on standard error, with a hint, and
+    exit status 2.
     """
     (tmp_path / "latin1.txt").write_bytes("perché".encode("latin-1"))
     monkeypatch.chdir(ROOT)
     arguments = [argument.format(tmp=tmp_path) for argument in arguments]
     status, out, err = xformHere("poetry-server", *arguments)
     assert (status, out) == (2, b""), arguments
-    assert err.startswith(message.format(tmp=tmp_path)) and err.count("\n") == 1, (arguments, err)
+    assert err.startswith("xform poetry-server: " + message.format(tmp=tmp_path)), (arguments, err)
+    assert err.endswith("; see 'xform poetry-server --help'\n") and err.count("\n") == 1, (arguments, err)
 
 
 def test_poetryServerPortInUse(fast):
@@ -230,18 +232,15 @@ def test_poetryServerPortInUse(fast):
 @pytest.mark.parametrize(
     "arguments, message",
     {
-        (): "xform: which poems? give the [HOST:]PORT of at least one poetry server\n",
-        ("host:port",): "xform: 'host:port' is not a poetry server's [HOST:]PORT\n",
-        ("99999",): "xform: '99999' is not a poetry server's [HOST:]PORT\n",
-        (
-            "1",
-            "--transform-server",
-            "gopher://x",
-        ): "xform: --transform-server: 'gopher://x' is not a server URL",
-        ("1", "--timeout", "0"): "xform: Parameter type enforcement failed: --timeout: '0' is not a positive",
+        (): "which poems? give the [HOST:]PORT of at least one poetry server",
+        ("host:port",): "'host:port' is not a poetry server's [HOST:]PORT",
+        ("99999",): "'99999' is not a poetry server's [HOST:]PORT",
+        ("1", "--transform-server", "gopher://x"): "--transform-server: 'gopher://x' is not a server URL",
+        ("1", "--timeout", "0"): "--timeout: '0' is not a positive number",
     }.items(),
 )
 def test_getPoetryBadArguments(xformHere, arguments, message):
     status, out, err = xformHere("get-poetry", *arguments)
     assert (status, out) == (2, b""), arguments
-    assert err.startswith(message) and err.count("\n") == 1, (arguments, err)
+    assert err.startswith(f"xform get-poetry: {message}") and err.count("\n") == 1, (arguments, err)
+    assert err.endswith("; see 'xform get-poetry --help'\n"), err

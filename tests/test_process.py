@@ -2,14 +2,14 @@
 The real thing: C{xform serve} as a process on free loopback ports, talked
 to by netcat, by the blocking client C{xform transform} (in this process,
 and as a process where the real command must be proved) and by the Part 13
-client; the usage errors of C{xform serve}, in this process.
+client; the usage errors of C{xform serve}, in this process.  (Under twist
+and twistd, and what the operator sees: L{tests.test_operations}.)
 """
 
 import signal
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from twisted.internet import reactor
@@ -87,9 +87,11 @@ def test_hugePoemRefusedByDefault(gateway, xformHere):
     status, out, err = xformHere("transform", "cummingsify", "-s", server(gateway), input=HUGE_POEM.encode())
     assert (status, out) == (1, b"")
     assert "closed the connection without a reply" in err
+    size = f"{len(HUGE_POEM.encode()):,}"
     gateway.waitForLog(
         lambda: gateway.logged(
-            "closing without a reply: bad-request: malformed netstring: its length is over the limit"
+            f"closing without a reply: poem-too-large: the poem is {size} bytes; "
+            "this gateway accepts at most 1,048,576 (--max-poem-bytes)"
         )
     )
 
@@ -138,36 +140,12 @@ def test_cleanExitOnSignal(signum):
         socket.create_connection(("127.0.0.1", port), timeout=5)
 
 
-def test_twistdPlugin(tmp_path):
-    """
-    The same service runs under twistd as the C{xform-gateway} plugin.
-    """
-    twistd = (str(Path(sys.executable).with_name("twistd")), "-n", "--pidfile=", "xform-gateway")
-    with GatewayProcess(command=twistd) as gateway:
-        assert netcat(gateway.ports["netstring"], b"23:cummingsify.HELLO WORLD,") == b"11:hello world,"
-
-
-def test_portInUse(gateway):
-    """
-    A listener whose port is taken stops the gateway with status 1.  Every
-    other listener is off, so that the test binds no default port (10002,
-    8080) and nothing else listens.
-    """
-    port = gateway.ports["netstring"]
-    others = [arg for name in LISTENERS if name != "netstring" for arg in (f"--{name}", "off")]
-    status, out, err = xform("serve", "--netstring", f"tcp:{port}:interface=127.0.0.1", *others)
-    assert status == 1
-    assert "netstring cannot listen: Couldn't listen on 127.0.0.1:" in err
-    assert "Address already in use" in err
-    assert " listening on " not in err
-
-
 @pytest.mark.parametrize(
     "arguments, message",
     [
         (("--netstring", "nonsense:1"), "--netstring: invalid endpoint 'nonsense:1'"),
         (tuple(arg for name in LISTENERS for arg in (f"--{name}", "off")), "every listener is off"),
-        (("--deadline", "-1"), "--deadline: '-1' is not a positive number\n"),
+        (("--deadline", "-1"), "--deadline: '-1' is not a positive number; see 'xform serve --help'\n"),
     ],
 )
 def test_serveUsageErrors(xformHere, arguments, message):

@@ -114,6 +114,66 @@ class TransformTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
 
+class SlicedTwinTests(SynchronousTestCase):
+    """
+    Each synchronous transform has a twin that makes the same poem a group
+    of lines at a time.
+    """
+
+    def assertSameInSlices(self, entry, poem):
+        slices = {}
+        for sliceChars in [1, 2, 7, 100, 10**6]:
+            work = entry.slicing.run(poem, sliceChars)
+            slices[sliceChars] = 0
+            while True:
+                try:
+                    next(work)
+                    slices[sliceChars] += 1
+                except StopIteration as done:
+                    self.assertEqual(done.value, entry.function(poem), f"{entry.name} by {sliceChars}")
+                    break
+        if poem.count("\n") > 1:
+            self.assertGreater(slices[1], slices[10**6], entry.name)
+
+    def test_everyPoem(self):
+        for entry in builtinCatalogue(Clock()):
+            if entry.slicing is not None:
+                for poem in POEMS.values():
+                    self.assertSameInSlices(entry, poem)
+
+    def test_finalSigma(self):
+        """
+        C{str.lower} writes a capital sigma at the end of a word as a final
+        sigma, looking at the letters around it; a newline ends a word, so
+        slices of whole lines lowercase as the whole poem does.
+        """
+        poem = "ΟΔΟΣ\nΣ\nΑΣ\u0345\nΣΑ\n'Σ'\nΑ\u0301Σ"
+        self.assertEqual(
+            transforms.cummingsify(poem), "οδος\nσ\nας\u0345\nσα\n'σ'\nά\u0301ς".replace("ά", "α")
+        )
+        self.assertSameInSlices(builtinCatalogue(Clock()).lookup("cummingsify"), poem)
+
+    def test_shuffleSeededByTheWholePoem(self):
+        """
+        The sliced shuffle hashes the whole poem for its seed, and draws
+        from one generator across the groups.
+        """
+        poem = "\n".join(f"one two three four five {n}" for n in range(50))
+        self.assertSameInSlices(builtinCatalogue(Clock()).lookup("shuffle"), poem)
+
+    def test_longLines(self):
+        """
+        A line longer than a slice is cut after white space by the
+        transforms that work word by word, and shuffled a few words at a
+        time: the same poem as in one call.
+        """
+        line = " ".join(f"word{n}  and\tmore" for n in range(300))
+        for poem in [line, f"  {line}\nshort\n{line} \n"]:
+            for entry in builtinCatalogue(Clock()):
+                if entry.slicing is not None:
+                    self.assertSameInSlices(entry, poem)
+
+
 class EchoOnTheReactorTests(TestCase):
     """
     The echo transform on the real reactor.

@@ -90,7 +90,9 @@ class UpstreamTests(UpstreamTestCase):
 
     def serviceFor(self, port, timeout=5.0, scheme="netstring"):
         self.server = ServerURL(scheme, HOST, port)
-        upstream = Upstream("up", self.server, transformClient(self.reactor, self.server, timeout))
+        upstream = Upstream(
+            "up", self.server, transformClient(self.reactor, self.server, timeout), self.reactor
+        )
         self.addCleanup(lambda: self.result(upstream.stopService()))
         catalogue = builtinCatalogue(self.reactor)
         catalogue.delegate("up", upstream.resolve)
@@ -208,7 +210,7 @@ class UpstreamServiceTests(UpstreamTestCase):
         factory = TrackingAMPFactory(serverService(self.reactor), self.reactor)
         self.network.listen(UPSTREAM["amp"], factory)
         server = ServerURL("amp", HOST, UPSTREAM["amp"])
-        upstream = Upstream("up", server, transformClient(self.reactor, server))
+        upstream = Upstream("up", server, transformClient(self.reactor, server), self.reactor)
         upstream.startService()
         self.assertEqual(self.result(upstream.xform("cummingsify", "HELLO")), "hello")
         self.assertEqual(self.result(upstream.xform("reverse", "A\nB")), "B\nA")
@@ -225,7 +227,7 @@ def test_stoppingWithNothingOpen(scheme):
     """
     clock = MemoryReactorClock()
     server = ServerURL(scheme, HOST, UPSTREAM["netstring"])
-    upstream = Upstream("up", server, transformClient(clock, server))
+    upstream = Upstream("up", server, transformClient(clock, server), clock)
     upstream.startService()
     stopped = upstream.stopService()
     assert stopped.called
@@ -335,8 +337,8 @@ def test_stopsWithItsUpstreamConnectionOpen(fullGateway):
 @pytest.mark.parametrize(
     "arguments, message",
     {
-        ("--upstream", "remote"): "--upstream 'remote': give PREFIX=URL",
-        ("--upstream", "remote=127.0.0.1:1"): "--upstream remote: '127.0.0.1:1' is not a server URL",
+        ("--upstream", "remote"): "--upstream: 'remote': give PREFIX=URL",
+        ("--upstream", "remote=127.0.0.1:1"): "--upstream: remote: '127.0.0.1:1' is not a server URL",
         ("--upstream", "a.b=netstring://h"): "unusable prefix 'a.b'",
         ("--upstream", "a=netstring://h", "--upstream", "a=netstring://i"): "prefix 'a' is given twice",
     }.items(),

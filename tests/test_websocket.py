@@ -26,8 +26,8 @@ from protocols.jsonrpc import (
 from protocols.origins import OriginPolicy
 from protocols.websocket import maxMessageBytes
 from service import Limits, TransformService, transforms
-from tests.helpers import POEMS, echoed, misbehavingCatalogue
-from tests.memory import HOST, MemoryTestCase
+from tests.helpers import POEMS, captureLogs, echoed, misbehavingCatalogue
+from tests.memory import HOST, Collector, MemoryTestCase, readResponse
 from tests.websocketclient import WebSocketClient
 
 #: The server's limits: a 1 MB poem fits, a request stalls for 0.5 s.
@@ -105,9 +105,14 @@ CASES = [
     ("a null id", request("transform", ["rot13", "a"], id=None), result({"poem": "n"}, None)),
     ("a huge id", request("transform", ["rot13", "a"], id=10**60 + 7), result({"poem": "n"}, 10**60 + 7)),
     (
-        "a long string id",
-        request("transform", ["rot13", "a"], id="i" * 10_000),
-        result({"poem": "n"}, "i" * 10_000),
+        "the longest string id",
+        request("transform", ["rot13", "a"], id="i" * 256),
+        result({"poem": "n"}, "i" * 256),
+    ),
+    (
+        "a string id too long",
+        request("transform", ["rot13", "a"], id="i" * 257),
+        error(INVALID_REQUEST, None),
     ),
     ("list_transforms", request("list_transforms"), None),  # checked in its own test
     ("a notification", notification("transform", ["rot13", "a"]), None),
@@ -145,7 +150,8 @@ CASES = [
         error(PARSE_ERROR, None),
     ),
     ("NaN", '{"jsonrpc": "2.0", "method": "transform", "params": NaN, "id": 1}', error(PARSE_ERROR, None)),
-    ("deeply nested JSON", "[" * 50_000 + "]" * 50_000, error(PARSE_ERROR, None)),
+    ("deeply nested JSON", "[" * 5_000 + "]" * 5_000, error(PARSE_ERROR, None)),
+    ("too many values", "[" * 50_000 + "]" * 50_000, error(INVALID_REQUEST, None)),
     (
         "nested params within reach",
         request("transform", {"transform": "rot13", "poem": [[[["a"]]]]}),
@@ -216,7 +222,8 @@ class WebSocketTestCase(MemoryTestCase):
     def setUp(self):
         super().setUp()
         self.service = TransformService(misbehavingCatalogue(self.reactor), self.reactor, self.limits)
-        self.network.listen(WEB, makeSite(self.service, POEMS, self.origins, self.reactor))
+        self.site = makeSite(self.service, POEMS, self.origins, self.reactor)
+        self.network.listen(WEB, self.site)
         self.address = f"{HOST}:{WEB}"
         self.url = f"ws://{self.address}/ws"
 
@@ -452,6 +459,19 @@ class OriginTests(WebSocketTestCase):
         ]:
             self.assertEqual(self.status(origin=origin), 403, origin)
 
+    def test_refusalLogged(self):
+        """
+        A refused handshake is logged as every refusal is, once, with the
+        client as host:port.
+        """
+        events = captureLogs(self)
+        self.assertEqual(self.status(origin="http://evil.example"), 403)
+        [line] = [event["log_format"].format(**event) for event in events if event.get("error")]
+        self.assertRegex(
+            line,
+            r"^ws 127\.0\.0\.1:\d+: answering forbidden-origin: origin 'http://evil\.example' is not allowed",
+        )
+
     def test_reboundName(self):
         """
         A page on a name rebound to 127.0.0.1 sends matching Origin and Host
@@ -459,3 +479,73 @@ class OriginTests(WebSocketTestCase):
         """
         status = self.status(origin=f"http://evil.example:{WEB}", host=f"evil.example:{WEB}")
         self.assertEqual(status, 403)
+
+
+class HandshakeTests(WebSocketTestCase):
+    def get(self, headers):
+        """
+        C{GET /ws} with C{headers}: the status, headers and body of the
+        answer.
+        """
+        lines = ["GET /ws HTTP/1.1", f"Host: {self.address}", "Connection: close"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        request = Collector("\r\n".join([*lines, "", ""]).encode("latin-1"))
+        connectProtocol(HostnameEndpoint(self.reactor, HOST, WEB), request)
+        response = readResponse(self.successResultOf(self.network.run(request.done)))
+        return response.status, dict(response.getheaders()), response.read()
+
+    def test_aBrowserOpeningTheURL(self):
+        """
+        C{GET /ws} without an upgrade (a browser opening the URL) gets 426
+        and the web face's JSON error, with its security headers, instead of
+        Autobahn's status page.
+        """
+        status, headers, body = self.get({})
+        self.assertEqual(status, 426)
+        self.assertEqual(headers["Upgrade"], "websocket")
+        self.assertEqual(headers["X-Content-Type-Options"], "nosniff")
+        self.assertEqual(json.loads(body)["error"], "upgrade-required")
+        self.assertNotIn(b"Autobahn", body)
+
+    def test_onlyRFC6455(self):
+        """
+        A handshake for version 8 of the protocol (a draft before RFC 6455)
+        is refused.
+        """
+        headers = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "8",
+        }
+        status, headers, body = self.get(headers)
+        self.assertEqual(status, 400)
+        self.assertEqual(headers["Sec-WebSocket-Version"], "13")
+
+
+class RefusalLogTests(WebSocketTestCase):
+    def test_refusalsLogged(self):
+        """
+        The requests the service refuses are logged as over every protocol
+        (L{protocols.common.logRefusal}): a batch of 20 refused requests
+        writes the first five lines, and when the site stops, one line sums
+        up the others.
+        """
+        events = captureLogs(self)
+        client = self.open()
+        client.send(
+            json.dumps([request("transform", {"transform": "nope", "poem": "x"}, i) for i in range(20)])
+        )
+        [answers] = self.receive(client, 1)
+        self.assertEqual(len(answers), 20)
+        lines = [event["log_format"].format(**event) for event in events if event.get("error")]
+        self.assertEqual(len(lines), 5)
+        self.assertRegex(
+            lines[0], r"^ws 127\.0\.0\.1:\d+: answering unknown-transform: unknown transform 'nope'$"
+        )
+        client.close()
+        self.network.run(client.closed)
+        self.site.stopFactory()  # what its port does when it stops listening
+        summary = [event["log_format"].format(**event) for event in events if event.get("count")]
+        self.assertEqual(len(summary), 1)
+        self.assertRegex(summary[0], r"^ws: 15 more 'unknown-transform' refusals in the last [\d.e-]+ s$")

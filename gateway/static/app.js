@@ -1,15 +1,6 @@
 // The xform page: transforms over JSON-RPC 2.0 on the gateway's WebSocket
 // (/ws), bundled poems over plain HTTP (/poems). No framework, no build step.
 
-const ERROR_WORDS = {
-  "unknown-transform": "There is no such transform",
-  "bad-request": "The gateway did not understand the request",
-  "poem-too-large": "The poem is too large",
-  "transform-failed": "The transform failed",
-  "timeout": "The gateway took too long to answer",
-  "overloaded": "The gateway is busy; try again in a moment",
-};
-
 const CLOSE_REASONS = {
   1001: "the gateway is going away",
   1006: "the connection was lost",
@@ -29,9 +20,10 @@ class RemoteError extends Error {
     this.errorName = typeof error.data === "string" ? error.data : null;
   }
 
+  /** The gateway's own sentence, the same on every protocol, as a sentence. */
   get words() {
-    const lead = ERROR_WORDS[this.errorName] || `The gateway refused the request (error ${this.code})`;
-    return `${lead}: ${this.message}.`;
+    const text = this.message || `the gateway refused the request (error ${this.code})`;
+    return `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
   }
 }
 
@@ -202,20 +194,34 @@ async function loadTransforms() {
   transforms.clear();
   els.transform.replaceChildren();
   for (const { name, description } of answer.result) {
-    transforms.set(name, description);
+    transforms.set(name.toLowerCase(), description);
     const option = new Option(name, name);
     option.title = description;
+    // "up:*" stands for an upstream's transforms that it does not list:
+    // it says why, but is not a name to call.
+    option.disabled = name.endsWith(":*");
     els.transform.append(option);
   }
-  if (transforms.has(chosen)) els.transform.value = chosen;
+  if (transforms.has(chosen.toLowerCase())) els.transform.value = chosen;
   els.transform.disabled = els.add.disabled = false;
   els.run.disabled = !rpc.isOpen;
   describeChosen();
   renderSteps();
 }
 
+/**
+ * What the gateway says of a transform name, whatever its case: its own
+ * description, or that of its upstream's "prefix:*" entry; undefined for a
+ * name it does not know.
+ */
+function describe(name) {
+  const key = name.toLowerCase();
+  const colon = key.indexOf(":");
+  return transforms.get(key) ?? (colon > 0 ? transforms.get(`${key.slice(0, colon)}:*`) : undefined);
+}
+
 function describeChosen() {
-  els.description.textContent = transforms.get(els.transform.value) || "\u00a0";
+  els.description.textContent = describe(els.transform.value) || "\u00a0";
 }
 
 function steps() {
@@ -229,14 +235,14 @@ function renderSteps() {
   els.steps.replaceChildren(
     ...steps().map((name, index, all) => {
       const item = document.createElement("li");
-      const known = transforms.has(name);
+      const known = describe(name) !== undefined;
       item.className = known ? "known" : "unknown";
       const label = document.createElement("span");
       label.className = "name";
       label.textContent = name;
       const what = document.createElement("span");
       what.className = "what";
-      what.textContent = known ? transforms.get(name) : "not a transform this gateway knows";
+      what.textContent = known ? describe(name) : "not a transform this gateway knows";
       const remove = document.createElement("button");
       remove.type = "button";
       remove.textContent = "×";

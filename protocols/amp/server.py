@@ -20,12 +20,14 @@ from protocols.amp.wire import (
     ERROR,
     ERROR_CODE,
     ERROR_DESCRIPTION,
+    ERRORS_BY_CODE,
     OversizeBox,
     errorCode,
     maxBoxBytes,
 )
-from protocols.common import TransformServerFactory, logRefusal
-from service.errors import TransformError
+from protocols.common import Refusals, TransformServerFactory, logRefusal
+from protocols.listing import transformsListing
+from service.errors import PoemTooLarge, TransformError
 from service.transformer import TransformService
 
 
@@ -37,14 +39,16 @@ class TransformLocator(amp.CommandLocator):
     which would close the connection.
 
     @ivar service: the shared transform service.
+    @ivar refusals: the listener's refusals, which keep their log lines few.
     @ivar peer: the client, for log lines.
     """
 
     log = Logger()
     peer = "?"
 
-    def __init__(self, service: TransformService) -> None:
+    def __init__(self, service: TransformService, refusals: Refusals) -> None:
         self.service = service
+        self.refusals = refusals
         self._running: set[Deferred] = set()
 
     @TransformPoem.responder
@@ -52,9 +56,8 @@ class TransformLocator(amp.CommandLocator):
         return self.service.transform(transform, poem).addCallback(lambda new: {"poem": new})
 
     @ListTransforms.responder
-    def listTransforms(self) -> dict:
-        entries = self.service.transforms()
-        return {"transforms": [{"name": entry.name, "description": entry.description} for entry in entries]}
+    def listTransforms(self) -> "Deferred[dict]":
+        return self.service.listing().addCallback(lambda entries: {"transforms": transformsListing(entries)})
 
     def locateResponder(self, name: bytes):
         responder = super().locateResponder(name)
@@ -84,11 +87,11 @@ class TransformLocator(amp.CommandLocator):
         if failure.check(amp.RemoteAmpError):  # a service error, mapped by Command.errors
             cause = failure.value.local
             if answered and cause is not None and cause.check(TransformError):
-                self._logRefusal(cause.value)
+                self.refused(cause.value)
             return failure
         if failure.check(TransformError):  # from the arguments, before the responder ran
             if answered:
-                self._logRefusal(failure.value)
+                self.refused(failure.value)
             return Failure(
                 amp.RemoteAmpError(errorCode(type(failure.value)), failure.value.message, local=failure)
             )
@@ -101,8 +104,19 @@ class TransformLocator(amp.CommandLocator):
             amp.RemoteAmpError(b"TRANSFORM_FAILED", f"the server failed to answer {command}", local=failure)
         )
 
-    def _logRefusal(self, error: TransformError) -> None:
-        logRefusal(self.log, error, "amp {peer}: answering {error}: {reason}", peer=self.peer)
+    def refused(self, error: TransformError, doing: str = "answering") -> None:
+        """
+        Log a refusal of this connection's, as few times as the listener's
+        refusals allow.
+        """
+        logRefusal(
+            self.log,
+            error,
+            f"{{protocol}} {{peer}}: {doing} {{error}}: {{reason}}",
+            refusals=self.refusals,
+            protocol="amp",
+            peer=self.peer,
+        )
 
     def cancelAll(self) -> None:
         """
@@ -130,7 +144,7 @@ class TransformAMP(BoxConnection, TimeoutMixin):
 
     def __init__(self, factory: "TransformAMPFactory") -> None:
         self.factory = factory
-        self.locator = TransformLocator(factory.service)
+        self.locator = TransformLocator(factory.service, factory.refusals)
         super().__init__(self.locator, maxBoxBytes(factory.service.limits.maxPoemBytes))
 
     def connectionMade(self) -> None:
@@ -148,6 +162,20 @@ class TransformAMP(BoxConnection, TimeoutMixin):
         if not self.unanswered:  # the idle time starts with the last answer
             self.resetTimeout()
 
+    def unhandledError(self, failure: Failure) -> None:
+        """
+        The error of a command sent without C{_ask} has nothing to answer:
+        it is logged as a refusal, as few times as the listener's refusals
+        allow.  Anything else is what L{BoxConnection} makes of it.
+        """
+        error = ERRORS_BY_CODE.get(failure.value.errorCode) if failure.check(amp.RemoteAmpError) else None
+        if error is None:
+            super().unhandledError(failure)
+            return
+        self.locator.refused(
+            error(failure.value.description), "a command sent without _ask failed; nothing to answer:"
+        )
+
     def oversizeBoxReceived(self, box: OversizeBox) -> None:
         if COMMAND not in box:
             self.drop(f"a box over the limit ({box.size} bytes) that is not a question")
@@ -155,19 +183,19 @@ class TransformAMP(BoxConnection, TimeoutMixin):
         if not self.isNewQuestion(box):
             return
         error = b"POEM_TOO_LARGE" if box[COMMAND] == TransformPoem.commandName else b"BAD_REQUEST"
-        description = (
-            f"the request is {box.size} bytes; the limit is {self.maxBoxBytes} bytes, "
-            f"for a poem of at most {self.factory.service.limits.maxPoemBytes} bytes"
-        )
+        maxPoemBytes = self.factory.service.limits.maxPoemBytes
+        poemBytes = box.valueBytes.get(b"poem", 0)
+        if error == b"POEM_TOO_LARGE" and poemBytes > maxPoemBytes:
+            description = PoemTooLarge.forSize(poemBytes, maxPoemBytes).message
+        else:
+            description = (
+                f"the request counts {box.size:,} bytes with its keys and pieces; this gateway accepts "
+                f"at most {self.maxBoxBytes:,} (see the AMP limits in docs/protocols.md)"
+            )
         if ASK not in box:
             self.unhandledError(Failure(amp.RemoteAmpError(error, description)))
             return
-        self.log.info(
-            "amp {peer}: answering {error}: {reason}",
-            peer=self.peer,
-            error=error.decode("ascii"),
-            reason=description,
-        )
+        self.locator.refused(ERRORS_BY_CODE[error](description))
         self.sendBox({ERROR: box[ASK], ERROR_CODE: error, ERROR_DESCRIPTION: description.encode("utf-8")})
 
     def pauseProducing(self) -> None:

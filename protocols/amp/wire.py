@@ -99,9 +99,11 @@ class OversizeBox(dict[bytes, bytes]):
     box, enough to answer it.
 
     @ivar size: what the whole box counts.
+    @ivar valueBytes: the bytes of each split value (such as C{poem}) it
+        held, all its pieces together, by name.
     """
 
-    __slots__ = ("size",)
+    __slots__ = ("size", "valueBytes")
 
 
 def pieceKeys(name: bytes) -> Iterator[bytes]:
@@ -272,6 +274,7 @@ class BoxDecoder:
         self._key: bytes | None = None
         self._piece: tuple[bytes, int] | None = None
         self._boxBytes = 0
+        self._valueBytes: dict[bytes, int] = {}
         self._wireBytes = 0
         self._skipping = 0
         self._oversize = False
@@ -357,6 +360,7 @@ class BoxDecoder:
                         self._becomeOversize()
                         if key not in _KEPT:
                             boxBytes += cost
+                            self._countValue(key, piece, length)
                             skipping = length
                             key = None
                             offset += 2
@@ -368,6 +372,7 @@ class BoxDecoder:
                     value = view[offset + 2 : offset + 2 + length].tobytes()
                     offset += 2 + length
                     boxBytes += cost
+                    self._countValue(key, piece, length)
                     if piece is None or self._oversize:
                         self._box[key] = value
                     else:
@@ -380,6 +385,15 @@ class BoxDecoder:
                 self._key, self._piece, self._skipping, self._boxBytes = key, piece, skipping, boxBytes
                 self._wireBytes += offset - start
                 self._offset = offset
+
+    def _countValue(self, key: bytes, piece: tuple[bytes, int] | None, length: int) -> None:
+        """
+        Add a value of C{length} bytes to what its split value holds, when
+        it is one or a piece of one.
+        """
+        name = key if piece is None else piece[0]
+        if name in self.splitNames:
+            self._valueBytes[name] = self._valueBytes.get(name, 0) + length
 
     def _pieceOf(self, key: bytes) -> tuple[bytes, int] | None:
         """
@@ -402,7 +416,7 @@ class BoxDecoder:
         box, size = self._box, self._boxBytes
         if self._oversize:
             box = OversizeBox(box)
-            box.size = size
+            box.size, box.valueBytes = size, self._valueBytes
         else:
             for name, pieces in self._pieces.items():
                 pieces.joinInto(box, name)

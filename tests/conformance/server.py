@@ -13,14 +13,17 @@ testsuite's cases expect an echo; the rest run against C{/ws} itself.
 
 import sys
 
-from autobahn.twisted.resource import WebSocketResource
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.logger import globalLogBeginner, textFileLogObserver
 
 from gateway.web import makeSite
 from protocols.origins import OriginPolicy
-from protocols.websocket import TransformWebSocketFactory, TransformWebSocketProtocol
+from protocols.websocket import (
+    TransformWebSocketFactory,
+    TransformWebSocketProtocol,
+    TransformWebSocketResource,
+)
 from service import Limits, TransformService, builtinCatalogue
 
 
@@ -43,7 +46,7 @@ def main(port: int, maxPoemBytes: int) -> None:
     service = TransformService(builtinCatalogue(reactor), reactor, Limits(maxPoemBytes=maxPoemBytes))
     origins = OriginPolicy()
     site = makeSite(service, {}, origins, reactor)
-    site.resource.putChild(b"echo", WebSocketResource(EchoFactory(service, origins, reactor)))
+    site.resource.putChild(b"echo", TransformWebSocketResource(EchoFactory(service, origins, reactor)))
     TCP4ServerEndpoint(reactor, port, interface="127.0.0.1").listen(site)
     reactor.run()
 

@@ -1,0 +1,227 @@
+"""
+Steady mixed load through HAProxy, for the scale-out scenarios.
+
+Two kinds of clients run in threads until the load stops, each asking one
+request after another at a steady pace and recording every request's
+L{Outcome}:
+
+    - a client per protocol that opens a new connection for every request
+      (the blocking clients of L{gateway.syncclient}), as the command-line
+      tools do;
+    - long-lived WebSocket sessions (L{WebSocketSession}), as the page does:
+      one connection for request after request, opened again when the
+      gateway closes it between two requests. A session can be told to send
+      one slow request, to be sure of a request in flight at a given moment.
+"""
+
+import json
+import threading
+import time
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.sync.client import ClientConnection, connect
+
+from gateway import syncclient
+from tests.integration.system import POEM, System
+
+#: A request that takes the gateway about a second of work: six passes over
+#: a poem of 600 kB, whose answer is still the poem in lower case.
+SLOW_TRANSFORM = "|".join(["titlecase", "cummingsify"] * 3)
+SLOW_POEM = (POEM + "\n") * (600_000 // (len(POEM) + 1))
+
+#: Seconds between the starts of two requests of one client.
+PACE = 0.02
+
+#: Seconds a request may take before it counts as failed.
+TIMEOUT = 10.0
+
+#: How a request of a WebSocket session fails: its connection lost or refused,
+#: no answer in time (a L{TimeoutError}, an L{OSError}), or no JSON.
+SESSION_ERRORS = (ConnectionClosed, InvalidHandshake, OSError, ValueError)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """
+    What became of one request.
+
+    @ivar client: the client that sent it (C{netstring}, C{ws session}...).
+    @ivar started: when it started (C{time.time()}), connecting included.
+    @ivar ended: when its answer came, or it failed.
+    @ivar error: why it failed, or C{None} if the right answer came.
+    @ivar slow: whether it was a slow request.
+    """
+
+    client: str
+    started: float
+    ended: float
+    error: str | None = None
+    slow: bool = False
+
+    def inFlightDuring(self, start: float, end: float) -> bool:
+        """
+        Whether the request was in flight at some moment from C{start} to
+        C{end}.
+        """
+        return self.started <= end and self.ended >= start
+
+
+@dataclass
+class Load:
+    """
+    Clients sending requests through HAProxy until L{stop}.
+
+    @ivar outcomes: the outcome of every request so far.
+    @ivar stopping: set when the clients are to stop.
+    """
+
+    system: System
+    outcomes: list[Outcome] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def _spawn(self, target, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def addPerCallClients(self) -> None:
+        """
+        Start a client for each protocol that opens a connection per request.
+        """
+        for scheme in self.system.servers:
+            self._spawn(lambda scheme=scheme: self._perCall(scheme), scheme)
+
+    def _perCall(self, scheme: str) -> None:
+        while not self.stopping.wait(PACE):
+            started, error = time.time(), None
+            try:
+                answer = self.system.transform(scheme, "cummingsify", POEM, TIMEOUT)
+                if answer != POEM.lower():
+                    error = f"wrong answer {answer[:40]!r}"
+            except syncclient.ClientError as failure:
+                error = str(failure)
+            self.outcomes.append(Outcome(scheme, started, time.time(), error))
+
+    def addSession(self) -> "WebSocketSession":
+        """
+        Open a long-lived WebSocket session and start its requests.
+        """
+        session = WebSocketSession(self.system, self)
+        session.connect()
+        self._spawn(session.run, "ws session")
+        return session
+
+    def stop(self) -> None:
+        """
+        Stop the clients, once their requests in flight are over.
+        """
+        self.stopping.set()
+        for thread in self._threads:
+            thread.join(TIMEOUT + 5)
+            if thread.is_alive():
+                pytest.fail(f"the {thread.name} client did not stop")
+
+    def failures(self) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if outcome.error is not None]
+
+    def report(self, title: str, moment: float) -> str:
+        """
+        The counts of requests sent, answered and failed, in all and by
+        client, and each failure, timed from C{moment}.
+        """
+        sent = Counter(outcome.client for outcome in self.outcomes)
+        failed = Counter(outcome.client for outcome in self.failures())
+        lines = [
+            f"{title}: sent {sum(sent.values())}, answered {sum(sent.values()) - sum(failed.values())}, "
+            f"failed {sum(failed.values())}"
+        ]
+        lines += [
+            f"    {client:<10} sent {sent[client]:5}, answered {sent[client] - failed[client]:5}, "
+            f"failed {failed[client]}"
+            for client in sorted(sent)
+        ]
+        lines += [
+            f"    failed: {outcome.client}{' (slow)' if outcome.slow else ''}, "
+            f"{outcome.started - moment:+.3f} s to {outcome.ended - moment:+.3f} s: "
+            f"{outcome.error.splitlines()[0]}"
+            for outcome in self.failures()
+        ]
+        return "\n".join(lines)
+
+
+class WebSocketSession:
+    """
+    A long-lived WebSocket JSON-RPC client: one connection kept open for
+    request after request. When the gateway has closed it between two
+    requests, the next request goes on a new connection; a request whose
+    connection closes before its answer fails.
+
+    @ivar slowSent: set once the slow request asked for by L{sendSlow} is
+        sent.
+    """
+
+    def __init__(self, system: System, load: Load) -> None:
+        self._url = str(system.servers["ws"])
+        self._load = load
+        self._connection: ClientConnection | None = None
+        self._open = ExitStack()
+        self._ids = 0
+        self._slowWanted = threading.Event()
+        self.slowSent = threading.Event()
+
+    def connect(self) -> None:
+        """
+        Open a new connection, closing the one before, if any.
+        """
+        self._close()
+        self._connection = self._open.enter_context(connect(self._url, open_timeout=TIMEOUT, max_size=None))
+
+    def _close(self) -> None:
+        self._open.close()
+        self._connection = None
+
+    def sendSlow(self) -> None:
+        """
+        Make the next request a slow one.
+        """
+        self._slowWanted.set()
+
+    def run(self) -> None:
+        while not self._load.stopping.wait(PACE):
+            slow = self._slowWanted.is_set() and not self.slowSent.is_set()
+            poem = SLOW_POEM if slow else POEM
+            started, error = time.time(), None
+            try:
+                reply = self._ask(SLOW_TRANSFORM if slow else "cummingsify", poem, slow)
+                if reply.get("id") != self._ids or reply.get("result") != {"poem": poem.lower()}:
+                    error = f"wrong answer {str(reply)[:100]}"
+            except SESSION_ERRORS as failure:
+                error = f"{type(failure).__name__}: {failure}"
+                self._close()
+            self._load.outcomes.append(Outcome("ws session", started, time.time(), error, slow))
+        self._close()
+
+    def _ask(self, transform: str, poem: str, slow: bool) -> dict:
+        """
+        Send one request and return the reply to it.
+        """
+        self._ids += 1
+        request = json.dumps(
+            {"jsonrpc": "2.0", "method": "transform", "params": [transform, poem], "id": self._ids}
+        )
+        if self._connection is None:
+            self.connect()
+        try:
+            self._connection.send(request)
+        except ConnectionClosed:
+            # Closed by the gateway before the request left: it never saw it.
+            self.connect()
+            self._connection.send(request)
+        if slow:
+            self.slowSent.set()
+        return json.loads(self._connection.recv(TIMEOUT))
