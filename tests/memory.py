@@ -20,8 +20,10 @@ the network's clock for the length of a test, before any WebSocket factory
 is made.
 """
 
+import http.client
 import itertools
 from collections.abc import Callable
+from io import BytesIO
 
 import txaio
 from treq.client import HTTPClient
@@ -280,6 +282,29 @@ class Collector(Protocol):
 
     def connectionLost(self, reason: Failure) -> None:
         self.done.callback(b"".join(self.received))
+
+
+class _Received:
+    """
+    Bytes that came back on a connection, as a socket for L{http.client}
+    to read a response from.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def makefile(self, mode: str) -> BytesIO:
+        return BytesIO(self.data)
+
+
+def readResponse(data: bytes) -> http.client.HTTPResponse:
+    """
+    The HTTP response in C{data} (what a L{Collector} got), read by
+    L{http.client}, its status line and headers already read.
+    """
+    response = http.client.HTTPResponse(_Received(data))
+    response.begin()
+    return response
 
 
 def treqClient(reactor) -> HTTPClient:

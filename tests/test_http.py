@@ -9,10 +9,8 @@ L{tests.test_loopback} and, against a real gateway,
 L{tests.test_web_process}.
 """
 
-import http.client
 import shutil
 import tempfile
-from io import BytesIO
 from pathlib import Path
 
 import treq
@@ -40,7 +38,7 @@ from service import (
     transforms,
 )
 from tests.helpers import POEMS, ROOT, misbehavingCatalogue
-from tests.memory import HOST, Collector, MemoryTestCase, treqClient
+from tests.memory import HOST, Collector, MemoryTestCase, readResponse, treqClient
 
 MAX_POEM_BYTES = 64 * 1024
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
@@ -48,19 +46,6 @@ TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 #: Where the web site listens, in memory.
 WEB = 8080
-
-
-class _Received:
-    """
-    What came back on a connection, as a socket for L{http.client} to read
-    a response from.
-    """
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def makefile(self, mode):
-        return BytesIO(self.data)
 
 
 class HTTPTestCase(MemoryTestCase):
@@ -126,8 +111,7 @@ class HTTPTestCase(MemoryTestCase):
             lines.append(f"Content-Length: {len(body)}")
         collect = Collector("\r\n".join([*lines, "", ""]).encode("latin-1") + (body or b""))
         connectProtocol(TCP4ClientEndpoint(self.reactor, HOST, WEB), collect)
-        response = http.client.HTTPResponse(_Received(self.result(collect.done)))
-        response.begin()
+        response = readResponse(self.result(collect.done))
         return response.status, response.read()
 
 
