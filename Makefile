@@ -13,8 +13,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: $(VENV)/.runtime
 	$(VENV)/bin/xform serve
 
+# The suite on two processes (pytest-xdist), each module or test case class
+# whole in one of them; plain `pytest` runs it in one process.
 test: deps install lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadscope
 
 lint: install
 	$(VENV)/bin/ruff check .

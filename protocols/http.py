@@ -44,11 +44,12 @@ from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import Cooperator
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseNeverReceived
+from twisted.web.client import FileBodyProducer, ResponseNeverReceived
 from twisted.web.http import HTTPChannel
-from twisted.web.iweb import IAgent
+from twisted.web.iweb import IAgent, IBodyProducer
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 from zope.interface import implementer
@@ -615,6 +616,23 @@ class WebSite(ServingFactory, Site):
         super().stopFactory()
 
 
+def httpClient(agent: IAgent, clock: IReactorTime) -> HTTPClient:
+    """
+    A treq client on C{agent} that writes a request body of bytes on
+    C{clock}: treq's default writes it with Twisted's global cooperator,
+    on the global reactor whatever reactor the agent uses.  A body that is
+    already an L{IBodyProducer} is sent as it is.
+    """
+    writer = Cooperator(scheduler=lambda work: clock.callLater(0, work))
+
+    def bodyProducer(body: "bytes | IBodyProducer") -> IBodyProducer:
+        if IBodyProducer.providedBy(body):
+            return body
+        return FileBodyProducer(BytesIO(body), cooperator=writer)
+
+    return HTTPClient(agent, data_to_body_producer=bodyProducer)
+
+
 @implementer(ITransformLister)
 class HTTPTransformProxy(ConnectionPerCall):
     """
@@ -634,12 +652,13 @@ class HTTPTransformProxy(ConnectionPerCall):
         """
         @param agent: makes the requests (a L{twisted.web.client.Agent}).
         @param baseURL: the gateway, C{http://host:port}.
-        @param clock: measures C{timeout}.
+        @param clock: measures C{timeout}, and schedules the writes of
+            each request's body (see L{httpClient}).
         @param timeout: seconds for each exchange, connecting included.
         """
         super().__init__(clock, timeout)
         self.baseURL = baseURL.rstrip("/")
-        self._http = HTTPClient(agent)
+        self._http = httpClient(agent, clock)
 
     def xform(self, transform: str, poem: str) -> "Deferred[str]":
         """
