@@ -15,14 +15,13 @@ C{stopService} returns; so the drain happens there, the same under each:
        with C{Connection: close}, idle ones at once;
     3. once none is left, or after the drain timeout, whichever comes
        first, abort the connections still open;
-    4. stop the rest: the upstreams' clients, the worker threads (waiting
-       for a transform under way, without blocking the reactor) and the
-       C{--metrics} listener, which served the drain's progress until then.
+    4. stop the rest: the upstreams' clients and the C{--metrics}
+       listener, which served the drain's progress until then.
 
 The gateway takes SIGINT and SIGTERM from the reactor once it runs: the
 first stops the reactor, which stops the tree as above, and the process
 exits 0; a second one cuts the drain short at once (step 3 without the
-wait, and no waiting for worker threads).
+wait).
 """
 
 import signal

@@ -199,8 +199,8 @@ class GatewayMetrics:
         ready: Callable[[], bool],
     ) -> None:
         """
-        @param service: the service whose requests in flight, slices and
-            offloads are counted.
+        @param service: the service whose requests in flight and slices
+            are counted.
         @param connections: the gateway's connections.
         @param ready: says whether the gateway is ready (C{/readyz}).
         """
@@ -309,11 +309,6 @@ class GatewayCollector(Collector):
             "xform_sliced_steps",
             "Transform steps run in slices on the reactor thread.",
             value=service.slicedSteps,
-        )
-        yield CounterMetricFamily(
-            "xform_offloaded_steps",
-            "Transform steps run in a worker thread.",
-            value=service.offloadedSteps,
         )
 
     def _upstreamMetrics(self) -> Iterator[Metric]:

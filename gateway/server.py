@@ -21,7 +21,6 @@ from gateway.poems import defaultPoemsDirectory, loadPoems
 from gateway.upstream import Upstream
 from gateway.urls import parseServerURL
 from gateway.web import makeMetricsSite, makeSite
-from gateway.workers import WorkerThreads
 from protocols.amp.server import TransformAMPFactory
 from protocols.connections import Connections
 from protocols.netstring import TransformFactory
@@ -127,7 +126,6 @@ class ServeOptions(CommandOptions):
             "Seconds a client may stay silent before its request is whole (on AMP: with nothing in flight).",
             positive(float),
         ],
-        ["workers", None, 2, "Threads that transform large poems.", positive(int)],
         ["log-level", None, "info", f"Least level logged: {', '.join(LEVELS)}.", oneOf(*LEVELS)],
         [
             "log-format",
@@ -215,7 +213,7 @@ class ServeOptions(CommandOptions):
 
 def makeService(options: ServeOptions, reactor, handleSignals: bool = True) -> Gateway:
     """
-    Build the gateway: a L{Gateway} tree of worker threads, the shared
+    Build the gateway: a L{Gateway} tree of the shared
     L{TransformService} with the upstreams' transforms delegated to them
     (each L{Upstream} a service too, which disconnects its client when the
     gateway stops), a L{ListeningService} for each listener that is not
@@ -227,18 +225,16 @@ def makeService(options: ServeOptions, reactor, handleSignals: bool = True) -> G
     @raise OptionError: if an endpoint string is invalid, or an upstream's
         prefix is unusable or its scheme has no client.
     """
-    workers = WorkerThreads(reactor, options["workers"])
     limits = Limits(
         maxPoemBytes=options["max-poem-bytes"],
         deadline=options["deadline"],
         maxInFlight=options["max-in-flight"],
     )
     catalogue = builtinCatalogue(reactor)
-    service = TransformService(catalogue, reactor, limits, offload=workers.offload)
+    service = TransformService(catalogue, reactor, limits)
     connections = Connections(options["max-connections"], options["max-connections-per-peer"])
     root = Gateway(reactor, service, connections, options["drain-timeout"], handleSignals)
     metrics = GatewayMetrics(service, connections, lambda: not root.readiness())
-    workers.setServiceParent(root)
     for prefix, server in options["upstream"].items():
         try:
             client = metrics.observeUpstream(prefix, transformClient(reactor, server, limits.deadline))

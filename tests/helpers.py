@@ -44,7 +44,7 @@ def misbehavingCatalogue(clock) -> Catalogue:
     """
     catalogue = builtinCatalogue(clock)
     catalogue.add(Transform("explode", "raises ZeroDivisionError", explode))
-    catalogue.add(Transform("stall", "never answers", lambda poem: Deferred(), offloadable=False))
+    catalogue.add(Transform("stall", "never answers", lambda poem: Deferred()))
     catalogue.add(Transform("number", "answers 42", lambda poem: 42))
     return catalogue
 

@@ -238,7 +238,7 @@ def test_printConfig():
     lines = {line.split()[0]: line for line in out.decode().splitlines()}
     assert lines["amp"].split() == ["amp", "off", "(command", "line)"]
     assert lines["deadline"].split() == ["deadline", "2.5", "(environment", "XFORM_DEADLINE)"]
-    assert lines["workers"].split() == ["workers", "2", "(default)"]
+    assert lines["max-in-flight"].split() == ["max-in-flight", "256", "(default)"]
 
 
 def exercise(gateway: GatewayProcess, xformHere) -> None:

@@ -3,11 +3,10 @@ What an operator relies on, on in-memory transports and fake clocks: what
 each protocol reports to its observer, the caps on connections and on
 requests in flight per connection and per address, the drain of each
 protocol's connections, the drain of the whole tree and its timeout,
-readiness, and worker threads that stop without blocking the reactor.
+and readiness.
 """
 
 import http.client
-import threading
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
@@ -32,7 +31,6 @@ from gateway.metrics import (
     transformLabels,
 )
 from gateway.web import makeSite
-from gateway.workers import WorkerThreads
 from protocols.amp.commands import TransformPoem
 from protocols.amp.server import TransformAMPFactory
 from protocols.connections import DRAINING, FIRST_BYTES_GRACE, TOO_MANY, TOO_MANY_FROM_PEER, Connections
@@ -472,37 +470,6 @@ class MetricsTests(OperationsCase):
         )
         self.assertEqual(samples["xform_transforms_in_flight", ()], 0)
         self.assertEqual(samples["xform_ready", ()], 1)
-
-
-class WorkerStopTests(TestCase):
-    """
-    On a real pool and the real reactor.
-    """
-
-    async def test_stopDoesNotBlockTheReactor(self):
-        """
-        Stopping the workers while a transform runs returns at once; the
-        reactor goes on turning, and the stop completes when the transform
-        ends.
-        """
-        workers = WorkerThreads(reactor, 1)
-        workers.startService()
-        release, running = threading.Event(), Deferred()
-
-        def busy(poem):
-            reactor.callFromThread(running.callback, None)
-            release.wait(10)
-            return poem
-
-        result = workers.offload(busy, "poem")
-        await running
-        stopped = workers.stopService()
-        self.assertNoResult(stopped)
-        await deferLater(reactor, 0.01, lambda: None)  # the reactor turns
-        self.assertNoResult(stopped)
-        release.set()
-        self.assertEqual(await result, "poem")
-        await stopped
 
 
 class IdleTimeoutTests(OperationsCase):
