@@ -39,14 +39,14 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseNeverReceived
+from twisted.web.client import RequestTransmissionFailed, ResponseNeverReceived
 from twisted.web.iweb import IAgent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 from zope.interface import implementer
 
 from protocols.addresses import describeAddress
-from protocols.common import ConnectionPerCall, ForbiddenOrigin, Refusals, logRefusal
+from protocols.common import ConnectionPerCall, ForbiddenOrigin, Refusals, logRefusal, lostToAnError
 from protocols.httpwire import (
     APPLICATION_JSON,
     STATUS_CODES,
@@ -460,13 +460,18 @@ class HTTPTransformProxy(ConnectionPerCall):
         The body of the gateway's answer to C{method} C{path}.
 
         @raise TransformError: the error the gateway answered with.
+        @raise Exception: the reason the connection broke off (a failed TLS
+            handshake), or C{ResponseNeverReceived} when it was closed.
         """
         try:
             response = await self._http.request(method, self.baseURL + path, **options)
-        except ResponseNeverReceived as error:
+        except (RequestTransmissionFailed, ResponseNeverReceived) as error:
             # A cancelled request (the deadline, say) fails this way; say so.
             if any(reason.check(CancelledError) for reason in error.reasons):
                 raise CancelledError() from None
+            for reason in error.reasons:
+                if lostToAnError(reason):
+                    reason.raiseException()
             raise
         answer = await response.content()
         if response.code != 200:
