@@ -10,7 +10,7 @@ from pathlib import Path
 from twisted.internet.protocol import Factory
 from twisted.python import usage
 
-from gateway.clients import transformClient
+from gateway.clients import readCAFile, transformClient
 from gateway.listening import ListeningService, ListeningTree
 from gateway.logs import FORMATS, LEVELS
 from gateway.options import CommandOptions, OptionError, oneOf, positive, repeatable, serverEndpoint
@@ -125,6 +125,14 @@ class ServeOptions(CommandOptions):
             "(default: the checkout's poems/, else the copy installed with the package).",
             Path,
         ],
+        [
+            "ca-file",
+            None,
+            None,
+            "Certificates (PEM) of the authorities that sign the certificates of upstreams "
+            "over TLS, trusted instead of the system's.",
+            readCAFile,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -144,7 +152,8 @@ class ServeOptions(CommandOptions):
     @repeatable
     def opt_upstream(self, value: str) -> None:
         """
-        PREFIX=URL: offer the transforms of the server at URL (netstring://HOST:PORT, ...) as PREFIX:NAME.
+        PREFIX=URL: offer the transforms of the server at URL (netstring://HOST:PORT, amps://HOST:PORT, ...)
+        as PREFIX:NAME.
         """
         prefix, equals, url = value.partition("=")
         if not equals:
@@ -187,7 +196,8 @@ def makeService(options: ServeOptions, reactor) -> ListeningTree:
     catalogue = builtinCatalogue(reactor)
     for prefix, server in options["upstream"].items():
         try:
-            upstream = Upstream(prefix, server, transformClient(reactor, server, limits.deadline), reactor)
+            client = transformClient(reactor, server, limits.deadline, options["ca-file"])
+            upstream = Upstream(prefix, server, client, reactor)
             catalogue.delegate(prefix, upstream.resolve, upstream.listing)
         except ValueError as error:
             raise OptionError("upstream", f"{prefix}={server}: {error}") from None

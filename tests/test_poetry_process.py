@@ -1,7 +1,7 @@
 """
 The poetry tools as real processes on loopback: C{xform poetry-server},
 fast and slow, plain and netstring; C{xform get-poetry} against them and a
-real gateway over every scheme of L{gateway.schemes.SCHEMES}, including a
+real gateway over every scheme in the clear (over TLS: tests/test_tls.py), including a
 gateway that is down, silent or dies mid-run, and poetry servers that die
 mid-poem.  Their usage errors are checked in this process.
 """
@@ -11,9 +11,9 @@ import socket
 
 import pytest
 
-from gateway.schemes import SCHEMES
 from service import transforms
 from tests.helpers import (
+    PLAIN_SCHEMES,
     POEMS,
     ROOT,
     GatewayProcess,
@@ -66,7 +66,7 @@ def getPoetry(*arguments) -> XformProcess:
     return XformProcess("get-poetry", *arguments, separateOutput=True).start()
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
 def test_tutorialScenario(fast, slow, fullGateway, scheme):
     """
     Two poetry servers, one slow, and a gateway reached over C{scheme}:
@@ -100,7 +100,7 @@ def test_commandLineOrderNotArrivalOrder(fast, slow, fullGateway):
     )
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
 def test_pipeline(fast, fullGateway, scheme):
     gateway = fullGateway.url(scheme)
     status, out, err = xform(
@@ -134,7 +134,7 @@ def test_netstringPoems(fullGateway):
         assert out == printed((ports[0], f"653:{POEMS['science']},\n"))
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
 def test_transformServerDown(fast, slow, scheme):
     """
     With no transform server listening, each poem falls back to the
@@ -152,7 +152,7 @@ def test_transformServerDown(fast, slow, scheme):
     ]
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
 def test_transformServerDiesDuringTheRun(fast, scheme):
     """
     The gateway transforms the fast poem, then is killed while the slow one
@@ -179,7 +179,7 @@ def test_transformServerDiesDuringTheRun(fast, scheme):
     ]
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
 def test_transformServerThatNeverAnswers(fast, scheme):
     with silentServer() as silent:
         server = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}"

@@ -22,6 +22,7 @@ from protocols.netstring import NoReply, encodeNetstring
 from service import Limits, TransformFailed, TransformService, TransformTimeout, builtinCatalogue, transforms
 from tests.behaviour import serverService
 from tests.helpers import (
+    PLAIN_SCHEMES,
     POEMS,
     GatewayProcess,
     TrackingAMPFactory,
@@ -193,12 +194,14 @@ def frontGateway(fullGateway):
     every scheme, each under the scheme's name as prefix: C{amp:reverse}
     is C{reverse} asked over AMP.
     """
-    upstreams = [arg for scheme in SCHEMES for arg in ("--upstream", f"{scheme}={fullGateway.url(scheme)}")]
+    upstreams = [
+        arg for scheme in PLAIN_SCHEMES for arg in ("--upstream", f"{scheme}={fullGateway.url(scheme)}")
+    ]
     with GatewayProcess(*upstreams, listeners=tuple(LISTENERS)) as process:
         yield process
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
 def test_upstreamGatewayProcess(frontGateway, scheme):
     """
     Asked over C{scheme}, the front gateway forwards C{scheme:NAME} to the
@@ -230,7 +233,7 @@ def test_upstreamOverNetcat(frontGateway):
     frontGateway.waitForLog(lambda: frontGateway.logged("unknown-transform: unknown transform 'elsewhere:"))
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
 def test_upstreamGoesAway(scheme):
     """
     An upstream reached over C{scheme} answers, then stops: the caller gets
