@@ -250,13 +250,13 @@ class XformProcess:
         self.stop()
 
 
-def eachScheme(*checks: str, schemes=SCHEMES):
+def eachScheme(*checks: str, schemes=PLAIN_SCHEMES):
     """
     A class decorator for trial test cases, which pytest cannot
     parametrize: for each method C{assertSomething(self, scheme)} named in
-    C{checks} and each scheme of C{schemes} (every one of L{SCHEMES} by
-    default), a test C{test_assertSomething_<scheme>} that calls it, so
-    that each scheme passes or fails on its own.
+    C{checks} and each scheme of C{schemes} (by default those in the
+    clear: L{PLAIN_SCHEMES}), a test C{test_assertSomething_<scheme>} that
+    calls it, so that each scheme passes or fails on its own.
     """
 
     def decorate(testCase: type) -> type:

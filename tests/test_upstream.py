@@ -55,7 +55,9 @@ async def listen(factory):
     return await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
 
 
-@eachScheme("assertUpstreamDown", "assertUpstreamSilent")
+# A server that is down or silent is the same to a client over TLS (and a
+# silent one never finishes the handshake): every scheme.
+@eachScheme("assertUpstreamDown", "assertUpstreamSilent", schemes=SCHEMES)
 class UpstreamTests(TestCase):
     """
     A service whose catalogue delegates C{up} to an L{Upstream}, with the
