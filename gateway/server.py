@@ -11,7 +11,7 @@ from pathlib import Path
 from twisted.internet.protocol import Factory
 from twisted.python import usage
 
-from gateway.clients import transformClient
+from gateway.clients import readCAFile, transformClient
 from gateway.drain import Gateway
 from gateway.listening import ListeningService
 from gateway.logs import FORMATS, LEVELS
@@ -171,6 +171,14 @@ class ServeOptions(CommandOptions):
             "(default: the checkout's poems/, else the copy installed with the package).",
             Path,
         ],
+        [
+            "ca-file",
+            None,
+            None,
+            "Certificates (PEM) of the authorities that sign the certificates of upstreams "
+            "over TLS, trusted instead of the system's.",
+            readCAFile,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -190,7 +198,8 @@ class ServeOptions(CommandOptions):
     @repeatable
     def opt_upstream(self, value: str) -> None:
         """
-        PREFIX=URL: offer the transforms of the server at URL (netstring://HOST:PORT, ...) as PREFIX:NAME.
+        PREFIX=URL: offer the transforms of the server at URL (netstring://HOST:PORT, amps://HOST:PORT, ...)
+        as PREFIX:NAME.
         """
         prefix, equals, url = value.partition("=")
         if not equals:
@@ -237,7 +246,8 @@ def makeService(options: ServeOptions, reactor, handleSignals: bool = True) -> G
     metrics = GatewayMetrics(service, connections, lambda: not root.readiness())
     for prefix, server in options["upstream"].items():
         try:
-            client = metrics.observeUpstream(prefix, transformClient(reactor, server, limits.deadline))
+            client = transformClient(reactor, server, limits.deadline, options["ca-file"])
+            client = metrics.observeUpstream(prefix, client)
             upstream = Upstream(prefix, server, client, reactor)
             catalogue.delegate(prefix, upstream.resolve, upstream.listing)
         except ValueError as error:

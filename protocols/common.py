@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 
 from protocols.addresses import describeAddress, peerOf
 from protocols.connections import Connections, IDrainable
@@ -263,6 +265,16 @@ def logRefusal(
     if refusals is not None and not refusals.admit(str(fields.get("protocol", "")), error):
         return
     log.emit(refusalLevel(error), format, error=error.name, reason=error.message, **fields)
+
+
+def lostToAnError(reason: Failure) -> bool:
+    """
+    Whether a client's connection was lost to an error of its own rather
+    than closed or reset by the server (C{ConnectionDone},
+    C{ConnectionLost}): a TLS handshake that failed, say, which the client
+    reports rather than its usual "closed without a reply".
+    """
+    return not reason.check(ConnectionDone, ConnectionLost)
 
 
 class ConnectionPerCall:

@@ -47,7 +47,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import Cooperator
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import FileBodyProducer, ResponseNeverReceived
+from twisted.web.client import FileBodyProducer, RequestTransmissionFailed, ResponseNeverReceived
 from twisted.web.http import HTTPChannel
 from twisted.web.iweb import IAgent, IBodyProducer
 from twisted.web.resource import Resource
@@ -55,7 +55,14 @@ from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 from zope.interface import implementer
 
 from protocols.addresses import describeAddress, peerOf
-from protocols.common import ConnectionPerCall, ForbiddenOrigin, Refusals, ServingFactory, logRefusal
+from protocols.common import (
+    ConnectionPerCall,
+    ForbiddenOrigin,
+    Refusals,
+    ServingFactory,
+    logRefusal,
+    lostToAnError,
+)
 from protocols.connections import FIRST_BYTES_GRACE, Connections, IDrainable
 from protocols.httpwire import (
     APPLICATION_JSON,
@@ -706,13 +713,18 @@ class HTTPTransformProxy(ConnectionPerCall):
         The body of the gateway's answer to C{method} C{path}.
 
         @raise TransformError: the error the gateway answered with.
+        @raise Exception: the reason the connection broke off (a failed TLS
+            handshake), or C{ResponseNeverReceived} when it was closed.
         """
         try:
             response = await self._http.request(method, self.baseURL + path, **options)
-        except ResponseNeverReceived as error:
+        except (RequestTransmissionFailed, ResponseNeverReceived) as error:
             # A cancelled request (the deadline, say) fails this way; say so.
             if any(reason.check(CancelledError) for reason in error.reasons):
                 raise CancelledError() from None
+            for reason in error.reasons:
+                if lostToAnError(reason):
+                    reason.raiseException()
             raise
         answer = await response.content()
         if response.code != 200:

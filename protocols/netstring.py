@@ -45,7 +45,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from protocols.addresses import describeAddress, peerOf
-from protocols.common import ConnectionPerCall, TransformServerFactory, logRefusal
+from protocols.common import ConnectionPerCall, TransformServerFactory, logRefusal, lostToAnError
 from protocols.connections import FIRST_BYTES_GRACE, IDrainable
 from protocols.interfaces import ITransformClient
 from protocols.netstringwire import (
@@ -296,8 +296,9 @@ class TransformClientProtocol(Protocol):
     Send one request and wait for its one answer.
 
     @ivar reply: fires with the new poem once the exchange is over and the
-        connection closed, or fails with L{NoReply} or L{NetstringError}.
-        It is made and fired here, once; cancelling it drops the connection.
+        connection closed, or fails with L{NoReply}, L{NetstringError}, or
+        the reason the connection broke off (a failed TLS handshake).  It is
+        made and fired here, once; cancelling it drops the connection.
     """
 
     _poem: str | None = None
@@ -331,6 +332,8 @@ class TransformClientProtocol(Protocol):
             return  # cancelled
         if self._poem is not None:
             self.reply.callback(self._poem)
+        elif self._error is None and lostToAnError(reason):
+            self.reply.errback(reason)
         else:
             self.reply.errback(self._error or NoReply("the server closed the connection without a reply"))
 

@@ -52,7 +52,14 @@ from twisted.web.server import Request
 from zope.interface import implementer
 
 from protocols.addresses import describeAddress, peerOf
-from protocols.common import ConnectionPerCall, ForbiddenOrigin, Refusals, ServingFactory, logRefusal
+from protocols.common import (
+    ConnectionPerCall,
+    ForbiddenOrigin,
+    Refusals,
+    ServingFactory,
+    logRefusal,
+    lostToAnError,
+)
 from protocols.connections import Connections, IDrainable
 from protocols.http import ServedChannel, errorBody
 from protocols.interfaces import ITransformLister
@@ -326,15 +333,22 @@ class _ClientProtocol(WebSocketClientProtocol):
     Send one request, take the first message back, close.
 
     @ivar reply: fires with the answer's text once the connection is
-        closed, or fails with L{ConnectionClosed} or L{PoemTooLarge}.  It is
+        closed, or fails with L{ConnectionClosed}, L{PoemTooLarge}, or the
+        reason the connection broke off (a failed TLS handshake).  It is
         made and fired here; cancelling it drops the connection.
     """
+
+    _lost: Failure | None = None
 
     def __init__(self, request: str) -> None:
         super().__init__()
         self._request = request
         self._answer: bytes | None = None
         self.reply: Deferred[str] = Deferred(lambda _: self.dropConnection(abort=True))
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._lost = reason  # for onClose, which Autobahn tells only in words
+        super().connectionLost(reason)
 
     def onOpen(self) -> None:
         self.sendMessage(self._request.encode("utf-8"), isBinary=False)
@@ -351,6 +365,8 @@ class _ClientProtocol(WebSocketClientProtocol):
             self.reply.callback(self._answer.decode("utf-8", errors="replace"))
         elif code == CLOSE_MESSAGE_TOO_BIG:
             self.reply.errback(PoemTooLarge(f"the server refused the message as too big: {reason}"))
+        elif self._lost is not None and lostToAnError(self._lost):
+            self.reply.errback(self._lost)
         else:
             self.reply.errback(
                 ConnectionClosed(f"the connection closed without a reply ({code}: {reason})", code)

@@ -14,8 +14,8 @@ import socket
 
 import pytest
 
-from gateway.schemes import SCHEMES
 from tests.helpers import (
+    PLAIN_SCHEMES,
     POEMS,
     ROOT,
     GatewayProcess,
@@ -66,7 +66,7 @@ def getPoetry(*arguments) -> XformProcess:
     return XformProcess("get-poetry", *arguments, separateOutput=True).start()
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
 def test_tutorialScenario(fast, slow, fullGateway, scheme):
     """
     Two poetry servers, one slow, and a gateway reached over C{scheme}:

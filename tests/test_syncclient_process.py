@@ -17,7 +17,7 @@ from websockets.utils import accept_key
 
 from gateway.schemes import SCHEMES
 from service import builtinCatalogue
-from tests.helpers import ROOT, XformProcess, freePort, silentServer, xform
+from tests.helpers import PLAIN_SCHEMES, ROOT, XformProcess, freePort, silentServer, xform
 
 #: What C{xform transforms} prints for the built-in catalogue.
 CATALOGUE = list(builtinCatalogue(Clock()))
@@ -25,8 +25,8 @@ WIDTH = max(len(entry.name) for entry in CATALOGUE)
 LISTING = "".join(f"{entry.name:<{WIDTH}}  {entry.description}\n" for entry in CATALOGUE).encode()
 
 
-#: The schemes that can list the transforms.
-LISTING_SCHEMES = [name for name, scheme in SCHEMES.items() if scheme.listTransforms]
+#: The schemes in the clear that can list the transforms.
+LISTING_SCHEMES = [name for name in PLAIN_SCHEMES if SCHEMES[name].listTransforms]
 
 
 @pytest.mark.parametrize("scheme", LISTING_SCHEMES)
@@ -47,7 +47,8 @@ def test_netstringCannotList(fullGateway, xformHere):
     assert (status, out) == (1, b"")
     assert err == (
         f"xform: {server}: cannot list the transforms: the netstring protocol has no request for "
-        "the list of transforms; use amp://HOST:PORT, ws://HOST:PORT/ws, http://HOST:PORT\n"
+        "the list of transforms; use amp://HOST:PORT, amps://HOST:PORT, ws://HOST:PORT/ws, "
+        "wss://HOST:PORT/ws, http://HOST:PORT, https://HOST:PORT\n"
     )
 
 

@@ -24,7 +24,6 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from gateway.clients import transformClient
-from gateway.schemes import SCHEMES
 from gateway.server import LISTENERS
 from gateway.upstream import Upstream
 from gateway.urls import ServerURL
@@ -32,6 +31,7 @@ from protocols.netstring import NoReply, encodeNetstring
 from service import Limits, TransformFailed, TransformService, TransformTimeout, builtinCatalogue, transforms
 from tests.behaviour import serverService
 from tests.helpers import (
+    PLAIN_SCHEMES,
     POEMS,
     GatewayProcess,
     TrackingAMPFactory,
@@ -220,7 +220,7 @@ class UpstreamServiceTests(UpstreamTestCase):
         self.assertFalse(upstream.running)
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
 def test_stoppingWithNothingOpen(scheme):
     """
     An upstream whose client has no connection open stops at once.
@@ -286,12 +286,14 @@ def frontGateway(fullGateway):
     every scheme, each under the scheme's name as prefix: C{amp:reverse}
     is C{reverse} asked over AMP.
     """
-    upstreams = [arg for scheme in SCHEMES for arg in ("--upstream", f"{scheme}={fullGateway.url(scheme)}")]
+    upstreams = [
+        arg for scheme in PLAIN_SCHEMES for arg in ("--upstream", f"{scheme}={fullGateway.url(scheme)}")
+    ]
     with GatewayProcess(*upstreams, listeners=tuple(LISTENERS)) as process:
         yield process
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
 def test_upstreamGatewayProcess(frontGateway, xformHere, scheme):
     """
     Asked over C{scheme}, the front gateway forwards C{scheme:NAME} to the

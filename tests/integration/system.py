@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from gateway import syncclient
-from gateway.schemes import SCHEMES
+from gateway import schemes, syncclient
 from gateway.urls import ServerURL
 
-#: The protocols HAProxy serves, by the scheme of their URLs.
+#: The protocols HAProxy serves, by the scheme of their URLs: those in the
+#: clear.
+SCHEMES = {name: scheme for name, scheme in schemes.SCHEMES.items() if not scheme.tls}
 
 #: The replicas of the compose file.
 REPLICAS = ("gateway-1", "gateway-2")
