@@ -44,6 +44,13 @@ def pinned(cores: str | None, command: list[str]) -> list[str]:
     return command
 
 
+def slug(name: str) -> str:
+    """
+    C{name} fit for a file name: C{"bare Twisted AMP"} -> C{"bare-twisted-amp"}.
+    """
+    return "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
+
+
 def freePort() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -191,8 +198,7 @@ class Running:
     def __enter__(self) -> list[RunningServer]:
         try:
             for server in self.servers:
-                slug = "".join(c if c.isalnum() else "-" for c in server.name.lower())
-                self.running.append(RunningServer(server, self.logs / f"{slug}.log"))
+                self.running.append(RunningServer(server, self.logs / f"{slug(server.name)}.log"))
             for each in self.running:
                 each.waitUntilListening()
         except BaseException:

@@ -48,6 +48,7 @@ from harness import (
     buildLoadgen,
     gateway,
     pinned,
+    slug,
 )
 
 RESULTS = HERE / "results"
@@ -197,7 +198,7 @@ class Throughput(Scenario):
         measures: dict[str, list[Measure]] = {server.name: [] for server in self.servers}
         with Running(self.servers, settings.logs / self.name) as running:
             for number in range(settings.rounds):
-                for each in running[number % len(running) :] + running[: number % len(running)]:
+                for each in rotated(running, number):
                     each.check()
                     measure = self.load.measure(each.port, settings.duration, settings.warmup)
                     measures[each.server.name].append(measure)
@@ -209,6 +210,15 @@ class Throughput(Scenario):
             ratio = f"{gatewayRate / rate:.2f}x" if index and rate else ""
             rows.append(throughputRow(self.title, server, results, ratio))
         return {"load": self.load.describe(), "rows": rows}
+
+
+def rotated(servers: list[RunningServer], number: int) -> list[RunningServer]:
+    """
+    The servers in the order of round C{number}: each round starts one
+    further along, so that no server always runs first.
+    """
+    start = number % len(servers)
+    return servers[start:] + servers[:start]
 
 
 def progress(number: int, settings: Settings, name: str, measure: Measure, note: str = "") -> None:
@@ -241,7 +251,7 @@ class Mixed(Scenario):
         streams: dict[str, list[Measure]] = {server.name: [] for server in self.servers}
         with Running(self.servers, settings.logs / self.name) as running:
             for number in range(settings.rounds):
-                for each in running[number % len(running) :] + running[: number % len(running)]:
+                for each in rotated(running, number):
                     name = each.server.name
                     each.check()
                     alone[name].append(self.small.measure(each.port, settings.duration, settings.warmup))
@@ -485,25 +495,30 @@ def topFrames(collapsed: Path, count: int = 15) -> str:
     return "\n".join(lines)
 
 
-def profile(scenario: Scenario, settings: Settings) -> None:
+def profile(scenario: Scenario, settings: Settings, serverName: str = "gateway") -> None:
     """
-    Drive the gateway alone under C{scenario}'s load and record it with
-    py-spy: a flame graph (SVG) and the raw stacks, both in
-    C{bench/results/}, and the top frames printed.
+    Drive one server of C{scenario} (the gateway, unless C{serverName}
+    names another by the start of its name) alone under the scenario's load
+    and record it with py-spy: a flame graph (SVG) and the raw stacks, both
+    in C{bench/results/}, and the top frames printed.
     """
-    if not isinstance(scenario, Throughput):
-        raise SystemExit(f"bench: --profile takes a throughput scenario, not {scenario.name}")
+    if not isinstance(scenario, Throughput) or isinstance(scenario.load, WrkLoad):
+        raise SystemExit(
+            f"bench: --profile takes a scenario driven by loadgen or amp_load.py, not {scenario.name}"
+        )
+    chosen = [server for server in scenario.servers if server.name.lower().startswith(serverName.lower())]
+    if not chosen:
+        names = ", ".join(repr(server.name) for server in scenario.servers)
+        raise SystemExit(f"bench: {scenario.name} has no server {serverName!r}; it has {names}")
+    server = chosen[0]
     spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
     if not Path(spy).exists():
         raise SystemExit("bench: py-spy is not installed (make bench installs it)")
     RESULTS.mkdir(exist_ok=True)
-    svg = RESULTS / f"profile-{scenario.name}.svg"
-    raw = RESULTS / f"profile-{scenario.name}.txt"
-    top = RESULTS / f"profile-{scenario.name}-top.txt"
-    with Running([scenario.servers[0]], settings.logs / f"profile-{scenario.name}") as (running,):
+    stem = f"profile-{scenario.name}" + ("" if server is scenario.servers[0] else f"-{slug(server.name)}")
+    svg, raw, top = RESULTS / f"{stem}.svg", RESULTS / f"{stem}.txt", RESULTS / f"{stem}-top.txt"
+    with Running([server], settings.logs / stem) as (running,):
         load = scenario.load
-        if isinstance(load, WrkLoad):
-            raise SystemExit("bench: --profile drives loadgen or amp_load.py; use another scenario")
         seconds = max(1, round(settings.duration))
         run = load.start(running.port, 2 * seconds + 1, settings.warmup)
         time.sleep(settings.warmup + 0.5)
@@ -520,7 +535,10 @@ def profile(scenario: Scenario, settings: Settings) -> None:
         measure = load.finish(run)
     summary = topFrames(raw)
     top.write_text(summary + "\n", "utf-8")
-    print(f"{scenario.title}, gateway under {load.describe()}: {formatRate(measure.requestsPerSecond)} req/s")
+    rate = formatRate(measure.requestsPerSecond)
+    print(
+        f"{scenario.title}, {server.name} under {load.describe()}: {rate} req/s (errors: {measure.errorCount})"
+    )
     print(f"flame graph: {svg.relative_to(ROOT)}; stacks: {raw.relative_to(ROOT)}\n")
     print(summary)
 
@@ -588,6 +606,12 @@ def main() -> None:
     parser.add_argument(
         "--profile", metavar="SCENARIO", help="profile the gateway under SCENARIO with py-spy"
     )
+    parser.add_argument(
+        "--profile-server",
+        metavar="NAME",
+        default="gateway",
+        help="with --profile: profile the scenario's server whose name starts with NAME (e.g. 'bare')",
+    )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     arguments = parser.parse_args()
 
@@ -616,7 +640,7 @@ def main() -> None:
     )
     buildLoadgen()
     if arguments.profile:
-        profile(catalogue[arguments.profile], settings)
+        profile(catalogue[arguments.profile], settings, arguments.profile_server)
         return
 
     chosen = [catalogue[name] for name in arguments.scenarios] or list(catalogue.values())
