@@ -38,6 +38,7 @@ of L{gateway.syncclient}.
 """
 
 import json
+from collections.abc import Callable
 from io import BytesIO
 
 from treq.client import HTTPClient
@@ -332,8 +333,10 @@ class BoundedRequest(Request):
     """
     A request whose body is kept only up to its site's C{maxBodyBytes}.
     Past that the body is discarded as it arrives, and the request is
-    answered with 413 whatever resource it was for.  A resource that fails
-    is answered with 500 in JSON, and logged.
+    answered with 413 whatever resource it was for.  A request behind
+    answers the client has not read waits until they are read
+    (L{ServedChannel.whenWritable}).  A resource that fails is answered
+    with 500 in JSON, and logged.
     """
 
     log = Logger()
@@ -362,6 +365,9 @@ class BoundedRequest(Request):
             self.content = BytesIO()
             return
         super().handleContentChunk(data)
+
+    def process(self) -> None:
+        self.channel.whenWritable(super().process)
 
     def render(self, resource: Resource) -> None:
         if self._tooLarge:
@@ -400,16 +406,28 @@ class BoundedRequest(Request):
 class ServedChannel(HTTPChannel):
     """
     One HTTP connection of a L{WebSite}: counted among the gateway's
-    connections and for the site's observer, and drained when the gateway
-    stops.
+    connections and for the site's observer, drained when the gateway
+    stops, and bounded for a client that reads too little: while the
+    transport's write buffer is full (the client does not read its
+    answers), nothing more is read from the connection, and no request is
+    served until the client has read them, so that a connection holds at
+    most one answer more than the transport's buffer.  A client that reads
+    nothing for the idle timeout is cut.
 
     @ivar site: the L{WebSite} that made it.
     """
 
+    log = Logger()
     site: "WebSite"
     _draining = False
     _received = False
     _grace = None
+    _stalled = None
+    _transportFull = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._whenWritable: list[Callable[[], object]] = []
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -419,6 +437,58 @@ class ServedChannel(HTTPChannel):
         self._received = True
         self.site.observer.received(len(data))
         super().dataReceived(data)
+
+    def whenWritable(self, call: Callable[[], object]) -> None:
+        """
+        Call C{call} now, or once the client has read the answers that fill
+        the transport's write buffer.
+        """
+        if self._transportFull:
+            self._whenWritable.append(call)
+        else:
+            call()
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full: read nothing more (Twisted
+        only stops reading between requests), serve no request until it
+        drains, and cut the connection if it does not drain within the idle
+        timeout.
+        """
+        super().pauseProducing()
+        self._transportFull = True
+        self.transport.pauseProducing()
+        if self._stalled is None and self.timeOut:
+            self._stalled = self.callLater(self.timeOut, self._notReading)
+
+    def resumeProducing(self) -> None:
+        """
+        The client has read its answers: read again, and serve the requests
+        that waited.
+        """
+        super().resumeProducing()
+        self._transportFull = False
+        self._stopStallTimer()
+        self.transport.resumeProducing()
+        waiting, self._whenWritable = self._whenWritable, []
+        for call in waiting:
+            call()
+
+    def _stopStallTimer(self) -> None:
+        if self._stalled is not None:
+            if self._stalled.active():
+                self._stalled.cancel()
+            self._stalled = None
+
+    def _notReading(self) -> None:
+        self._stopStallTimer()
+        self.log.info(
+            "http {peer}: read none of its answers for {seconds:g} s; closing the connection",
+            peer=describeAddress(self.transport.getPeer()),
+            seconds=self.timeOut,
+        )
+        self.site.observer.idleTimedOut()
+        self.transport.abortConnection()
 
     def writeHeaders(self, version, code, reason, headers) -> None:
         super().writeHeaders(version, code, reason, headers)
@@ -450,8 +520,10 @@ class ServedChannel(HTTPChannel):
         """
         C{protocol} serves this connection from now on (a WebSocket): it
         takes the channel's place among the gateway's connections, and the
-        channel no longer counts as an HTTP connection.
+        channel no longer counts as an HTTP connection.  It must take the
+        channel's place as the transport's producer too.
         """
+        self._stopStallTimer()
         self.site.connections.replace(self, protocol)
         self.site.observer.connectionClosed()
 
@@ -482,6 +554,9 @@ class ServedChannel(HTTPChannel):
             self.loseConnection()
 
     def timeoutConnection(self) -> None:
+        if self._transportFull:  # closing would wait for the client to read
+            self._notReading()
+            return
         self.site.observer.idleTimedOut()
         super().timeoutConnection()
 
@@ -489,6 +564,8 @@ class ServedChannel(HTTPChannel):
         super().connectionLost(reason)
         if self._grace is not None and self._grace.active():
             self._grace.cancel()
+        self._stopStallTimer()
+        self._whenWritable = []
         self.site.closed(self)
 
 

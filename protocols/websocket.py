@@ -23,6 +23,9 @@ connection's requests may come in any order: match them by id.
       the URL) gets 426 Upgrade Required, in the web face's JSON error form.
     - When the connection closes, the requests it still has running are
       abandoned.
+    - While the client does not read its answers (the transport's write
+      buffer is full), no more messages are read: a connection holds at
+      most the answers to the requests it has in flight.
     - When the gateway stops, each connection is closed with code 1001
       (going away) as soon as it has no request running: at once if it has
       none, else right after its last answer.
@@ -45,7 +48,7 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import connectProtocol
-from twisted.internet.interfaces import IReactorTime, ISSLTransport, IStreamClientEndpoint
+from twisted.internet.interfaces import IPushProducer, IReactorTime, ISSLTransport, IStreamClientEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Request
@@ -90,11 +93,13 @@ def maxMessageBytes(service: TransformService) -> int:
     return 6 * service.limits.maxPoemBytes + ENVELOPE_BYTES
 
 
-@implementer(IDrainable)
+@implementer(IDrainable, IPushProducer)
 class TransformWebSocketProtocol(WebSocketServerProtocol):
     """
     One WebSocket connection: each message goes to the factory's
-    L{JSONRPCServer}, each answer comes back as a text message.
+    L{JSONRPCServer}, each answer comes back as a text message.  It is the
+    transport's streaming producer: while the client does not read its
+    answers, it reads no more messages.
 
     @ivar factory: the L{TransformWebSocketFactory} that made it.
     @ivar caller: who asks, for the service's caps on requests in flight.
@@ -120,12 +125,14 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
         """
         Serve the connection that the HTTP C{channel} served until its
         request was upgraded: take its place among the gateway's
-        connections, and count as a WebSocket connection rather than an
-        HTTP one.
+        connections, count as a WebSocket connection rather than an HTTP
+        one, and as the transport's producer.
         """
         channel.handOver(self)
         self.factory.observer.connectionOpened()
         self._counted = True
+        self.transport.unregisterProducer()
+        self.transport.registerProducer(self, True)
 
     def onConnect(self, request):
         self.client = describeAddress(self.transport.getPeer())
@@ -163,6 +170,21 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         self.factory.observer.sent(len(data))
         super().sendData(data, sync, chopsize)
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full: read no more messages until
+        the client reads its answers.
+        """
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """
+        The connection is ending; there is nothing more to read.
+        """
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
