@@ -85,12 +85,18 @@ class PageRequest(BoundedRequest):
 class StaticFiles(JSONMethodErrors, File):
     """
     The page's files, with the face's JSON errors: 404 for a file that is
-    not there, 403 for one that may not be read, 405 for a method other
+    not there (a name with a NUL byte included, which the system refuses to
+    look up), 403 for one that may not be read, 405 for a method other
     than C{GET} or C{HEAD}.
     """
 
     childNotFound = NotFound()
     forbidden = ErrorPage(403, "forbidden", "that file may not be read")
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if b"\0" in path:
+            return self.childNotFound
+        return super().getChild(path, request)
 
 
 class Health(APIResource):

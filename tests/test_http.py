@@ -450,6 +450,15 @@ class RouteTests(HTTPTestCase):
         self.assertError(self.request("GET", "/nothing-here"), 404, "not-found")
         self.assertError(self.request("GET", "/app.js/deeper"), 404, "not-found")
 
+    def test_nulInAFileName(self):
+        """
+        A file name with a NUL byte, which the system refuses to look up,
+        names no file: 404 in JSON, and nothing logged as an error.
+        """
+        for path in ["/app.js%00.html", "/%00", "/app.js%00"]:
+            status, body = self.exactly("GET", path)
+            self.assertEqual((status, json.loads(body)["error"]), (404, "not-found"), path)
+
     def test_wrongMethods(self):
         for method, path, allowed in [
             ("DELETE", "/transforms", "GET, HEAD"),
