@@ -25,6 +25,7 @@ from protocols.amp.server import TransformAMPFactory
 from protocols.connections import Connections
 from protocols.netstring import TransformFactory
 from protocols.origins import OriginPolicy, normalizeOrigin
+from protocols.websocket import IDLE_TIMEOUT, PING_INTERVAL
 from service import Limits, TransformService, builtinCatalogue
 
 #: The value of a listener option that switches that listener off.
@@ -76,6 +77,8 @@ def _webFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetri
         connections=gateway.connections,
         metrics=metrics,
         readiness=gateway.readiness,
+        webSocketIdleTimeout=options["ws-idle-timeout"],
+        pingInterval=options["ws-ping-interval"],
     )
 
 
@@ -123,7 +126,24 @@ class ServeOptions(CommandOptions):
             "idle-timeout",
             None,
             30.0,
-            "Seconds a client may stay silent before its request is whole (on AMP: with nothing in flight).",
+            "Seconds a client may stay silent before its request is whole (on AMP: with nothing in flight), "
+            "or leave its answers unread.",
+            positive(float),
+        ],
+        [
+            "ws-idle-timeout",
+            None,
+            IDLE_TIMEOUT,
+            "Seconds a WebSocket may send no message while it has no request in flight; "
+            "then it is closed (1000, 'idle').",
+            positive(float),
+        ],
+        [
+            "ws-ping-interval",
+            None,
+            PING_INTERVAL,
+            "Seconds between the gateway's pings on each WebSocket; one not answered within "
+            "--idle-timeout closes it.",
             positive(float),
         ],
         ["log-level", None, "info", f"Least level logged: {', '.join(LEVELS)}.", oneOf(*LEVELS)],

@@ -30,16 +30,11 @@ from protocols.websocket import TransformWebSocketProtocol
 from service import Limits, Transform, TransformService
 from tests.helpers import misbehavingCatalogue
 from tests.memory import MemoryTestCase
-from tests.websocketclient import WebSocketClient
+from tests.websocketclient import UPGRADE, WebSocketClient
 
 CLIENT = IPv4Address("TCP", "192.0.2.7", 40000)
 
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-
-UPGRADE = (
-    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
 
 
 class InMemoryTests(MemoryTestCase):
