@@ -121,10 +121,12 @@ ANSWER = POEM.upper()
 
 class _SilentReader(Protocol):
     """
-    A client whose socket reads nothing (until L{read}), with a small
-    receive buffer, that sends C{requests} at once.
+    A client that reads nothing (until L{read}) and sends C{requests} at
+    once.  Reading nothing, its socket's receive buffer stays at its first
+    size, which the system grows only for a client that reads.
 
     @ivar received: what came back.
+    @ivar closed: fires once the connection is closed.
     """
 
     def __init__(self, requests: bytes) -> None:
