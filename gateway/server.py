@@ -4,6 +4,7 @@ protocol, each listener built from an endpoint string, all counting their
 connections in one L{Connections} and reporting to one L{GatewayMetrics}.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +26,21 @@ from protocols.amp.server import TransformAMPFactory
 from protocols.connections import Connections
 from protocols.netstring import TransformFactory
 from protocols.origins import OriginPolicy, normalizeOrigin
+from protocols.websocket import IDLE_TIMEOUT, PING_INTERVAL
 from service import Limits, TransformService, builtinCatalogue
 
 #: The value of a listener option that switches that listener off.
 OFF = "off"
+
+#: The listen backlog of every listener the gateway builds, unless its
+#: endpoint string gives one (C{backlog=N}): with Twisted's default of 50, a
+#: burst of new connections overflows the kernel's queue, and the connections
+#: it drops wait a second for the client's next try.  The kernel caps it
+#: (C{net.core.somaxconn}, 4096 on Linux since 5.4).
+BACKLOG = 1024
+
+#: The types of endpoint strings that take a C{backlog}.
+_WITH_BACKLOG = frozenset({"tcp", "tcp6", "ssl", "unix"})
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,8 @@ def _webFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetri
         connections=gateway.connections,
         metrics=metrics,
         readiness=gateway.readiness,
+        webSocketIdleTimeout=options["ws-idle-timeout"],
+        pingInterval=options["ws-ping-interval"],
     )
 
 
@@ -123,7 +137,24 @@ class ServeOptions(CommandOptions):
             "idle-timeout",
             None,
             30.0,
-            "Seconds a client may stay silent before its request is whole (on AMP: with nothing in flight).",
+            "Seconds a client may stay silent before its request is whole (on AMP: with nothing in flight), "
+            "or leave its answers unread.",
+            positive(float),
+        ],
+        [
+            "ws-idle-timeout",
+            None,
+            IDLE_TIMEOUT,
+            "Seconds a WebSocket may send no message while it has no request in flight; "
+            "then it is closed (1000, 'idle').",
+            positive(float),
+        ],
+        [
+            "ws-ping-interval",
+            None,
+            PING_INTERVAL,
+            "Seconds between the gateway's pings on each WebSocket; one not answered within "
+            "--idle-timeout closes it.",
             positive(float),
         ],
         ["log-level", None, "info", f"Least level logged: {', '.join(LEVELS)}.", oneOf(*LEVELS)],
@@ -220,6 +251,29 @@ class ServeOptions(CommandOptions):
             raise usage.UsageError("every listener is off: nothing to serve")
 
 
+def withBacklog(description: str, backlog: int = BACKLOG) -> str:
+    """
+    The endpoint string C{description} with a C{backlog} parameter, if its
+    type takes one and it gives none.
+    """
+    kind = description.partition(":")[0].lower()
+    if kind not in _WITH_BACKLOG or re.search(r"(?<!\\):backlog=", description):
+        return description
+    return f"{description}:backlog={backlog}"
+
+
+def listenerEndpoint(reactor, description: str, option: str):
+    """
+    The server endpoint of the endpoint string C{description}, given to
+    C{--<option>}, with a backlog of L{BACKLOG} unless it gives its own.
+
+    @raise OptionError: if C{description} is invalid, quoting it as given.
+    """
+    endpoint = serverEndpoint(reactor, description, option)
+    withOurs = withBacklog(description)
+    return endpoint if withOurs == description else serverEndpoint(reactor, withOurs, option)
+
+
 def makeService(options: ServeOptions, reactor, handleSignals: bool = True) -> Gateway:
     """
     Build the gateway: a L{Gateway} tree of the shared
@@ -257,12 +311,12 @@ def makeService(options: ServeOptions, reactor, handleSignals: bool = True) -> G
         description = options[name]
         if description == OFF:
             continue
-        endpoint = serverEndpoint(reactor, description, name)
+        endpoint = listenerEndpoint(reactor, description, name)
         root.addListener(
             ListeningService(name, endpoint, listener.makeFactory(root, options, metrics, reactor))
         )
     if options["metrics"] != OFF:
-        endpoint = serverEndpoint(reactor, options["metrics"], "metrics")
+        endpoint = listenerEndpoint(reactor, options["metrics"], "metrics")
         ListeningService(
             "metrics", endpoint, makeMetricsSite(metrics, root.readiness, reactor)
         ).setServiceParent(root)
