@@ -429,17 +429,20 @@ def served(engine: Engine, replica: Replica, scheme: str, token: str, since: flo
 
 
 def waitUntilServing(
-    system: System, engine: Engine, replica: Replica, timeout: float = 30.0, schemes=SCHEMES
+    system: System, engine: Engine, *replicas: Replica, timeout: float = 30.0, schemes=SCHEMES
 ) -> None:
     """
-    Send probes over each of C{schemes} through HAProxy until C{replica}
-    has logged one of each.
+    Send probes over each of C{schemes} through HAProxy until each of
+    C{replicas} has logged one of each.
     """
     since, token = time.time(), uuid.uuid4().hex
     for scheme in schemes:
+        waiting = list(replicas)
 
-        def reached(scheme=scheme) -> int:
+        def reached(scheme: str = scheme, waiting: list[Replica] = waiting) -> bool:
             PROBES[scheme].send(system, token)
-            return served(engine, replica, scheme, token, since)
+            waiting[:] = [replica for replica in waiting if not served(engine, replica, scheme, token, since)]
+            return not waiting
 
-        waitUntil(reached, timeout, f"{replica.name} serving {scheme} through HAProxy")
+        names = ", ".join(replica.name for replica in replicas)
+        waitUntil(reached, timeout, f"{names} serving {scheme} through HAProxy")

@@ -46,8 +46,7 @@ def _scaled(system, engine: Stack, count: int) -> list[Replica]:
     """
     engine.scale(count)
     replicas = waitUntil(lambda: _ready(engine, count), 90, f"{count} healthy replicas")
-    for replica in replicas:
-        waitUntilServing(system, engine, replica)
+    waitUntilServing(system, engine, *replicas)
     return replicas
 
 
@@ -74,6 +73,7 @@ def nextImage() -> str:
     return image
 
 
+@pytest.mark.timeout(300)
 def test_scaleOutUnderLoad(system, engine: Stack, replicasAtStart: list[Replica], capsys):
     """
     Scaled from two replicas to four under steady load on every protocol,
@@ -88,7 +88,11 @@ def test_scaleOutUnderLoad(system, engine: Stack, replicasAtStart: list[Replica]
         load.addPerCallClients()
         time.sleep(BEFORE)
         ordered = time.time()
-        scaled = _scaled(system, engine, SCALED)
+        engine.scale(SCALED)
+        scaled = waitUntil(lambda: _ready(engine, SCALED), 90, f"{SCALED} healthy replicas")
+        healthy = time.time()
+        added = [replica for replica in scaled if replica not in replicasAtStart]
+        waitUntilServing(system, engine, *added)
         serving = time.time()
         time.sleep(AFTER)
     finally:
@@ -96,8 +100,8 @@ def test_scaleOutUnderLoad(system, engine: Stack, replicasAtStart: list[Replica]
     show(
         capsys,
         load.report(f"scaled from {len(replicasAtStart)} to {SCALED} replicas under load", ordered)
-        + f"\n    {', '.join(replica.name for replica in scaled if replica not in replicasAtStart)} "
-        f"served every protocol {serving - ordered:.1f} s after the order",
+        + f"\n    {' and '.join(replica.name for replica in added)} healthy {healthy - ordered:.1f} s after "
+        f"the order, serving every protocol through HAProxy {serving - ordered:.1f} s after",
     )
     assert load.failures() == []
 
@@ -123,6 +127,7 @@ def _slowWhileStopping(engine: Stack, sessions: dict[Replica, WebSocketSession],
         time.sleep(0.05)
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
@@ -159,26 +164,39 @@ def test_rollingUpdateLosesNoRequest(system, engine: Stack, nextImage: str, caps
     if images != {nextImage}:
         pytest.fail(f"the new replicas run {images}, not {nextImage}")
     waitUntil(lambda: engine.setting("{{.UpdateStatus.State}}") == "completed", 60, "the update completed")
+    names = {
+        replica.id: f"{replica.name} ({age})"
+        for age, replicas in (("old", old), ("new", new))
+        for replica in replicas
+    }
+    timeline = "\n".join(
+        f"    {event.time - ordered:+7.3f} s  {names.get(event.container, event.container[:12])}: {event.action}"
+        for event in events
+    )
     signals: dict[str, float] = {}
     for event in events:
         if event.action == "kill" and event.container in {replica.id for replica in old}:
             signals.setdefault(event.container, event.time)
     if len(signals) != SCALED:
-        pytest.fail(f"the Swarm signalled {len(signals)} of the {SCALED} old replicas")
+        pytest.fail(f"the Swarm signalled {len(signals)} of the {SCALED} old replicas:\n{timeline}")
     healthy = {}
     for event in events:
         if event.action == "health_status: healthy" and event.container in {replica.id for replica in new}:
             healthy.setdefault(event.container, event.time)
     if len(healthy) != SCALED:
-        pytest.fail(f"{len(healthy)} of the {SCALED} new replicas became healthy during the update")
+        pytest.fail(
+            f"{len(healthy)} of the {SCALED} new replicas became healthy during the update:\n{timeline}"
+        )
     for stopped, started in zip(sorted(signals.values()), sorted(healthy.values()), strict=True):
         if started > stopped:
-            pytest.fail("the Swarm stopped an old replica before a new one was healthy in its place")
+            pytest.fail(
+                f"the Swarm stopped an old replica before a new one was healthy in its place:\n{timeline}"
+            )
     for replica, session in sessions.items():
         signalled = signals[replica.id]
         if not any(
             outcome.started <= signalled + BETWEEN and outcome.ended >= signalled
             for outcome in session.slowOutcomes
         ):
-            pytest.fail(f"no slow request was in flight on {replica.name} when its signal came")
+            pytest.fail(f"no slow request was in flight on {replica.name} when its signal came:\n{timeline}")
     assert load.failures() == []
