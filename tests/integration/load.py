@@ -26,7 +26,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
+from websockets.frames import CloseCode
 from websockets.sync.client import ClientConnection, connect
 
 from gateway import syncclient
@@ -36,6 +37,12 @@ from tests.integration.system import POEM, Engine, Replica, System, served, wait
 #: a poem of 600 kB, whose answer is still the poem in lower case.
 SLOW_TRANSFORM = "|".join(["titlecase", "cummingsify"] * 3)
 SLOW_POEM = (POEM + "\n") * (600_000 // (len(POEM) + 1))
+
+#: The poem of the slow requests that a session sends one right after the
+#: other (L{WebSocketSession.keepSlow}): a quarter of the slow one, each
+#: request a quarter of a second of work, far below the gateway's deadline
+#: even on a busy host.
+BUSY_POEM = (POEM + "\n") * (150_000 // (len(POEM) + 1))
 
 #: Seconds between the starts of two requests of one client.
 PACE = 0.02
@@ -166,8 +173,11 @@ class WebSocketSession:
     """
     A long-lived WebSocket JSON-RPC client: one connection kept open for
     request after request. When the gateway has closed it between two
-    requests, the next request goes on a new connection; a request whose
-    connection closes before its answer fails.
+    requests, the next request goes on a new connection; so does a request
+    left without an answer when the gateway closes the connection as going
+    away (1001), which a gateway that stops does only once it has answered
+    every request it took: it never took this one. A request whose
+    connection closes otherwise before its answer fails.
 
     @ivar slowSent: set once the slow request asked for by L{sendSlow} is
         sent.
@@ -215,16 +225,18 @@ class WebSocketSession:
 
     def keepSlow(self) -> None:
         """
-        From the next request on, send slow requests one right after the
-        other for as long as the connection lasts, so that one is in flight
-        whenever it ends; on the next connection, the steady pace again.
+        From the next request on, send slow requests (of L{BUSY_POEM}) one
+        right after the other for as long as the connection lasts, so that
+        one is in flight whenever it ends; on the next connection, the
+        steady pace again.
         """
         self._keepSlow.set()
 
     def run(self) -> None:
         while not self._load.stopping.wait(0 if self._keepSlow.is_set() else PACE):
-            slow = self._keepSlow.is_set() or (self._slowWanted.is_set() and not self.slowSent.is_set())
-            poem = SLOW_POEM if slow else POEM
+            busy = self._keepSlow.is_set()
+            slow = busy or (self._slowWanted.is_set() and not self.slowSent.is_set())
+            poem = BUSY_POEM if busy else SLOW_POEM if slow else POEM
             started, error = time.time(), None
             try:
                 reply = self._ask(SLOW_TRANSFORM if slow else "cummingsify", poem, slow)
@@ -257,6 +269,13 @@ class WebSocketSession:
             self._connection.send(request)
         if slow:
             self.slowSent.set()
+        try:
+            return json.loads(self._connection.recv(TIMEOUT))
+        except ConnectionClosedOK as closed:
+            if closed.rcvd is None or closed.rcvd.code != CloseCode.GOING_AWAY:
+                raise
+        self.connect()
+        self._connection.send(request)
         return json.loads(self._connection.recv(TIMEOUT))
 
 
