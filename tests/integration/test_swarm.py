@@ -8,11 +8,12 @@ against the stack too.)
 
 import os
 import time
+from collections.abc import Iterable
 
 import pytest
 
 from tests.integration.load import Load, WebSocketSession, sessionsOnEveryReplica, show
-from tests.integration.system import Engine, Replica, Stack, waitUntil, waitUntilServing
+from tests.integration.system import Engine, Event, Replica, Stack, waitUntil, waitUntilServing
 
 pytestmark = [pytest.mark.engine, pytest.mark.swarm]
 
@@ -23,12 +24,12 @@ SCALED = 4
 BEFORE, AFTER = 2.0, 4.0
 
 #: A session sends its slow requests one right after the other: a signal
-#: that comes between two, a slow request starting this many seconds after
-#: it, came with one in flight as good as.
+#: that falls between two of them, the second starting less than this many
+#: seconds after it, counts as one that came with a slow request in flight.
 BETWEEN = 0.1
 
 
-def _ready(engine: Engine, count: int, leaving: list[Replica] = ()) -> list[Replica] | None:
+def _ready(engine: Engine, count: int, leaving: Iterable[Replica] = ()) -> list[Replica] | None:
     """
     The replicas, once C{count} of them run and pass their health checks,
     and none of C{leaving} runs any more.
@@ -127,6 +128,46 @@ def _slowWhileStopping(engine: Stack, sessions: dict[Replica, WebSocketSession],
         time.sleep(0.05)
 
 
+def _startFirst(
+    events: list[Event], old: list[Replica], new: list[Replica], ordered: float
+) -> tuple[dict[str, float], str]:
+    """
+    Check from the engine's C{events} of a rolling update, ordered at
+    C{ordered}, that the Swarm signalled each of C{old} once one more of
+    C{new} had passed its health check.
+
+    @return: when each of C{old} was first signalled, by container id, and
+        the events as lines to show.
+    """
+    names = {
+        replica.id: f"{replica.name} ({age})"
+        for age, replicas in (("old", old), ("new", new))
+        for replica in replicas
+    }
+    timeline = "\n".join(
+        f"    {event.time - ordered:+7.3f} s  {names.get(event.container, event.container[:12])}: {event.action}"
+        for event in events
+    )
+    signals: dict[str, float] = {}
+    healthy: dict[str, float] = {}
+    for event in events:
+        if event.action == "kill" and event.container in {replica.id for replica in old}:
+            signals.setdefault(event.container, event.time)
+        if event.action == "health_status: healthy" and event.container in {replica.id for replica in new}:
+            healthy.setdefault(event.container, event.time)
+    if len(signals) != len(old) or len(healthy) != len(new):
+        pytest.fail(
+            f"of the update's replicas, {len(signals)} of {len(old)} old ones were signalled and "
+            f"{len(healthy)} of {len(new)} new ones became healthy:\n{timeline}"
+        )
+    for stopped, started in zip(sorted(signals.values()), sorted(healthy.values()), strict=True):
+        if started > stopped:
+            pytest.fail(
+                f"the Swarm stopped an old replica before a new one was healthy in its place:\n{timeline}"
+            )
+    return signals, timeline
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.xfail(
     strict=True,
@@ -164,34 +205,7 @@ def test_rollingUpdateLosesNoRequest(system, engine: Stack, nextImage: str, caps
     if images != {nextImage}:
         pytest.fail(f"the new replicas run {images}, not {nextImage}")
     waitUntil(lambda: engine.setting("{{.UpdateStatus.State}}") == "completed", 60, "the update completed")
-    names = {
-        replica.id: f"{replica.name} ({age})"
-        for age, replicas in (("old", old), ("new", new))
-        for replica in replicas
-    }
-    timeline = "\n".join(
-        f"    {event.time - ordered:+7.3f} s  {names.get(event.container, event.container[:12])}: {event.action}"
-        for event in events
-    )
-    signals: dict[str, float] = {}
-    for event in events:
-        if event.action == "kill" and event.container in {replica.id for replica in old}:
-            signals.setdefault(event.container, event.time)
-    if len(signals) != SCALED:
-        pytest.fail(f"the Swarm signalled {len(signals)} of the {SCALED} old replicas:\n{timeline}")
-    healthy = {}
-    for event in events:
-        if event.action == "health_status: healthy" and event.container in {replica.id for replica in new}:
-            healthy.setdefault(event.container, event.time)
-    if len(healthy) != SCALED:
-        pytest.fail(
-            f"{len(healthy)} of the {SCALED} new replicas became healthy during the update:\n{timeline}"
-        )
-    for stopped, started in zip(sorted(signals.values()), sorted(healthy.values()), strict=True):
-        if started > stopped:
-            pytest.fail(
-                f"the Swarm stopped an old replica before a new one was healthy in its place:\n{timeline}"
-            )
+    signals, timeline = _startFirst(events, old, new, ordered)
     for replica, session in sessions.items():
         signalled = signals[replica.id]
         if not any(
