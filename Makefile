@@ -14,16 +14,31 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: $(VENV)/.runtime
 	$(VENV)/bin/xform serve
 
+# The suite on two processes (pytest-xdist), each module or test case class
+# whole in one of them; plain `pytest` runs it in one process.
 test: deps install lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadscope
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Throughput and latency against a baseline server, printed (see bench/run.py).
-bench: install
-	$(VENV)/bin/python bench/run.py
+# The benchmarks: the gateway against baselines written for comparison, in
+# the same run (bench/README.md). Options through BENCH_ARGS, e.g.
+#   make bench BENCH_ARGS=--quick
+#   make bench BENCH_ARGS='amp-200 ws-200 --rounds 5'
+#   make bench BENCH_ARGS='--profile amp-200'     (a py-spy flame graph)
+# It installs what it needs beyond the tests': Debian's wrk (HTTP load),
+# gcc (to build loadgen) and taskset, and the bench extra into .venv.
+BENCH_DEBIAN_PACKAGES := wrk gcc libc6-dev util-linux
+
+bench: install $(VENV)/.bench-installed
+	@$(MAKE) --no-print-directory deps DEBIAN_PACKAGES="$(BENCH_DEBIAN_PACKAGES)"
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+$(VENV)/.bench-installed: pyproject.toml
+	$(VENV)/bin/pip install --quiet --config-settings editable_mode=compat -e '.[test,bench]'
+	touch $@
 
 # WebSocket conformance: Autobahn|Testsuite's fuzzing client against /ws and
 # its echo twin (tests/conformance/run.py). wstest runs on Python 2.7 only,

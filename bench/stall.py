@@ -26,7 +26,7 @@ longest gap.  The modes:
   - C{inline}: every transform in one call in the reactor thread (the
     service before slices, less its offloading);
   - C{threads}: every transform of a poem of 32 KiB or more in one of two
-    worker threads (L{gateway.workers.WorkerThreads});
+    worker threads (as the gateway once did);
   - C{processes}: the same in a pool of two processes
     (L{concurrent.futures.ProcessPoolExecutor}; the poem and the result
     cross a pipe, pickled).
@@ -53,8 +53,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from twisted.internet import defer, reactor, task  # noqa: E402
+from twisted.internet.threads import deferToThreadPool  # noqa: E402
+from twisted.python.threadpool import ThreadPool  # noqa: E402
 
-from gateway.workers import WorkerThreads  # noqa: E402
 from service import Catalogue, Limits, TransformService, builtinCatalogue, transforms  # noqa: E402
 
 MiB = 1 << 20
@@ -104,7 +105,19 @@ def calibrate(options) -> None:
     print(f"{'(UTF-8)':12} {worst:12} {timings[worst] * 1000:8.1f} {MiB / timings[worst] / 1000:9,.0f}")
 
 
-def _processOffloader(pool: ProcessPoolExecutor):
+#: The poem size from which the threads and processes modes hand a
+#: transform over, as the gateway once did.
+OFFLOAD_CHARS = 32 * 1024
+
+
+def _inThreads(pool: ThreadPool):
+    def offload(function, poem):
+        return deferToThreadPool(reactor, pool, function, poem)
+
+    return offload
+
+
+def _inProcesses(pool: ProcessPoolExecutor):
     def offload(function, poem):
         result = defer.Deferred()
         future = pool.submit(function, poem)
@@ -122,6 +135,25 @@ def _processOffloader(pool: ProcessPoolExecutor):
     return offload
 
 
+def _oneCall(catalogue: Catalogue, offload=None) -> Catalogue:
+    """
+    C{catalogue} with every sliced transform run in one call instead, or,
+    with C{offload}, handed to it for a poem of L{OFFLOAD_CHARS} or more.
+    """
+
+    def handedOver(function):
+        if offload is None:
+            return function
+        return lambda poem: offload(function, poem) if len(poem) >= OFFLOAD_CHARS else function(poem)
+
+    return Catalogue(
+        dataclasses.replace(entry, function=handedOver(entry.function), slicing=None)
+        if entry.slicing
+        else entry
+        for entry in catalogue
+    )
+
+
 def makeService(mode: str, maxPoemBytes: int):
     """
     The service for C{mode}, and what to call to stop what it started.
@@ -130,20 +162,17 @@ def makeService(mode: str, maxPoemBytes: int):
     limits = Limits(maxPoemBytes=maxPoemBytes, deadline=600, maxInFlight=1000)
     if mode == "slices":
         return TransformService(catalogue, reactor, limits), lambda: None
-    oneCall = Catalogue(
-        dataclasses.replace(entry, slicing=None, offloadable=True) if entry.slicing else entry
-        for entry in catalogue
-    )
     if mode == "inline":
-        return TransformService(oneCall, reactor, limits), lambda: None
+        return TransformService(_oneCall(catalogue), reactor, limits), lambda: None
     if mode == "threads":
-        workers = WorkerThreads(reactor, 2)
-        workers.startService()
-        return TransformService(oneCall, reactor, limits, offload=workers.offload), workers.stopService
+        threads = ThreadPool(minthreads=0, maxthreads=2)
+        threads.start()
+        return TransformService(_oneCall(catalogue, _inThreads(threads)), reactor, limits), threads.stop
     if mode == "processes":
-        pool = ProcessPoolExecutor(2)
-        pool.submit(len, "").result()  # start the processes before measuring
-        return TransformService(oneCall, reactor, limits, offload=_processOffloader(pool)), pool.shutdown
+        processes = ProcessPoolExecutor(2)
+        processes.submit(len, "").result()  # start the processes before measuring
+        service = TransformService(_oneCall(catalogue, _inProcesses(processes)), reactor, limits)
+        return service, processes.shutdown
     raise ValueError(mode)
 
 

@@ -21,10 +21,11 @@ from gateway.options import CommandOptions, InterleavedOptions, OptionError, pos
 
 class ClientOptions(InterleavedOptions):
     """
-    The options of the commands that talk to a running gateway: C{--server}
-    and C{--timeout}.
+    The options of the commands that talk to a running gateway: C{--server},
+    C{--timeout} and C{--ca-file}.
 
     @cvar defaultServer: the server asked unless C{--server} says.
+    @ivar tls: the C{ssl.SSLContext} for a server over TLS, else C{None}.
     """
 
     defaultServer = "netstring://127.0.0.1:10001"
@@ -34,22 +35,41 @@ class ClientOptions(InterleavedOptions):
             "server",
             "s",
             None,
-            "The gateway: netstring://HOST:PORT, amp://HOST:PORT, ws://HOST:PORT/ws or http://HOST:PORT.",
+            "The gateway: netstring://HOST:PORT, amp://HOST:PORT, ws://HOST:PORT/ws or http://HOST:PORT; "
+            "over TLS netstrings://, amps://, wss:// or https://.",
         ],
         ["timeout", "t", 10.0, "Seconds to wait for the whole exchange.", positive(float)],
+        [
+            "ca-file",
+            None,
+            None,
+            "Certificates (PEM) of the authorities that sign the gateway's certificate, trusted "
+            "instead of the system's, for a TLS URL.",
+        ],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["server"] = self.defaults["server"] = self.defaultServer
+        self.tls = None
 
     def postOptions(self) -> None:
+        from gateway.schemes import SCHEMES, TLS_URLS
+        from gateway.syncclient import tlsContext
         from gateway.urls import parseServerURL
 
         try:
-            self["server"] = parseServerURL(self["server"])
+            self["server"] = server = parseServerURL(self["server"])
         except ValueError as error:
             raise OptionError("server", str(error)) from None
+        if not SCHEMES[server.scheme].tls:
+            if self["ca-file"] is not None:
+                raise OptionError("ca-file", f"{server} does not use TLS; {TLS_URLS} do")
+            return
+        try:
+            self.tls = tlsContext(self["ca-file"])
+        except ValueError as error:
+            raise OptionError("ca-file", str(error)) from None
 
 
 class TransformOptions(ClientOptions):
@@ -77,7 +97,7 @@ class TransformsOptions(ClientOptions):
     synopsis = ""
     longdesc = (
         "List the transforms the gateway offers, with what each does, over a protocol "
-        "that can list them (amp://, ws:// or http://; netstrings cannot). "
+        "that can list them (amp://, ws:// or http://, and over TLS; netstrings cannot). "
         "Blocking, no reactor."
     )
     defaultServer = "amp://127.0.0.1:10002"
@@ -197,7 +217,9 @@ def _transform(options: TransformOptions) -> int:
         return 2
     server = options["server"]
     try:
-        result = SCHEMES[server.scheme].transform(server, options["name"], poem, options["timeout"])
+        result = SCHEMES[server.scheme].transform(
+            server, options["name"], poem, options["timeout"], options.tls
+        )
     except ClientError as error:
         print(f"xform: {error}", file=sys.stderr)
         return 1
@@ -216,7 +238,7 @@ def _listTransforms(options: TransformsOptions) -> int:
         if scheme.listTransforms is None:
             others = ", ".join(other.form for other in SCHEMES.values() if other.listTransforms)
             raise ClientError(f"{server}: cannot list the transforms: {scheme.cannotList}; use {others}")
-        entries = scheme.listTransforms(server, options["timeout"])
+        entries = scheme.listTransforms(server, options["timeout"], options.tls)
     except ClientError as error:
         print(f"xform: {error}", file=sys.stderr)
         return 1

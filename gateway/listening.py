@@ -174,7 +174,10 @@ class ListeningTree(MultiService):
     def _raiseIfCannotListen(self) -> None:
         for listener in listeners(self):
             if listener.failure is not None and not listener.failure.check(CancelledError):
-                self.stopService()
+                # Nothing was served: the children stop as a plain
+                # MultiService's do, without what a subclass does on a
+                # normal stop (the gateway's drain).
+                MultiService.stopService(self)
                 raise CannotListen(listener.name, listener.failure.getErrorMessage())
 
     def whenListening(self) -> "Deferred[None]":

@@ -441,16 +441,33 @@ def oneOf(*choices: str) -> Callable[[str], str]:
 def serverEndpoint(reactor, description: str, option: str) -> "IStreamServerEndpoint":
     """
     The server endpoint that the endpoint string C{description}, given to
-    C{--<option>}, describes.
+    C{--<option>}, describes.  An C{ssl:} endpoint reads its certificate and
+    private key here, so that a missing or unusable file is found at once.
 
     @raise OptionError: if it is invalid.
     """
+    from OpenSSL.crypto import Error as OpenSSLError
     from twisted.internet.endpoints import serverFromString
+    from twisted.internet.error import VerifyError
 
+    invalid = f"invalid endpoint {description!r}"
     try:
         return serverFromString(reactor, description)
     except (ValueError, KeyError, TypeError) as error:
-        raise OptionError(option, f"invalid endpoint {description!r}: {error}") from None
+        raise OptionError(option, f"{invalid}: {error}") from None
+    except OSError as error:
+        raise OptionError(option, f"{invalid}: cannot read {error.filename}: {error.strerror}") from None
+    except VerifyError:
+        raise OptionError(
+            option, f"{invalid}: its certificate (certKey=) and private key (privateKey=) do not match"
+        ) from None
+    except OpenSSLError as error:
+        reasons = ", ".join(reason for _, _, reason in error.args[0])
+        raise OptionError(
+            option,
+            f"{invalid}: cannot load its certificate (certKey=) and private key (privateKey=) "
+            f"from PEM files (OpenSSL: {reasons})",
+        ) from None
 
 
 def readPoem(path: str | None) -> str:

@@ -27,8 +27,9 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from gateway.clients import describeFailure, transformClient
+from gateway.clients import describeFailure, readCAFile, transformClient
 from gateway.options import InterleavedOptions, OptionError, positive
+from gateway.schemes import SCHEMES, TLS_URLS
 from gateway.urls import ServerURL, parseServerURL
 from protocols.addresses import describeAddress
 from protocols.interfaces import ITransformClient
@@ -88,7 +89,16 @@ class GetPoetryOptions(InterleavedOptions):
             None,
             None,
             "The transform server: netstring://HOST:PORT, amp://HOST:PORT, ws://HOST:PORT/ws "
-            "or http://HOST:PORT. Without one, the poems are not transformed.",
+            "or http://HOST:PORT; over TLS netstrings://, amps://, wss:// or https://. "
+            "Without one, the poems are not transformed.",
+        ],
+        [
+            "ca-file",
+            None,
+            None,
+            "Certificates (PEM) of the authorities that sign the transform server's certificate, "
+            "trusted instead of the system's, for a TLS URL.",
+            readCAFile,
         ],
         [
             "timeout",
@@ -137,6 +147,11 @@ class GetPoetryOptions(InterleavedOptions):
                 self["transform-server"] = parseServerURL(self["transform-server"])
             except ValueError as error:
                 raise OptionError("transform-server", str(error)) from None
+        server = self["transform-server"]
+        if self["ca-file"] is not None and server is None:
+            raise OptionError("ca-file", "it is for a --transform-server over TLS, and there is none")
+        if self["ca-file"] is not None and not SCHEMES[server.scheme].tls:
+            raise OptionError("ca-file", f"{server} does not use TLS; {TLS_URLS} do")
 
 
 class PoetryClient:
@@ -164,7 +179,9 @@ class PoetryClient:
         server = options["transform-server"]
         if server is not None:
             try:
-                self.transformer = transformClient(reactor, server, options["transform-timeout"])
+                self.transformer = transformClient(
+                    reactor, server, options["transform-timeout"], options["ca-file"]
+                )
             except ValueError as error:
                 raise OptionError("transform-server", str(error)) from None
 

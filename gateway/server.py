@@ -1,6 +1,7 @@
 """
 The gateway's service tree: one L{TransformService} shared by a listener per
-protocol, each listener built from an endpoint string.
+protocol, each listener built from an endpoint string, all counting their
+connections in one L{Connections} and reporting to one L{GatewayMetrics}.
 """
 
 from collections.abc import Callable
@@ -10,16 +11,18 @@ from pathlib import Path
 from twisted.internet.protocol import Factory
 from twisted.python import usage
 
-from gateway.clients import transformClient
-from gateway.listening import ListeningService, ListeningTree
+from gateway.clients import readCAFile, transformClient
+from gateway.drain import Gateway
+from gateway.listening import ListeningService
 from gateway.logs import FORMATS, LEVELS
+from gateway.metrics import GatewayMetrics
 from gateway.options import CommandOptions, OptionError, oneOf, positive, repeatable, serverEndpoint
 from gateway.poems import defaultPoemsDirectory, loadPoems
 from gateway.upstream import Upstream
 from gateway.urls import parseServerURL
-from gateway.web import makeSite
-from gateway.workers import WorkerThreads
+from gateway.web import makeMetricsSite, makeSite
 from protocols.amp.server import TransformAMPFactory
+from protocols.connections import Connections
 from protocols.netstring import TransformFactory
 from protocols.origins import OriginPolicy, normalizeOrigin
 from service import Limits, TransformService, builtinCatalogue
@@ -34,30 +37,45 @@ class Listener:
     One protocol the gateway can serve.
 
     @ivar default: the endpoint string it listens on unless told otherwise.
-    @ivar makeFactory: builds its protocol factory from the shared service,
-        the options and the reactor.
+    @ivar makeFactory: builds its protocol factory from the gateway's
+        L{Gateway} tree, the options, the metrics and the reactor.
     """
 
     default: str
-    makeFactory: Callable[[TransformService, "ServeOptions", object], Factory]
+    makeFactory: Callable[[Gateway, "ServeOptions", GatewayMetrics, object], Factory]
 
 
-def _netstringFactory(service: TransformService, options: "ServeOptions", reactor) -> Factory:
-    return TransformFactory(service, reactor, idleTimeout=options["idle-timeout"])
+def _netstringFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetrics, reactor) -> Factory:
+    return TransformFactory(
+        gateway.service,
+        reactor,
+        idleTimeout=options["idle-timeout"],
+        connections=gateway.connections,
+        observer=metrics.protocols["netstring"],
+    )
 
 
-def _ampFactory(service: TransformService, options: "ServeOptions", reactor) -> Factory:
-    return TransformAMPFactory(service, reactor, idleTimeout=options["idle-timeout"])
+def _ampFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetrics, reactor) -> Factory:
+    return TransformAMPFactory(
+        gateway.service,
+        reactor,
+        idleTimeout=options["idle-timeout"],
+        connections=gateway.connections,
+        observer=metrics.protocols["amp"],
+    )
 
 
-def _webFactory(service: TransformService, options: "ServeOptions", reactor) -> Factory:
+def _webFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetrics, reactor) -> Factory:
     return makeSite(
-        service,
+        gateway.service,
         loadPoems(options["poems"]),
         OriginPolicy(options["allowed-origin"]),
         reactor,
         idleTimeout=options["idle-timeout"],
         accessLog=options["log-level"] == "debug",
+        connections=gateway.connections,
+        metrics=metrics,
+        readiness=gateway.readiness,
     )
 
 
@@ -108,7 +126,6 @@ class ServeOptions(CommandOptions):
             "Seconds a client may stay silent before its request is whole (on AMP: with nothing in flight).",
             positive(float),
         ],
-        ["workers", None, 2, "Threads that transform large poems.", positive(int)],
         ["log-level", None, "info", f"Least level logged: {', '.join(LEVELS)}.", oneOf(*LEVELS)],
         [
             "log-format",
@@ -118,12 +135,49 @@ class ServeOptions(CommandOptions):
             oneOf(*FORMATS),
         ],
         [
+            "max-connections",
+            None,
+            512,
+            "Connections open at once, over every listener; one more is closed at once "
+            "(HTTP: answered 503 first).",
+            positive(int),
+        ],
+        [
+            "max-connections-per-peer",
+            None,
+            128,
+            "Connections one client address may hold open at once (raise it behind a proxy).",
+            positive(int),
+        ],
+        [
+            "drain-timeout",
+            None,
+            10.0,
+            "Seconds the connections have to finish their requests once SIGTERM or SIGINT comes.",
+            positive(float),
+        ],
+        [
+            "metrics",
+            None,
+            OFF,
+            "Endpoint of a listener serving /metrics, /healthz and /readyz alone, or 'off' "
+            "(the web listener serves them too).",
+        ],
+        [
             "poems",
             None,
             None,
             "Directory of the poems served at /poems "
             "(default: the checkout's poems/, else the copy installed with the package).",
             Path,
+        ],
+        [
+            "ca-file",
+            None,
+            None,
+            "Certificates (PEM) of the authorities that sign the certificates of upstreams "
+            "over TLS, trusted instead of the system's.",
+            readCAFile,
         ],
     ]
 
@@ -144,7 +198,8 @@ class ServeOptions(CommandOptions):
     @repeatable
     def opt_upstream(self, value: str) -> None:
         """
-        PREFIX=URL: offer the transforms of the server at URL (netstring://HOST:PORT, ...) as PREFIX:NAME.
+        PREFIX=URL: offer the transforms of the server at URL (netstring://HOST:PORT, amps://HOST:PORT, ...)
+        as PREFIX:NAME.
         """
         prefix, equals, url = value.partition("=")
         if not equals:
@@ -165,40 +220,50 @@ class ServeOptions(CommandOptions):
             raise usage.UsageError("every listener is off: nothing to serve")
 
 
-def makeService(options: ServeOptions, reactor) -> ListeningTree:
+def makeService(options: ServeOptions, reactor, handleSignals: bool = True) -> Gateway:
     """
-    Build the gateway: a L{ListeningTree} of worker threads, the shared
+    Build the gateway: a L{Gateway} tree of the shared
     L{TransformService} with the upstreams' transforms delegated to them
     (each L{Upstream} a service too, which disconnects its client when the
-    gateway stops), and a L{ListeningService} for each listener that is not
-    C{off}.
+    gateway stops), a L{ListeningService} for each listener that is not
+    C{off}, and the C{--metrics} listener if it is on.  Stopping the tree
+    drains the connections (L{gateway.drain}).
 
+    @param handleSignals: let the tree take SIGINT and SIGTERM once the
+        reactor runs: what the runners want, and a test in-process not.
     @raise OptionError: if an endpoint string is invalid, or an upstream's
         prefix is unusable or its scheme has no client.
     """
-    root = ListeningTree(reactor)
-    workers = WorkerThreads(reactor, options["workers"])
-    workers.setServiceParent(root)
     limits = Limits(
         maxPoemBytes=options["max-poem-bytes"],
         deadline=options["deadline"],
         maxInFlight=options["max-in-flight"],
     )
     catalogue = builtinCatalogue(reactor)
+    service = TransformService(catalogue, reactor, limits)
+    connections = Connections(options["max-connections"], options["max-connections-per-peer"])
+    root = Gateway(reactor, service, connections, options["drain-timeout"], handleSignals)
+    metrics = GatewayMetrics(service, connections, lambda: not root.readiness())
     for prefix, server in options["upstream"].items():
         try:
-            upstream = Upstream(prefix, server, transformClient(reactor, server, limits.deadline), reactor)
+            client = transformClient(reactor, server, limits.deadline, options["ca-file"])
+            client = metrics.observeUpstream(prefix, client)
+            upstream = Upstream(prefix, server, client, reactor)
             catalogue.delegate(prefix, upstream.resolve, upstream.listing)
         except ValueError as error:
             raise OptionError("upstream", f"{prefix}={server}: {error}") from None
         upstream.setServiceParent(root)
-    service = TransformService(catalogue, reactor, limits, offload=workers.offload)
     for name, listener in LISTENERS.items():
         description = options[name]
         if description == OFF:
             continue
         endpoint = serverEndpoint(reactor, description, name)
-        ListeningService(name, endpoint, listener.makeFactory(service, options, reactor)).setServiceParent(
-            root
+        root.addListener(
+            ListeningService(name, endpoint, listener.makeFactory(root, options, metrics, reactor))
         )
+    if options["metrics"] != OFF:
+        endpoint = serverEndpoint(reactor, options["metrics"], "metrics")
+        ListeningService(
+            "metrics", endpoint, makeMetricsSite(metrics, root.readiness, reactor)
+        ).setServiceParent(root)
     return root

@@ -9,13 +9,22 @@ asynchronous clients (L{protocols.jsonrpc}, L{protocols.httpwire}, ...).
 Each function imports its library when it runs, so that a command pays only
 for the protocol it speaks.
 
+Each function speaks its protocol over TLS when given an C{ssl.SSLContext}
+(L{tlsContext}), which verifies the server's certificate and that it names
+the URL's host: C{ssl} wraps the socket of netstrings and AMP, and
+C{websockets} and C{http.client} take the context.  (Importing C{ssl} costs
+a command nothing: C{twisted.python.usage}, which every command imports,
+has loaded it already.)
+
 Every failure is a L{ClientError} that says what went wrong in words.
 """
 
 from __future__ import annotations
 
 import errno
+import re
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,16 +59,50 @@ class _Deadline:
         return left
 
 
+def tlsContext(caFile: str | None = None) -> ssl.SSLContext:
+    """
+    The TLS settings of the blocking clients: the server's certificate must
+    be signed by a certificate authority of the system's, or of C{caFile}
+    only, and name the host of the server's URL.
+
+    @param caFile: a file of certificates in PEM form, or C{None}.
+    @raise ValueError: if C{caFile} cannot be read or holds no certificate.
+    """
+    try:
+        return ssl.create_default_context(cafile=caFile)
+    except ssl.SSLError:
+        raise ValueError(f"{caFile} holds no certificate in PEM form") from None
+    except OSError as error:
+        raise ValueError(f"cannot read {caFile}: {error.strerror}") from None
+
+
+#: What OpenSSL adds around its reason: C{[SSL: CODE] reason (_ssl.c:1006)}.
+_OPENSSL_NOISE = re.compile(r"^\[[^]]*\]\s*|\s*\(_ssl\.c:\d+\)$")
+
+
+def _describeTLSError(error: ssl.SSLError) -> str:
+    """
+    A TLS failure in words: C{certificate verify failed: <why>} when the
+    server's certificate is refused, else OpenSSL's reason
+    (C{wrong version number}, for a server that does not speak TLS).
+    """
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {error.verify_message}"
+    return _OPENSSL_NOISE.sub("", str(error.args[1] if len(error.args) > 1 else error))
+
+
 @contextmanager
 def _socketErrors(server: ServerURL, deadline: _Deadline) -> Iterator[None]:
     """
-    Turn every socket and HTTP error into a L{ClientError} that names the
-    server.
+    Turn every socket, TLS and HTTP error into a L{ClientError} that names
+    the server.
     """
     import http.client
 
     try:
         yield
+    except ssl.SSLError as error:
+        raise ClientError(f"{server}: TLS failed: {_describeTLSError(error)}") from None
     except http.client.HTTPException as error:
         raise ClientError(f"{server}: not a valid HTTP reply ({error!r})") from None
     except TimeoutError:
@@ -72,13 +115,28 @@ def _socketErrors(server: ServerURL, deadline: _Deadline) -> Iterator[None]:
         raise ClientError(f"{server}: {error.strerror or error}") from None
 
 
+def _connect(server: ServerURL, deadline: _Deadline, tls: ssl.SSLContext | None) -> socket.socket:
+    """
+    A socket connected to C{server}, under C{deadline}; over TLS with
+    C{tls}, once the handshake is done.
+    """
+    sock = socket.create_connection((server.host, server.port), timeout=deadline.remaining())
+    if tls is None:
+        return sock
+    try:
+        return tls.wrap_socket(sock, server_hostname=server.host)
+    except BaseException:
+        sock.close()
+        raise
+
+
 def _closedByPeer(error: OSError) -> bool:
     """
-    Whether C{error} means that the server has closed the connection.
+    Whether C{error} means that the server has closed the connection (over
+    TLS, perhaps without saying so in TLS).
     """
-    return isinstance(error, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)) or (
-        error.errno == errno.ENOTCONN
-    )
+    closed = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, ssl.SSLEOFError)
+    return isinstance(error, closed) or error.errno == errno.ENOTCONN
 
 
 def _refused(server: ServerURL, error: TransformError) -> ClientError:
@@ -106,10 +164,13 @@ def _listed(server: ServerURL, listing: object) -> list[tuple[str, str]]:
         raise ClientError(f"{server}: unreadable list of transforms: {error}") from None
 
 
-def transformNetstring(server: ServerURL, transform: str, poem: str, timeout: float) -> str:
+def transformNetstring(
+    server: ServerURL, transform: str, poem: str, timeout: float, tls: ssl.SSLContext | None = None
+) -> str:
     """
     Transform over the netstring protocol: send the request, half-close, read
-    one netstring.
+    one netstring.  Over TLS (C{tls}), which cannot half-close, it only
+    sends: the gateway answers a whole netstring without waiting for more.
     """
     try:
         request = encodeNetstring(encodeRequest(transform, poem))
@@ -119,10 +180,11 @@ def transformNetstring(server: ServerURL, transform: str, poem: str, timeout: fl
     decoder = NetstringDecoder(MAX_REPLY_BYTES)
     payload = None
     with _socketErrors(server, deadline):
-        with socket.create_connection((server.host, server.port), timeout=deadline.remaining()) as sock:
+        with _connect(server, deadline, tls) as sock:
             try:
                 sock.sendall(request)
-                sock.shutdown(socket.SHUT_WR)
+                if tls is None:
+                    sock.shutdown(socket.SHUT_WR)
                 while (payload := decoder.pop()) is None:
                     sock.settimeout(deadline.remaining())
                     data = sock.recv(256 * 1024)
@@ -148,11 +210,16 @@ def transformNetstring(server: ServerURL, transform: str, poem: str, timeout: fl
 
 
 def _requestHTTP(
-    server: ServerURL, method: str, path: str, timeout: float, body: bytes | None = None
+    server: ServerURL,
+    method: str,
+    path: str,
+    timeout: float,
+    tls: ssl.SSLContext | None,
+    body: bytes | None = None,
 ) -> bytes:
     """
     Make one HTTP request to C{path} under the server's own path, on its own
-    connection.
+    connection (over TLS with C{tls}).
 
     @return: the body of a 200 answer.
     @raise ClientError: for any other answer, with the gateway's error.
@@ -166,7 +233,12 @@ def _requestHTTP(
         headers["Content-Type"] = TEXT_PLAIN
     deadline = _Deadline(timeout)
     with _socketErrors(server, deadline):
-        connection = http.client.HTTPConnection(server.host, server.port, timeout=deadline.remaining())
+        if tls is None:
+            connection = http.client.HTTPConnection(server.host, server.port, timeout=deadline.remaining())
+        else:
+            connection = http.client.HTTPSConnection(
+                server.host, server.port, timeout=deadline.remaining(), context=tls
+            )
         try:
             connection.request(method, server.path.rstrip("/") + path, body=body, headers=headers)
             connection.sock.settimeout(deadline.remaining())
@@ -181,17 +253,19 @@ def _requestHTTP(
     return answer
 
 
-def transformHTTP(server: ServerURL, transform: str, poem: str, timeout: float) -> str:
+def transformHTTP(
+    server: ServerURL, transform: str, poem: str, timeout: float, tls: ssl.SSLContext | None = None
+) -> str:
     """
     Transform over HTTP: C{POST} the poem to C{/transform/<name>}.
     """
     from protocols.httpwire import transformPath
 
     body = _encodedPoem(poem)
-    return _decodedPoem(server, _requestHTTP(server, "POST", transformPath(transform), timeout, body))
+    return _decodedPoem(server, _requestHTTP(server, "POST", transformPath(transform), timeout, tls, body))
 
 
-def listHTTP(server: ServerURL, timeout: float) -> list[tuple[str, str]]:
+def listHTTP(server: ServerURL, timeout: float, tls: ssl.SSLContext | None = None) -> list[tuple[str, str]]:
     """
     The transforms of an HTTP server, as C{(name, description)}: C{GET
     /transforms}.
@@ -200,7 +274,7 @@ def listHTTP(server: ServerURL, timeout: float) -> list[tuple[str, str]]:
 
     from protocols.httpwire import TRANSFORMS_PATH
 
-    answer = _requestHTTP(server, "GET", TRANSFORMS_PATH, timeout)
+    answer = _requestHTTP(server, "GET", TRANSFORMS_PATH, timeout, tls)
     try:
         listing = json.loads(answer)
     except ValueError as error:  # not JSON, or not UTF-8
@@ -222,7 +296,9 @@ def _pieces(message: bytes) -> Iterator[bytes]:
     return (message[start : start + _FRAME_BYTES] for start in range(0, max(len(message), 1), _FRAME_BYTES))
 
 
-def _callWebSocket(server: ServerURL, method: str, params: dict | list, timeout: float) -> object:
+def _callWebSocket(
+    server: ServerURL, method: str, params: dict | list, timeout: float, tls: ssl.SSLContext | None
+) -> object:
     """
     Call one JSON-RPC method over its own WebSocket connection, through
     C{websockets}: the handshake, the request in a text message, its
@@ -249,6 +325,7 @@ def _callWebSocket(server: ServerURL, method: str, params: dict | list, timeout:
                 max_size=MAX_REPLY_BYTES,
                 compression=None,
                 proxy=None,
+                ssl=tls,
                 user_agent_header="xform-gateway",
             ) as websocket:
                 # In pieces, so that a refusal from the server (1009, too
@@ -286,32 +363,42 @@ def _callWebSocket(server: ServerURL, method: str, params: dict | list, timeout:
         raise _refused(server, error) from None
 
 
-def transformWebSocket(server: ServerURL, transform: str, poem: str, timeout: float) -> str:
+def transformWebSocket(
+    server: ServerURL, transform: str, poem: str, timeout: float, tls: ssl.SSLContext | None = None
+) -> str:
     """
     Transform over WebSocket JSON-RPC: one C{transform} call.
     """
     from protocols.jsonrpc import poemOf
 
-    result = _callWebSocket(server, "transform", {"transform": transform, "poem": poem}, timeout)
+    result = _callWebSocket(server, "transform", {"transform": transform, "poem": poem}, timeout, tls)
     try:
         return poemOf(result)
     except TransformError as error:
         raise _refused(server, error) from None
 
 
-def listWebSocket(server: ServerURL, timeout: float) -> list[tuple[str, str]]:
+def listWebSocket(
+    server: ServerURL, timeout: float, tls: ssl.SSLContext | None = None
+) -> list[tuple[str, str]]:
     """
     The transforms of a WebSocket JSON-RPC server, as C{(name,
     description)}: one C{list_transforms} call.
     """
-    return _listed(server, _callWebSocket(server, "list_transforms", [], timeout))
+    return _listed(server, _callWebSocket(server, "list_transforms", [], timeout, tls))
 
 
 #: The tag of the one question the AMP functions ask per connection.
 _TAG = b"1"
 
 
-def _askAMP(server: ServerURL, command: bytes, arguments: list[tuple[bytes, bytes]], timeout: float) -> dict:
+def _askAMP(
+    server: ServerURL,
+    command: bytes,
+    arguments: list[tuple[bytes, bytes]],
+    timeout: float,
+    tls: ssl.SSLContext | None,
+) -> dict:
     """
     Ask one AMP question and return the answer box, less its C{_answer}.
 
@@ -324,7 +411,7 @@ def _askAMP(server: ServerURL, command: bytes, arguments: list[tuple[bytes, byte
     deadline = _Deadline(timeout)
     decoder = BoxDecoder(maxBoxBytes(MAX_REPLY_BYTES))
     with _socketErrors(server, deadline):
-        with socket.create_connection((server.host, server.port), timeout=deadline.remaining()) as sock:
+        with _connect(server, deadline, tls) as sock:
             sock.sendall(request)
             while True:
                 try:
@@ -350,7 +437,9 @@ def _askAMP(server: ServerURL, command: bytes, arguments: list[tuple[bytes, byte
     return answer
 
 
-def transformAMP(server: ServerURL, transform: str, poem: str, timeout: float) -> str:
+def transformAMP(
+    server: ServerURL, transform: str, poem: str, timeout: float, tls: ssl.SSLContext | None = None
+) -> str:
     """
     Transform over AMP: one C{Transform} question on its own connection,
     the poem split as the protocol says.
@@ -359,7 +448,7 @@ def transformAMP(server: ServerURL, transform: str, poem: str, timeout: float) -
 
     try:
         arguments = [(b"transform", transform.encode("utf-8")), *splitValue(b"poem", poem.encode("utf-8"))]
-        answer = _askAMP(server, b"Transform", arguments, timeout)
+        answer = _askAMP(server, b"Transform", arguments, timeout, tls)
         return takeValue(answer, b"poem").decode("utf-8")
     except ValueError as error:  # a name over 65,535 bytes; an unreadable answer
         raise ClientError(f"{server}: {error}") from None
@@ -367,13 +456,13 @@ def transformAMP(server: ServerURL, transform: str, poem: str, timeout: float) -
         raise ClientError(f"{server}: unreadable answer: {error.message}") from None
 
 
-def listAMP(server: ServerURL, timeout: float) -> list[tuple[str, str]]:
+def listAMP(server: ServerURL, timeout: float, tls: ssl.SSLContext | None = None) -> list[tuple[str, str]]:
     """
     The transforms of an AMP server, as C{(name, description)}.
     """
     from protocols.amp.wire import BrokenBox, decodeBoxes, takeValue
 
-    answer = _askAMP(server, b"ListTransforms", [], timeout)
+    answer = _askAMP(server, b"ListTransforms", [], timeout, tls)
     try:
         entries = decodeBoxes(takeValue(answer, b"transforms"))
         return [(entry[b"name"].decode("utf-8"), entry[b"description"].decode("utf-8")) for entry in entries]

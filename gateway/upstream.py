@@ -86,7 +86,6 @@ class Upstream(Service):
             f"{self.prefix}{PREFIX_SEPARATOR}{name}",
             f"{name} at {self.server}",
             partial(self.xform, name),
-            offloadable=False,
         )
 
     def xform(self, name: str, poem: str) -> "Deferred[str]":

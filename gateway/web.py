@@ -10,20 +10,28 @@ plain resource tree::
     /poems              the bundled poems: [{"name": ..., "title": ...}, ...]
     /poems/<name>       one poem, text/plain
     /healthz            liveness: {"status": "ok"}
+    /readyz             readiness: 200 {"status": "ready"}, or 503
+                        {"status": "unready", "reasons": [...]}
+    /metrics            the gateway's metrics (L{gateway.metrics})
+
+The health, readiness and metrics routes are never written to the access
+log: a load balancer and a scraper ask them all the time.
 
 Every error of every route, a path that leads nowhere under the page's
 files included, is answered in JSON as L{protocols.http} describes, and
 every response carries L{SECURITY_HEADERS}.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 from twisted.web.static import File
 
+from gateway.metrics import GatewayMetrics, MetricsPage
 from protocols.common import Refusals
+from protocols.connections import Connections
 from protocols.http import (
     APIResource,
     BoundedRequest,
@@ -33,12 +41,20 @@ from protocols.http import (
     TransformRoute,
     TransformsRoute,
     WebSite,
+    errorBody,
     jsonBody,
 )
 from protocols.httpwire import TEXT_PLAIN
+from protocols.observer import UNOBSERVED
 from protocols.origins import OriginPolicy
 from protocols.websocket import TransformWebSocketFactory, TransformWebSocketResource
 from service.transformer import TransformService
+
+#: Says why the gateway is not ready for more work: nothing if it is.
+Readiness = Callable[[], list[str]]
+
+#: The paths never written to the access log.
+UNLOGGED = frozenset([b"/healthz", b"/readyz", b"/metrics"])
 
 #: The page's files, shipped inside the package.
 STATIC = Path(__file__).resolve().parent / "static"
@@ -79,11 +95,50 @@ class StaticFiles(JSONMethodErrors, File):
 
 class Health(APIResource):
     """
-    C{GET /healthz}: 200 while the gateway serves.
+    C{GET /healthz}: 200 while the gateway's process runs its reactor.
     """
 
     def render_GET(self, request: Request) -> bytes:
         return jsonBody(request, {"status": "ok"})
+
+
+class Ready(APIResource):
+    """
+    C{GET /readyz}: 200 while the gateway is ready for more work, else 503
+    with the reasons.
+
+    @ivar readiness: says why the gateway is not ready, if it is not.
+    """
+
+    def __init__(self, readiness: Readiness) -> None:
+        super().__init__()
+        self.readiness = readiness
+
+    def render_GET(self, request: Request) -> bytes:
+        reasons = self.readiness()
+        if reasons:
+            return jsonBody(request, {"status": "unready", "reasons": reasons}, 503)
+        return jsonBody(request, {"status": "ready"})
+
+
+class OperationsRoot(APIResource):
+    """
+    The root of the C{--metrics} site, which has nothing but its children.
+    """
+
+    def render_GET(self, request: Request) -> bytes:
+        return errorBody(request, 404, "not-found", "nothing here but /metrics, /healthz and /readyz")
+
+
+def _alwaysReady() -> list[str]:
+    return []
+
+
+def _healthRoutes(root: Resource, readiness: Readiness, metrics: GatewayMetrics | None) -> None:
+    root.putChild(b"healthz", Health())
+    root.putChild(b"readyz", Ready(readiness))
+    if metrics is not None:
+        root.putChild(b"metrics", MetricsPage(metrics))
 
 
 def poemTitle(poem: str) -> str:
@@ -146,35 +201,59 @@ def makeSite(
     reactor=None,
     idleTimeout: float = 60.0,
     accessLog: bool = False,
+    connections: Connections | None = None,
+    metrics: GatewayMetrics | None = None,
+    readiness: Readiness = _alwaysReady,
 ) -> WebSite:
     """
     The web face's site.
 
     @param poems: the poems served at C{/poems}, by name.
     @param origins: the pages allowed to use C{/ws} and to post.
-    @param reactor: runs the WebSocket timers and the summaries of the
+    @param reactor: runs the timers, times the requests and sums up the
         refusals (the global one if C{None}).
     @param idleTimeout: seconds an HTTP connection may stay silent.
     @param accessLog: whether to log each request, at C{debug}.
+    @param connections: the gateway's connections, with their caps.
+    @param metrics: what the HTTP and WebSocket connections report to, and
+        serves C{/metrics}; without it, there is no C{/metrics}.
+    @param readiness: what C{/readyz} says.
     """
     if reactor is None:
         from twisted.internet import reactor
     refusals = Refusals(reactor)
-    root = StaticFiles(str(STATIC))
-    root.putChild(
-        b"ws", TransformWebSocketResource(TransformWebSocketFactory(service, origins, refusals, reactor))
+    http = metrics.protocols["http"] if metrics is not None else None
+    ws = metrics.protocols["ws"] if metrics is not None else None
+    webSockets = TransformWebSocketFactory(
+        service, origins, refusals, reactor, connections=connections, observer=ws
     )
-    root.putChild(b"transform", TransformRoute(service, origins, refusals))
+    root = StaticFiles(str(STATIC))
+    root.putChild(b"ws", TransformWebSocketResource(webSockets))
+    root.putChild(b"transform", TransformRoute(service, origins, refusals, http or UNOBSERVED, reactor))
     root.putChild(b"transforms", TransformsRoute(service))
     root.putChild(b"poems", Poems(poems))
-    root.putChild(b"healthz", Health())
+    _healthRoutes(root, readiness, metrics)
     site = WebSite(
         root,
         maxBodyBytes=service.limits.maxPoemBytes,
         refusals=refusals,
         accessLog=accessLog,
+        connections=connections,
+        observer=http,
+        unlogged=UNLOGGED,
         requestFactory=PageRequest,
         reactor=reactor,
     )
     site.timeOut = idleTimeout
     return site
+
+
+def makeMetricsSite(metrics: GatewayMetrics, readiness: Readiness, reactor=None) -> WebSite:
+    """
+    The site of C{--metrics}: C{/metrics}, C{/healthz} and C{/readyz}
+    alone, for a scraper or a load balancer kept apart from the clients.
+    Its connections count against no cap, and for no protocol.
+    """
+    root = OperationsRoot()
+    _healthRoutes(root, readiness, metrics)
+    return WebSite(root, maxBodyBytes=0, unlogged=UNLOGGED, reactor=reactor)

@@ -1,7 +1,8 @@
 """
-What the protocol adapters do the same way: the factory that hands the
-shared service to each connection, how a refused request is logged (how
-loudly, and how often: L{Refusals}), and releasing a client that keeps no
+What the protocol adapters do the same way: the factories that hand the
+shared service, the connection caps and the observer to each connection,
+how a refused request is logged (how loudly, and how often: L{Refusals}),
+and releasing a client that keeps no
 connection open.
 """
 
@@ -10,22 +11,84 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.protocol import Factory
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 
+from protocols.addresses import describeAddress, peerOf
+from protocols.connections import Connections, IDrainable
+from protocols.observer import UNOBSERVED, IServerObserver
 from service.deadline import withDeadline
 from service.errors import Overloaded, TransformError, TransformFailed, TransformTimeout
 from service.transformer import TransformService
 
 
-class TransformServerFactory(Factory):
+class ServingFactory:
+    """
+    A mixin for the factories of server protocols: it refuses a connection
+    over the caps of its L{Connections} before building a protocol for it,
+    and counts the connections it serves, in the registry and for its
+    observer.
+
+    @ivar connections: the gateway's connections, shared by its factories.
+    @ivar observer: told what this factory's protocol serves.
+    """
+
+    refusalLog = Logger()
+    connections: Connections
+    observer: IServerObserver
+    protocolName = "?"
+
+    def serve(self, connections: Connections | None, observer: IServerObserver | None) -> None:
+        """
+        Set L{connections} (by default, a registry of this factory's own
+        with no caps) and L{observer} (by default, one that forgets).
+        """
+        self.connections = connections if connections is not None else Connections()
+        self.observer = observer if observer is not None else UNOBSERVED
+
+    def refused(self, addr: IAddress) -> bool:
+        """
+        Whether a connection from C{addr} is over a cap (or the gateway is
+        draining): if so, it is counted and logged, and is to be closed at
+        once.
+        """
+        reason = self.connections.refusal(peerOf(addr))
+        if reason is None:
+            return False
+        self.observer.connectionRefused(reason)
+        self.refusalLog.debug(
+            "{protocol} {peer}: connection refused: {reason}",
+            protocol=self.protocolName,
+            peer=describeAddress(addr),
+            reason=reason,
+        )
+        return True
+
+    def opened(self, connection: IDrainable, peer: str) -> None:
+        """
+        C{connection}, from the client address C{peer}, is served.
+        """
+        self.connections.add(connection, peer)
+        self.observer.connectionOpened()
+
+    def closed(self, connection: IDrainable) -> None:
+        """
+        C{connection} is gone.
+        """
+        self.connections.remove(connection)
+        self.observer.connectionClosed()
+
+
+class TransformServerFactory(ServingFactory, Factory):
     """
     A factory of server protocols over the shared L{TransformService}; a
     subclass names its C{protocol}.
 
     @ivar service: the shared transform service.
-    @ivar clock: schedules the idle timeouts.
+    @ivar clock: schedules the idle timeouts, and times requests.
     @ivar idleTimeout: seconds a connection may stay silent while it owes
         the server nothing (each protocol says exactly when).
     @ivar refusals: the refusals of its connections, for L{logRefusal};
@@ -34,14 +97,41 @@ class TransformServerFactory(Factory):
 
     noisy = False
 
-    def __init__(self, service: TransformService, clock: IReactorTime, idleTimeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        service: TransformService,
+        clock: IReactorTime,
+        idleTimeout: float = 30.0,
+        connections: Connections | None = None,
+        observer: IServerObserver | None = None,
+    ) -> None:
+        """
+        @param connections: the gateway's connections, with their caps.
+        @param observer: told what this protocol serves.
+        """
         self.service = service
         self.clock = clock
         self.idleTimeout = idleTimeout
         self.refusals = Refusals(clock)
+        self.serve(connections, observer)
 
     def stopFactory(self) -> None:
         self.refusals.flush()
+
+    def buildProtocol(self, addr: IAddress) -> Protocol | None:
+        """
+        A protocol for the connection from C{addr}, or C{None} (close it)
+        if it is over a cap.
+        """
+        if self.refused(addr):
+            return None
+        return self.makeProtocol(addr)
+
+    def makeProtocol(self, addr: IAddress) -> Protocol:
+        """
+        The protocol of an accepted connection.
+        """
+        return Factory.buildProtocol(self, addr)
 
 
 class ForbiddenOrigin(TransformError):
@@ -175,6 +265,16 @@ def logRefusal(
     if refusals is not None and not refusals.admit(str(fields.get("protocol", "")), error):
         return
     log.emit(refusalLevel(error), format, error=error.name, reason=error.message, **fields)
+
+
+def lostToAnError(reason: Failure) -> bool:
+    """
+    Whether a client's connection was lost to an error of its own rather
+    than closed or reset by the server (C{ConnectionDone},
+    C{ConnectionLost}): a TLS handshake that failed, say, which the client
+    reports rather than its usual "closed without a reply".
+    """
+    return not reason.check(ConnectionDone, ConnectionLost)
 
 
 class ConnectionPerCall:

@@ -26,6 +26,12 @@ A body over the service's maximum poem size is refused with 413 once it
 passes the limit; the rest of it is read and thrown away, never stored
 (L{BoundedRequest}).
 
+A connection over the gateway's connection caps is answered C{503
+overloaded} with C{Retry-After: 1} and C{Connection: close} as soon as its
+request starts to arrive (L{BusyChannel}).  When the gateway stops, idle
+keep-alive connections are closed, and every response still to come says
+C{Connection: close} (L{ServedChannel}).
+
 The client is L{HTTPTransformProxy}, on treq.  The paths and the reading of
 error answers are in L{protocols.httpwire}, shared with the blocking client
 of L{gateway.syncclient}.
@@ -36,17 +42,28 @@ from io import BytesIO
 
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Cooperator
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseNeverReceived
-from twisted.web.iweb import IAgent
+from twisted.web.client import FileBodyProducer, RequestTransmissionFailed, ResponseNeverReceived
+from twisted.web.http import HTTPChannel
+from twisted.web.iweb import IAgent, IBodyProducer
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 from zope.interface import implementer
 
-from protocols.addresses import describeAddress
-from protocols.common import ConnectionPerCall, ForbiddenOrigin, Refusals, logRefusal
+from protocols.addresses import describeAddress, peerOf
+from protocols.common import (
+    ConnectionPerCall,
+    ForbiddenOrigin,
+    Refusals,
+    ServingFactory,
+    logRefusal,
+    lostToAnError,
+)
+from protocols.connections import FIRST_BYTES_GRACE, Connections, IDrainable
 from protocols.httpwire import (
     APPLICATION_JSON,
     STATUS_CODES,
@@ -57,9 +74,10 @@ from protocols.httpwire import (
 )
 from protocols.interfaces import ITransformLister
 from protocols.listing import listedTransforms, transformsListing
+from protocols.observer import OK, UNOBSERVED, IServerObserver, stopwatch
 from protocols.origins import OriginPolicy
 from service.errors import BadRequest, PoemTooLarge, TransformError, TransformFailed
-from service.transformer import TransformService
+from service.transformer import Caller, TransformService
 
 
 def jsonBody(request: Request, value: object, status: int = 200) -> bytes:
@@ -156,16 +174,27 @@ class TransformRoute(APIResource):
     @ivar service: the transform service called.
     @ivar origins: the pages allowed to post.
     @ivar refusals: where refusals are logged (the web site's).
+    @ivar observer: told how each request ended.
+    @ivar clock: times the requests.
     """
 
-    def __init__(self, service: TransformService, origins: OriginPolicy, refusals: Refusals) -> None:
+    def __init__(
+        self,
+        service: TransformService,
+        origins: OriginPolicy,
+        refusals: Refusals,
+        observer: IServerObserver = UNOBSERVED,
+        clock: IReactorTime | None = None,
+    ) -> None:
         super().__init__()
         self.service = service
         self.origins = origins
         self.refusals = refusals
+        self.observer = observer
+        self.clock = clock
 
     def getChild(self, path: bytes, request: Request) -> Resource:
-        return TransformCall(self.service, self.origins, self.refusals)
+        return TransformCall(self.service, self.origins, self.refusals, self.observer, self.clock)
 
     def render_POST(self, request: Request) -> bytes:
         return errorBody(request, 404, "not-found", "POST the poem to /transform/<name>")
@@ -174,23 +203,37 @@ class TransformRoute(APIResource):
 class TransformCall(APIResource):
     """
     C{POST /transform/<name>}: the body is the poem, the answer the new
-    poem.  The name is the rest of the path, C{/} included.
+    poem.  The name is the rest of the path, C{/} included.  Requests count
+    against the service's caps on requests in flight as the requests of
+    their connection (the HTTP channel) and of the client's address.
 
     @ivar service: the transform service called.
     @ivar origins: the pages allowed to post.
     @ivar refusals: where refusals are logged (the web site's).
+    @ivar observer: told how each request ended.
+    @ivar clock: times the requests.
     """
 
     log = Logger()
     isLeaf = True
 
-    def __init__(self, service: TransformService, origins: OriginPolicy, refusals: Refusals) -> None:
+    def __init__(
+        self,
+        service: TransformService,
+        origins: OriginPolicy,
+        refusals: Refusals,
+        observer: IServerObserver = UNOBSERVED,
+        clock: IReactorTime | None = None,
+    ) -> None:
         super().__init__()
         self.service = service
         self.origins = origins
         self.refusals = refusals
+        self.observer = observer
+        self._now = stopwatch(clock)
 
     def render_POST(self, request: Request):
+        started = self._now()
         origin = request.getHeader(b"origin")
         origin = origin.decode("latin-1") if origin is not None else None
         host = request.getHeader(b"host")
@@ -200,9 +243,15 @@ class TransformCall(APIResource):
             name, poem = self._decode(request)
         except BadRequest as error:
             return self._refusal(request, 400, error)
-        result = self.service.transform(name, poem)
+        caller = Caller(peerOf(request.getClientAddress()), request.channel)
+        result = self.service.transform(name, poem, caller)
         request.notifyFinish().addErrback(lambda _: result.cancel())  # the client went away
-        result.addCallbacks(self._answer, self._refuse, callbackArgs=(request,), errbackArgs=(request,))
+        result.addCallbacks(
+            self._answer,
+            self._refuse,
+            callbackArgs=(request, name, started),
+            errbackArgs=(request, name, started),
+        )
         return NOT_DONE_YET
 
     @staticmethod
@@ -220,29 +269,39 @@ class TransformCall(APIResource):
             raise BadRequest(f"the request is not valid UTF-8 (byte {error.start} of its part)") from None
         return name, poem
 
-    def _answer(self, poem: str, request: Request) -> None:
+    def _answer(self, poem: str, request: Request, transform: str, started: float) -> None:
+        self.observer.requestServed(transform, OK, self._now() - started)
         request.setHeader(b"Content-Type", TEXT_PLAIN.encode())
         request.write(poem.encode("utf-8"))
         request.finish()
 
-    def _refuse(self, failure: Failure, request: Request) -> None:
+    def _refuse(self, failure: Failure, request: Request, transform: str, started: float) -> None:
         if failure.check(CancelledError):
             return  # the client went away
         if failure.check(TransformError):
-            body = self._refusal(request, STATUS_CODES.get(failure.value.name, 500), failure.value)
+            status = STATUS_CODES.get(failure.value.name, 500)
+            body = self._refusal(request, status, failure.value, transform, self._now() - started)
         else:
             self.log.failure(
                 "http {peer}: while transforming", failure, peer=describeAddress(request.getClientAddress())
             )
+            self.observer.requestServed(transform, "internal-error", self._now() - started)
             body = errorBody(request, 500, "internal-error", "the gateway failed; its log tells why")
         request.write(body)
         request.finish()
 
-    def _refusal(self, request: Request, status: int, error: TransformError) -> bytes:
+    def _refusal(
+        self, request: Request, status: int, error: TransformError, transform: str = "", seconds: float = 0.0
+    ) -> bytes:
         """
-        Log the refusal of C{request} with C{error}, and return the body of
-        its answer, with C{status}.
+        Count and log the refusal of C{request} with C{error}, and return
+        the body of its answer, with C{status}.
+
+        @param transform: the name the request asked for, when it got that
+            far.
+        @param seconds: how long it took.
         """
+        self.observer.requestServed(transform, error.name, seconds)
         logRefusal(
             self.log,
             error,
@@ -317,6 +376,8 @@ class BoundedRequest(Request):
             # only over the limit when it came in chunks.
             known = self._announced is not None
             error = PoemTooLarge.forSize(self._announced if known else self._limit(), self._limit(), known)
+            if isinstance(resource, TransformCall):
+                resource.observer.requestServed("", error.name, 0.0)
             logRefusal(
                 self.log,
                 error,
@@ -342,38 +403,212 @@ class BoundedRequest(Request):
         return reason
 
 
-class WebSite(Site):
+@implementer(IDrainable)
+class ServedChannel(HTTPChannel):
+    """
+    One HTTP connection of a L{WebSite}: counted among the gateway's
+    connections and for the site's observer, and drained when the gateway
+    stops.
+
+    @ivar site: the L{WebSite} that made it.
+    """
+
+    site: "WebSite"
+    _draining = False
+    _received = False
+    _grace = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.site.opened(self, peerOf(self.transport.getPeer()))
+
+    def dataReceived(self, data: bytes) -> None:
+        self._received = True
+        self.site.observer.received(len(data))
+        super().dataReceived(data)
+
+    def writeHeaders(self, version, code, reason, headers) -> None:
+        super().writeHeaders(version, code, reason, headers)
+        size = len(version) + len(code) + len(reason) + 6  # two spaces, two CRLFs
+        for name, values in headers.getAllRawHeaders():
+            size += sum(len(name) + len(value) + 4 for value in values)
+        self.site.observer.sent(size)
+
+    def write(self, data: bytes) -> None:
+        self.site.observer.sent(len(data))
+        super().write(data)
+
+    def writeSequence(self, iovec) -> None:
+        self.site.observer.sent(sum(map(len, iovec)))
+        super().writeSequence(iovec)
+
+    def checkPersistence(self, request: Request, version: bytes) -> bool:
+        """
+        Keep the connection open after C{request}'s response, as HTTP says,
+        unless the gateway is stopping: then the response says
+        C{Connection: close}.
+        """
+        if self._draining:
+            request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+            return False
+        return super().checkPersistence(request, version)
+
+    def handOver(self, protocol: IDrainable) -> None:
+        """
+        C{protocol} serves this connection from now on (a WebSocket): it
+        takes the channel's place among the gateway's connections, and the
+        channel no longer counts as an HTTP connection.
+        """
+        self.site.connections.replace(self, protocol)
+        self.site.observer.connectionClosed()
+
+    def drain(self) -> None:
+        """
+        The gateway is stopping: close the connection now if it has no
+        request (after L{FIRST_BYTES_GRACE} seconds if it has sent nothing
+        yet), else once the requests it has are answered, each response
+        not yet begun saying C{Connection: close}.
+        """
+        self._draining = True
+        if self.transport is None:  # taken over by a protocol not counted
+            self.site.connections.remove(self)
+            return
+        if not self.requests:
+            if self._received:
+                self.loseConnection()
+            else:
+                self._grace = self.callLater(FIRST_BYTES_GRACE, self._closeIfSilent)
+            return
+        self.persistent = False
+        for request in self.requests:
+            if not request.startedWriting:
+                request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+
+    def _closeIfSilent(self) -> None:
+        if not self.requests and self.transport is not None:
+            self.loseConnection()
+
+    def timeoutConnection(self) -> None:
+        self.site.observer.idleTimedOut()
+        super().timeoutConnection()
+
+    def connectionLost(self, reason: Failure) -> None:
+        super().connectionLost(reason)
+        if self._grace is not None and self._grace.active():
+            self._grace.cancel()
+        self.site.closed(self)
+
+
+class BusyChannel(Protocol):
+    """
+    A connection over the gateway's caps: as soon as its request starts to
+    arrive (so that closing does not reset the connection before the
+    client reads the answer), it is answered C{503 overloaded}, with
+    C{Retry-After: 1} and C{Connection: close}, and closed.  One that says
+    nothing within L{GRACE} seconds is closed without an answer.
+
+    @ivar site: the L{WebSite} that refused it.
+    """
+
+    GRACE = 1.0
+    BODY = b'{"error": "overloaded", "message": "the gateway has too many connections; try again later"}\n'
+    ANSWER = (
+        b"HTTP/1.1 503 Service Unavailable\r\n"
+        b"Content-Type: application/json\r\n"
+        b"Retry-After: 1\r\n"
+        b"Connection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
+    )
+
+    def __init__(self, site: "WebSite") -> None:
+        self.site = site
+        self._answered = False
+
+    def connectionMade(self) -> None:
+        self.site.busy += 1
+        self._timer = self.site.clock.callLater(self.GRACE, self.transport.abortConnection)
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._answered:
+            self._answered = True
+            self.transport.write(self.ANSWER)
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.site.busy -= 1
+        if self._timer.active():
+            self._timer.cancel()
+
+
+class WebSite(ServingFactory, Site):
     """
     A L{Site} of L{BoundedRequest}s (or of the given C{requestFactory},
-    a subclass).  Its access log is not a file: with L{accessLog} on, each
-    request is one C{debug} line of C{twisted.logger}, else nothing.
+    a subclass) on L{ServedChannel}s, that counts its connections in the
+    gateway's L{Connections} and answers one over its caps with a
+    L{BusyChannel}; at most L{MAX_BUSY} such answers are under way at once,
+    and past that a connection over the caps is closed at once.  Its access
+    log is not a file: with L{accessLog} on, each request is one C{debug}
+    line of C{twisted.logger}, else nothing.
 
     @ivar maxBodyBytes: the largest request body kept.
     @ivar refusals: where the refusals of the site's routes, WebSocket
         included, are logged; what it has not written yet is summed up
         when the site stops.
     @ivar accessLog: whether to log each request.
+    @ivar unlogged: the paths whose requests are never written to the
+        access log (health checks, scrapes).
+    @ivar busy: the L{BusyChannel}s open.
     """
 
+    protocolName = "http"
+    protocol = ServedChannel
     requestFactory = BoundedRequest
     noisy = False
+    MAX_BUSY = 32
 
     requestLog = Logger()
 
     def __init__(
-        self, resource: Resource, maxBodyBytes: int, refusals: Refusals, accessLog: bool = False, **kwargs
+        self,
+        resource: Resource,
+        maxBodyBytes: int,
+        refusals: Refusals | None = None,
+        accessLog: bool = False,
+        connections: Connections | None = None,
+        observer: IServerObserver | None = None,
+        unlogged: frozenset[bytes] = frozenset(),
+        **kwargs,
     ) -> None:
+        """
+        @param refusals: where refusals are logged, by default a
+            L{Refusals} of its own.
+        @param connections: the gateway's connections, with their caps.
+        @param observer: told what the HTTP connections serve.
+        """
         super().__init__(resource, **kwargs)
+        self.serve(connections, observer)
         self.maxBodyBytes = maxBodyBytes
-        self.refusals = refusals
+        self.refusals = refusals if refusals is not None else Refusals(self.clock)
         self.accessLog = accessLog
+        self.unlogged = unlogged
+        self.busy = 0
+
+    @property
+    def clock(self) -> IReactorTime:
+        return self.reactor
+
+    def buildProtocol(self, addr: IAddress) -> Protocol | None:
+        if self.refused(addr):
+            return BusyChannel(self) if self.busy < self.MAX_BUSY else None
+        return super().buildProtocol(addr)
 
     def log(self, request: Request) -> None:
         """
         Log C{request} (once answered) as C{http HOST:PORT: METHOD PATH
-        STATUS BYTES}, if L{accessLog} is on.
+        STATUS BYTES}, if L{accessLog} is on and its path is not one of
+        L{unlogged}.
         """
-        if self.accessLog:
+        if self.accessLog and request.path not in self.unlogged:
             self.requestLog.debug(
                 "http {peer}: {method} {path} {status} {bytes}",
                 peer=describeAddress(request.getClientAddress()),
@@ -386,6 +621,23 @@ class WebSite(Site):
     def stopFactory(self) -> None:
         self.refusals.flush()
         super().stopFactory()
+
+
+def httpClient(agent: IAgent, clock: IReactorTime) -> HTTPClient:
+    """
+    A treq client on C{agent} that writes a request body of bytes on
+    C{clock}: treq's default writes it with Twisted's global cooperator,
+    on the global reactor whatever reactor the agent uses.  A body that is
+    already an L{IBodyProducer} is sent as it is.
+    """
+    writer = Cooperator(scheduler=lambda work: clock.callLater(0, work))
+
+    def bodyProducer(body: "bytes | IBodyProducer") -> IBodyProducer:
+        if IBodyProducer.providedBy(body):
+            return body
+        return FileBodyProducer(BytesIO(body), cooperator=writer)
+
+    return HTTPClient(agent, data_to_body_producer=bodyProducer)
 
 
 @implementer(ITransformLister)
@@ -407,12 +659,13 @@ class HTTPTransformProxy(ConnectionPerCall):
         """
         @param agent: makes the requests (a L{twisted.web.client.Agent}).
         @param baseURL: the gateway, C{http://host:port}.
-        @param clock: measures C{timeout}.
+        @param clock: measures C{timeout}, and schedules the writes of
+            each request's body (see L{httpClient}).
         @param timeout: seconds for each exchange, connecting included.
         """
         super().__init__(clock, timeout)
         self.baseURL = baseURL.rstrip("/")
-        self._http = HTTPClient(agent)
+        self._http = httpClient(agent, clock)
 
     def xform(self, transform: str, poem: str) -> "Deferred[str]":
         """
@@ -460,13 +713,18 @@ class HTTPTransformProxy(ConnectionPerCall):
         The body of the gateway's answer to C{method} C{path}.
 
         @raise TransformError: the error the gateway answered with.
+        @raise Exception: the reason the connection broke off (a failed TLS
+            handshake), or C{ResponseNeverReceived} when it was closed.
         """
         try:
             response = await self._http.request(method, self.baseURL + path, **options)
-        except ResponseNeverReceived as error:
+        except (RequestTransmissionFailed, ResponseNeverReceived) as error:
             # A cancelled request (the deadline, say) fails this way; say so.
             if any(reason.check(CancelledError) for reason in error.reasons):
                 raise CancelledError() from None
+            for reason in error.reasons:
+                if lostToAnError(reason):
+                    reason.raiseException()
             raise
         answer = await response.content()
         if response.code != 200:

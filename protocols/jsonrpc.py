@@ -32,6 +32,13 @@ non-notifications, or by nothing at all when there are none; an empty batch
 is one Invalid Request.  The requests of a batch run concurrently, as do the
 messages of one connection.
 
+Limits, so that no message holds the server for long: a message may hold at
+most L{MAX_VALUES} JSON values (counted before it is parsed, so that no
+amount of structure is ever built in memory), and a batch at most
+L{MAX_BATCH} requests; a message over either is refused as a whole with one
+Invalid Request error (id C{null}), naming the limit.  The transport bounds
+the bytes of a message (the WebSocket message limit).
+
 Errors: the standard codes -32700 (parse error: not JSON, or JSON this
 server cannot read, such as arrays nested a thousand deep), -32600 (invalid
 request), -32601 (method not found), -32602 (invalid params) and -32603
@@ -109,6 +116,34 @@ class RPCError(Exception):
 
 def _rejectConstant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+#: The most JSON values a message may hold: strings, numbers, literals,
+#: arrays and objects, each counted once (a request holds about ten).
+MAX_VALUES = 10_000
+
+#: The most requests one batch may hold.
+MAX_BATCH = 100
+
+
+def countValues(text: str) -> int:
+    """
+    How many JSON values, keys included, C{text} holds, counted from its
+    structure alone -- its quotes, commas and opening brackets -- without
+    parsing it or building anything, in time linear in its length.  For
+    JSON it is never fewer than the values it holds and at most three times
+    as many; it never grows with the length of a string (a poem counts as
+    one).
+    """
+    # Escaped backslashes and quotes are not quotes: without them, every
+    # other quote opens a string, and what lies between strings is the
+    # structure.
+    plain = text.replace("\\\\", "").replace('\\"', "")
+    quotes = plain.count('"')
+    if quotes > 2 * MAX_VALUES:
+        return quotes // 2
+    structure = "".join(plain.split('"')[::2])
+    return quotes // 2 + structure.count(",") + structure.count("[") + structure.count("{") + 1
 
 
 def parse(text: str) -> Message:

@@ -9,34 +9,47 @@ import math
 from collections.abc import Callable
 
 from twisted.internet.defer import CancelledError, Deferred, FirstError, gatherResults, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from protocols.jsonrpc import (
     ANSWER_TOO_BIG,
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
+    MAX_BATCH,
+    MAX_VALUES,
     METHOD_NOT_FOUND,
     VERSION,
     Message,
     RPCError,
+    countValues,
     encode,
     errorResponse,
     parse,
 )
 from protocols.listing import transformsListing
-from service.errors import TransformError
-from service.transformer import TransformService
+from protocols.observer import OK, UNOBSERVED, IServerObserver, stopwatch
+from service.errors import BadRequest, TransformError
+from service.transformer import Caller, TransformService
+
+#: The longest id echoed, in characters (of a string, or of a number
+#: written out): so that no answer of errors is ever over the transport's
+#: message limit.
+MAX_ID_CHARS = 256
 
 
 def _validId(value: Message) -> bool:
-    if value is None or isinstance(value, str):
+    if value is None:
         return True
+    if isinstance(value, str):
+        return len(value) <= MAX_ID_CHARS
     if isinstance(value, bool):
         return False
-    if isinstance(value, int):
-        return True
-    return isinstance(value, float) and math.isfinite(value)
+    if isinstance(value, int | float):
+        return (isinstance(value, int) or math.isfinite(value)) and len(str(value)) <= MAX_ID_CHARS
+    return False
 
 
 def _describe(value: Message) -> str:
@@ -81,36 +94,70 @@ class JSONRPCServer:
 
     @ivar service: the transform service called.
     @ivar methods: the callable for each method name, taking the request's
-        params and returning the result or a L{Deferred} of it.
+        params and the L{Caller}, and returning the result or a L{Deferred}
+        of it.
     @ivar maxAnswerBytes: the longest answer the transport can send, in
         bytes of UTF-8, or C{None} for no limit.
+    @ivar observer: told how each C{transform} request ended.
     """
 
     log = Logger()
 
-    def __init__(self, service: TransformService, maxAnswerBytes: int | None = None) -> None:
+    def __init__(
+        self,
+        service: TransformService,
+        maxAnswerBytes: int | None = None,
+        observer: IServerObserver = UNOBSERVED,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        """
+        @param clock: times the requests for the observer.
+        """
         self.service = service
         self.maxAnswerBytes = maxAnswerBytes
-        self.methods: dict[str, Callable[[Message], Message]] = {
+        self.observer = observer
+        self._now = stopwatch(clock)
+        self.methods: dict[str, Callable[[Message, Caller | None], Message]] = {
             "transform": self._transform,
             "list_transforms": self._listTransforms,
         }
 
-    def _transform(self, params: Message) -> "Deferred[dict]":
-        name, poem = _bind(params, ("transform", "poem"))
-        return self.service.transform(name, poem).addCallback(lambda poem: {"poem": poem})
+    def _transform(self, params: Message, caller: Caller | None) -> "Deferred[dict]":
+        started = self._now()
+        try:
+            name, poem = _bind(params, ("transform", "poem"))
+        except RPCError:
+            self.observer.requestServed("", BadRequest.name, 0.0)
+            raise
+        return self.service.transform(name, poem, caller).addCallbacks(
+            self._served, self._refused, (name, started), errbackArgs=(name, started)
+        )
 
-    def _listTransforms(self, params: Message) -> "Deferred[list[dict]]":
+    def _served(self, poem: str, name: str, started: float) -> dict:
+        self.observer.requestServed(name, OK, self._now() - started)
+        return {"poem": poem}
+
+    def _refused(self, failure: Failure, name: str, started: float) -> Failure:
+        if isinstance(failure.value, TransformError):
+            self.observer.requestServed(name, failure.value.name, self._now() - started)
+        return failure
+
+    def _listTransforms(self, params: Message, caller: Caller | None) -> "Deferred[list[dict]]":
         _bind(params, ())
         return self.service.listing().addCallback(transformsListing)
 
     def handle(
-        self, text: str, onRefusal: Callable[[TransformError], None] | None = None
+        self,
+        text: str,
+        caller: Caller | None = None,
+        onRefusal: Callable[[TransformError], None] | None = None,
     ) -> "Deferred[str | None]":
         """
         Answer one message.
 
         @param text: the message, a request or a batch.
+        @param caller: who asks, for the service's caps on requests in
+            flight.
         @param onRefusal: called with each error of the service that a
             request is answered with, for the transport to log.
         @return: a L{Deferred} firing with the answer to send, or with
@@ -118,10 +165,22 @@ class JSONRPCServer:
             Cancelling it abandons the requests still running.
         """
         try:
+            if countValues(text) > MAX_VALUES:
+                raise RPCError(
+                    INVALID_REQUEST,
+                    f"Invalid Request: a message holds at most {MAX_VALUES:,} JSON values; "
+                    "send fewer requests at once",
+                )
             message = parse(text)
+            if isinstance(message, list) and len(message) > MAX_BATCH:
+                raise RPCError(
+                    INVALID_REQUEST,
+                    f"Invalid Request: a batch holds at most {MAX_BATCH:,} requests; "
+                    f"this one holds {len(message):,}",
+                )
         except RPCError as error:
             return succeed(encode(errorResponse(error)))
-        return Deferred.fromCoroutine(self._answer(message, onRefusal))
+        return Deferred.fromCoroutine(self._answer(message, caller, onRefusal))
 
     def refuse(self, reason: str) -> str:
         """
@@ -130,20 +189,20 @@ class JSONRPCServer:
         """
         return encode(errorResponse(RPCError(INVALID_REQUEST, f"Invalid Request: {reason}")))
 
-    async def _answer(self, message: Message, onRefusal) -> str | None:
+    async def _answer(self, message: Message, caller: Caller | None, onRefusal) -> str | None:
         if isinstance(message, list):
             if not message:
                 return encode(errorResponse(RPCError(INVALID_REQUEST, "Invalid Request: the batch is empty")))
             try:
                 responses = await gatherResults(
-                    [Deferred.fromCoroutine(self._call(item, onRefusal)) for item in message],
+                    [Deferred.fromCoroutine(self._call(item, caller, onRefusal)) for item in message],
                     consumeErrors=True,
                 )
             except FirstError as error:  # only ever a cancellation: _call answers everything else
                 error.subFailure.raiseException()
             answered = [response for response in responses if response is not None]
             return self._fit(answered) if answered else None
-        response = await self._call(message, onRefusal)
+        response = await self._call(message, caller, onRefusal)
         return None if response is None else self._fit(response)
 
     def _fit(self, answer: dict | list[dict]) -> str:
@@ -166,7 +225,7 @@ class JSONRPCServer:
         ]
         return encode(responses if isinstance(answer, list) else responses[0])
 
-    async def _call(self, request: Message, onRefusal) -> dict | None:
+    async def _call(self, request: Message, caller: Caller | None, onRefusal) -> dict | None:
         """
         The response object to one request, or C{None} for a notification.
         An invalid request is answered even without an id: it is no
@@ -182,7 +241,7 @@ class JSONRPCServer:
         notification = "id" not in request
         try:
             method = self._method(request)
-            result = method(request.get("params"))
+            result = method(request.get("params"), caller)
             if isinstance(result, Deferred):
                 result = await result
         except RPCError as error:
@@ -214,7 +273,7 @@ class JSONRPCServer:
         elif not isinstance(request.get("method"), str):
             problem = "method must be a string"
         elif not _validId(request.get("id")):
-            problem = "id must be a string, a number or null"
+            problem = f"id must be a string, a number or null, of at most {MAX_ID_CHARS} characters"
         elif not isinstance(request.get("params", []), list | dict):
             problem = "params must be an array or an object"
         if problem:

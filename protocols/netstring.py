@@ -19,7 +19,9 @@ server closes the connection without answering that request or any after
 it: the protocol has no way to say why, so the server logs the reason (for a
 poem over the limit, its size, once the name before the C{.} has come).  A client may half-close after sending (C{nc -N}) and still get its
 answer.  A client that sends nothing, or not a whole netstring, is dropped
-after an idle timeout.
+after an idle timeout.  When the gateway stops, a connection that has sent
+nothing yet is closed; one whose request is on its way or in flight gets its
+answer first, within the drain's time.
 
 The framing and the request's payload (L{protocols.netstringwire}) are
 shared by the server (L{TransformFactory}), the asynchronous client
@@ -42,8 +44,9 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from protocols.addresses import describeAddress
-from protocols.common import ConnectionPerCall, TransformServerFactory, logRefusal
+from protocols.addresses import describeAddress, peerOf
+from protocols.common import ConnectionPerCall, TransformServerFactory, logRefusal, lostToAnError
+from protocols.connections import FIRST_BYTES_GRACE, IDrainable
 from protocols.interfaces import ITransformClient
 from protocols.netstringwire import (
     SEPARATOR,
@@ -54,9 +57,10 @@ from protocols.netstringwire import (
     encodeNetstring,
     encodeRequest,
 )
+from protocols.observer import OK
 from service.catalogue import MAX_NAME_LENGTH
 from service.errors import BadRequest, PoemTooLarge, TransformError, TransformFailed
-from service.transformer import TransformService
+from service.transformer import Caller, TransformService
 
 
 class NoReply(TransformFailed):
@@ -80,13 +84,14 @@ def maxRequestBytes(service: TransformService) -> int:
 MAX_NAME_BYTES = 4 * MAX_NAME_LENGTH
 
 
-@implementer(IHalfCloseableProtocol)
+@implementer(IHalfCloseableProtocol, IDrainable)
 class TransformProtocol(Protocol, TimeoutMixin):
     """
     Serve the requests of one connection: read netstrings until at least
     one is whole, answer each in order, close.
 
     @ivar factory: the L{TransformFactory} that made this protocol.
+    @ivar caller: who asks, for the service's caps on requests in flight.
     """
 
     log = Logger()
@@ -97,15 +102,22 @@ class TransformProtocol(Protocol, TimeoutMixin):
     _request: "Deferred[str] | None" = None
     _received = 0
     _replied = False
+    _transform = ""
+    _started: float | None = None
+    _grace = None
 
     def connectionMade(self) -> None:
         self.callLater = self.factory.clock.callLater
-        self._peer = describeAddress(self.transport.getPeer())
+        address = self.transport.getPeer()
+        self._peer = describeAddress(address)
+        self.caller = Caller(peerOf(address), self)
+        self.factory.opened(self, self.caller.peer)
         self._decoder = NetstringDecoder(maxRequestBytes(self.factory.service))
         self._requests: deque[bytes] = deque()
         self.setTimeout(self.factory.idleTimeout)
 
     def dataReceived(self, data: bytes) -> None:
+        self.factory.observer.received(len(data))
         if self._tooLong is not None:
             self._readNameOfTooLong(data)
             return
@@ -118,6 +130,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
             self._requests.extend(iter(self._decoder.pop, None))
         except NetstringTooLong as tooLong:
             if not self._requests:
+                self._started = self.factory.clock.seconds()
                 self._tooLong = tooLong
                 self._readNameOfTooLong(b"")
                 return
@@ -153,18 +166,31 @@ class TransformProtocol(Protocol, TimeoutMixin):
             # A client that never reads its answers must not hold them forever.
             self.setTimeout(self.factory.idleTimeout)
             return
+        self._started = self.factory.clock.seconds()
         try:
             name, poem = decodeRequest(self._requests.popleft())
         except BadRequest as error:
             self._refuse(error)
             return
-        self._request = self.factory.service.transform(name, poem)
+        self._transform = name
+        self._request = self.factory.service.transform(name, poem, self.caller)
         self._request.addCallbacks(self._reply, self._transformFailed)
         self._request.addErrback(self.log.failure, "while answering {peer}", peer=self._peer)
 
+    def _served(self, outcome: str) -> None:
+        """
+        Tell the observer how the request ended.
+        """
+        now = self.factory.clock.seconds()
+        started = self._started if self._started is not None else now
+        self.factory.observer.requestServed(self._transform, outcome, now - started)
+
     def _reply(self, poem: str) -> None:
         self._replied = True
-        self.transport.write(encodeNetstring(poem.encode("utf-8")))
+        self._served(OK)
+        answer = encodeNetstring(poem.encode("utf-8"))
+        self.factory.observer.sent(len(answer))
+        self.transport.write(answer)
         self._answerNext()
 
     def _transformFailed(self, failure: Failure) -> None:
@@ -174,6 +200,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
         self._refuse(failure.value)
 
     def _refuse(self, error: TransformError) -> None:
+        self._served(error.name)
         logRefusal(
             self.log,
             error,
@@ -185,6 +212,22 @@ class TransformProtocol(Protocol, TimeoutMixin):
         self._decoder = self._tooLong = None
         self._requests.clear()
         self.transport.loseConnection()
+
+    def drain(self) -> None:
+        """
+        The gateway is stopping: a connection that has sent nothing yet is
+        closed unless its request starts within L{FIRST_BYTES_GRACE}
+        seconds; any other gets its answers first, and closes after them as
+        always.
+        """
+        if self._decoder is not None and not self._received:
+            self._grace = self.factory.clock.callLater(FIRST_BYTES_GRACE, self._closeIfSilent)
+
+    def _closeIfSilent(self) -> None:
+        if self._decoder is not None and not self._received:
+            self._decoder = None
+            self.setTimeout(None)
+            self.transport.loseConnection()
 
     def readConnectionLost(self) -> None:
         """
@@ -215,6 +258,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
         """
 
     def timeoutConnection(self) -> None:
+        self.factory.observer.idleTimedOut()
         if self._replied:
             self.log.info("netstring {peer}: did not read its reply in time; dropping it", peer=self._peer)
             self.transport.abortConnection()
@@ -229,6 +273,9 @@ class TransformProtocol(Protocol, TimeoutMixin):
     def connectionLost(self, reason: Failure) -> None:
         self.setTimeout(None)
         self._requests.clear()
+        if self._grace is not None and self._grace.active():
+            self._grace.cancel()
+        self.factory.closed(self)
         if self._request is not None and not self._request.called:
             self._request.cancel()
 
@@ -240,6 +287,7 @@ class TransformFactory(TransformServerFactory):
     its answer.
     """
 
+    protocolName = "netstring"
     protocol = TransformProtocol
 
 
@@ -248,8 +296,9 @@ class TransformClientProtocol(Protocol):
     Send one request and wait for its one answer.
 
     @ivar reply: fires with the new poem once the exchange is over and the
-        connection closed, or fails with L{NoReply} or L{NetstringError}.
-        It is made and fired here, once; cancelling it drops the connection.
+        connection closed, or fails with L{NoReply}, L{NetstringError}, or
+        the reason the connection broke off (a failed TLS handshake).  It is
+        made and fired here, once; cancelling it drops the connection.
     """
 
     _poem: str | None = None
@@ -283,6 +332,8 @@ class TransformClientProtocol(Protocol):
             return  # cancelled
         if self._poem is not None:
             self.reply.callback(self._poem)
+        elif self._error is None and lostToAnError(reason):
+            self.reply.errback(reason)
         else:
             self.reply.errback(self._error or NoReply("the server closed the connection without a reply"))
 

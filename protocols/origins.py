@@ -10,8 +10,9 @@ face are refused (403) unless:
     - there is no C{Origin} header: not a browser (curl, Python...), which
       could send anything anyway; or
     - the page is the gateway's own (same origin): the C{Origin}'s scheme,
-      host and port are those the request was sent to (its C{Host} header),
-      and that host is an IP address or C{localhost}.  A name that resolves
+      host and port are those the request was sent to -- C{https} if it
+      came over TLS (an C{ssl:} listener), else C{http}, and its C{Host}
+      header -- and that host is an IP address or C{localhost}.  A name that resolves
       to the gateway only counts once allowed explicitly: otherwise a
       hostile site could rebind its own name to 127.0.0.1 (DNS rebinding)
       and look same-origin; or

@@ -23,6 +23,9 @@ connection's requests may come in any order: match them by id.
       the URL) gets 426 Upgrade Required, in the web face's JSON error form.
     - When the connection closes, the requests it still has running are
       abandoned.
+    - When the gateway stops, each connection is closed with code 1001
+      (going away) as soon as it has no request running: at once if it has
+      none, else right after its last answer.
 
 The server is L{TransformWebSocketFactory}, an Autobahn factory, behind a
 L{TransformWebSocketResource}.  The asynchronous
@@ -31,7 +34,6 @@ L{gateway.syncclient} speaks the same messages (L{protocols.jsonrpc}) through
 the C{websockets} library.
 """
 
-from autobahn.exception import PayloadExceededError
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
@@ -46,18 +48,28 @@ from twisted.internet.endpoints import connectProtocol
 from twisted.internet.interfaces import IReactorTime, ISSLTransport, IStreamClientEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.server import Request
 from zope.interface import implementer
 
-from protocols.addresses import describeAddress
-from protocols.common import ConnectionPerCall, ForbiddenOrigin, Refusals, logRefusal
-from protocols.http import errorBody
+from protocols.addresses import describeAddress, peerOf
+from protocols.common import (
+    ConnectionPerCall,
+    ForbiddenOrigin,
+    Refusals,
+    ServingFactory,
+    logRefusal,
+    lostToAnError,
+)
+from protocols.connections import Connections, IDrainable
+from protocols.http import ServedChannel, errorBody
 from protocols.interfaces import ITransformLister
 from protocols.jsonrpc import decodeReply, encodeCall, poemOf
 from protocols.jsonrpcserver import JSONRPCServer
 from protocols.listing import listedTransforms
+from protocols.observer import IServerObserver
 from protocols.origins import OriginPolicy
 from service.errors import PoemTooLarge, TransformError, TransformFailed
-from service.transformer import TransformService
+from service.transformer import Caller, TransformService
 
 #: Bytes a message may hold besides its poem: the envelope, names, ids.
 ENVELOPE_BYTES = 64 * 1024
@@ -68,8 +80,8 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 #: Close code: a normal end.
 CLOSE_NORMAL = 1000
 
-#: Close code: the server met a condition that kept it from answering.
-CLOSE_INTERNAL_ERROR = 1011
+#: Close code: the server is going away (the gateway is stopping).
+CLOSE_GOING_AWAY = 1001
 
 #: The only message a binary frame gets.
 BINARY_REFUSAL = "binary messages are not accepted; send each JSON-RPC message as one text message"
@@ -85,18 +97,24 @@ def maxMessageBytes(service: TransformService) -> int:
     return 6 * service.limits.maxPoemBytes + ENVELOPE_BYTES
 
 
+@implementer(IDrainable)
 class TransformWebSocketProtocol(WebSocketServerProtocol):
     """
     One WebSocket connection: each message goes to the factory's
     L{JSONRPCServer}, each answer comes back as a text message.
 
     @ivar factory: the L{TransformWebSocketFactory} that made it.
+    @ivar caller: who asks, for the service's caps on requests in flight.
     """
 
     # Not "log": that is Autobahn's own logger, whose lines about each
     # connection stay below the level txaio writes.
     gatewayLog = Logger()
     factory: "TransformWebSocketFactory"
+    caller: Caller | None = None
+
+    _counted = False
+    _draining = False
 
     #: The client, as C{host:port}, for log lines.
     client = "?"
@@ -104,6 +122,17 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
     def __init__(self) -> None:
         super().__init__()
         self._pending: set[Deferred] = set()
+
+    def takeOver(self, channel: ServedChannel) -> None:
+        """
+        Serve the connection that the HTTP C{channel} served until its
+        request was upgraded: take its place among the gateway's
+        connections, and count as a WebSocket connection rather than an
+        HTTP one.
+        """
+        channel.handOver(self)
+        self.factory.observer.connectionOpened()
+        self._counted = True
 
     def onConnect(self, request):
         self.client = describeAddress(self.transport.getPeer())
@@ -113,6 +142,7 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
             reason = self.factory.origins.explain(origin)
             self._logRefusal(ForbiddenOrigin(reason))
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, reason)
+        self.caller = Caller(peerOf(self.transport.getPeer()), self)
         self.gatewayLog.debug(
             "ws {peer}: connected (origin {origin})", peer=self.client, origin=origin or "none"
         )
@@ -128,32 +158,62 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
             peer=self.client,
         )
 
+    def onOpen(self) -> None:
+        if self._draining:
+            self._goAway()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.state != WebSocketProtocol.STATE_CONNECTING:  # the handshake was counted as HTTP
+            self.factory.observer.received(len(data))
+        super().dataReceived(data)
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        self.factory.observer.sent(len(data))
+        super().sendData(data, sync, chopsize)
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
             self._send(self.factory.rpc.refuse(BINARY_REFUSAL))
             return
-        answer = self.factory.rpc.handle(
-            payload.decode("utf-8"), self._logRefusal
-        )  # Autobahn checked the UTF-8
+        # Autobahn checked the UTF-8.
+        answer = self.factory.rpc.handle(payload.decode("utf-8"), self.caller, self._logRefusal)
         self._pending.add(answer)
         answer.addBoth(self._settled, answer)
         answer.addCallback(self._send)
         answer.addErrback(self._failed)
+        if self._draining:
+            answer.addBoth(lambda _: self._closeIfIdle())
 
     def _settled(self, result: object, answer: Deferred) -> object:
         self._pending.discard(answer)
         return result
 
+    def drain(self) -> None:
+        """
+        The gateway is stopping: answer the requests running, and close
+        with 1001 (going away) once none is left; a connection still in its
+        opening handshake closes so once open.
+        """
+        self._draining = True
+        for answer in list(self._pending):
+            answer.addBoth(lambda _: self._closeIfIdle())
+        self._closeIfIdle()
+
+    def _closeIfIdle(self) -> None:
+        if not self._pending and self.state == WebSocketProtocol.STATE_OPEN:
+            self._goAway()
+
+    def _goAway(self) -> None:
+        # sendClose takes only the codes an application may choose (1000,
+        # 3000-4999); 1001 and 1011 are the server's own.
+        self.sendCloseFrame(CLOSE_GOING_AWAY, b"the gateway is stopping")
+
     def _send(self, text: str | None) -> None:
         if text is None or self.state != WebSocketProtocol.STATE_OPEN:
             return
-        try:
-            self.sendMessage(text.encode("utf-8"), isBinary=False)
-        except PayloadExceededError:
-            # Even with its results replaced by errors, the answer is too
-            # long (ids of megabytes): say so rather than leave the client
-            # waiting.
-            self.sendClose(CLOSE_INTERNAL_ERROR, "the answer is over the message limit")
+        # An answer is never over the message limit: results that would take
+        # it over are replaced by errors, and ids are short.
+        self.sendMessage(text.encode("utf-8"), isBinary=False)
 
     def _failed(self, failure: Failure) -> None:
         if not failure.check(CancelledError):
@@ -169,27 +229,46 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
         if self.closeHandshakeTimeoutCall is not None:
             self.closeHandshakeTimeoutCall.cancel()
             self.closeHandshakeTimeoutCall = None
+        if self._counted:
+            self._counted = False
+            self.factory.closed(self)
 
 
-class TransformWebSocketFactory(WebSocketServerFactory):
+class TransformWebSocketFactory(ServingFactory, WebSocketServerFactory):
     """
-    Serve JSON-RPC 2.0 over WebSocket for a L{TransformService}.
+    Serve JSON-RPC 2.0 over WebSocket for a L{TransformService}.  Its
+    connections are accepted by the web site, whose caps they count
+    against; once upgraded they count as WebSocket connections.
 
     @ivar rpc: the JSON-RPC server shared by every connection.
     @ivar origins: the pages allowed to connect.
     @ivar refusals: where its refusals are logged (the web site's).
     """
 
+    protocolName = "ws"
     protocol = TransformWebSocketProtocol
     noisy = False
 
     def __init__(
-        self, service: TransformService, origins: OriginPolicy, refusals: Refusals, reactor=None
+        self,
+        service: TransformService,
+        origins: OriginPolicy,
+        refusals: Refusals,
+        reactor=None,
+        connections: Connections | None = None,
+        observer: IServerObserver | None = None,
     ) -> None:
+        """
+        @param refusals: the web site's refusals, which keep their log lines
+            few.
+        @param connections: the gateway's connections (the web site's).
+        @param observer: told what the WebSocket connections serve.
+        """
         super().__init__(server="xform-gateway", reactor=reactor)
         self.refusals = refusals
+        self.serve(connections, observer)
         limit = maxMessageBytes(service)
-        self.rpc = JSONRPCServer(service, maxAnswerBytes=limit)
+        self.rpc = JSONRPCServer(service, maxAnswerBytes=limit, observer=self.observer, clock=self.reactor)
         self.origins = origins
         self.setProtocolOptions(
             maxMessagePayloadSize=limit,
@@ -209,10 +288,12 @@ class TransformWebSocketResource(WebSocketResource):
     C{/ws}: the WebSocket handshake of a L{TransformWebSocketFactory}.  A
     request that does not ask to upgrade to a WebSocket (a browser opening
     the URL) gets 426 Upgrade Required with a JSON body in the web face's
-    error form, instead of Autobahn's own status page.
+    error form, instead of Autobahn's own status page.  A WebSocket
+    protocol takes the HTTP channel's place among the gateway's connections
+    when it takes over the channel's transport.
     """
 
-    def render(self, request):
+    def render(self, request: Request):
         upgrade = request.getHeader(b"upgrade") or b""
         if b"websocket" not in (token.strip().lower() for token in upgrade.split(b",")):
             request.setHeader(b"Upgrade", b"websocket")
@@ -223,7 +304,16 @@ class TransformWebSocketResource(WebSocketResource):
                 "this is the gateway's WebSocket JSON-RPC endpoint: connect with a WebSocket client, "
                 "or open the page at /",
             )
-        return super().render(request)
+        channel = request.channel
+        transport = channel.transport
+        result = super().render(request)
+        if (
+            channel.transport is None
+            and isinstance(channel, ServedChannel)
+            and isinstance(transport.protocol, TransformWebSocketProtocol)
+        ):
+            transport.protocol.takeOver(channel)
+        return result
 
 
 class ConnectionClosed(TransformFailed):
@@ -243,15 +333,22 @@ class _ClientProtocol(WebSocketClientProtocol):
     Send one request, take the first message back, close.
 
     @ivar reply: fires with the answer's text once the connection is
-        closed, or fails with L{ConnectionClosed} or L{PoemTooLarge}.  It is
+        closed, or fails with L{ConnectionClosed}, L{PoemTooLarge}, or the
+        reason the connection broke off (a failed TLS handshake).  It is
         made and fired here; cancelling it drops the connection.
     """
+
+    _lost: Failure | None = None
 
     def __init__(self, request: str) -> None:
         super().__init__()
         self._request = request
         self._answer: bytes | None = None
         self.reply: Deferred[str] = Deferred(lambda _: self.dropConnection(abort=True))
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._lost = reason  # for onClose, which Autobahn tells only in words
+        super().connectionLost(reason)
 
     def onOpen(self) -> None:
         self.sendMessage(self._request.encode("utf-8"), isBinary=False)
@@ -268,6 +365,8 @@ class _ClientProtocol(WebSocketClientProtocol):
             self.reply.callback(self._answer.decode("utf-8", errors="replace"))
         elif code == CLOSE_MESSAGE_TOO_BIG:
             self.reply.errback(PoemTooLarge(f"the server refused the message as too big: {reason}"))
+        elif self._lost is not None and lostToAnError(self._lost):
+            self.reply.errback(self._lost)
         else:
             self.reply.errback(
                 ConnectionClosed(f"the connection closed without a reply ({code}: {reason})", code)

@@ -67,14 +67,6 @@ class Transform:
     @ivar description: one line saying what it does to a poem.
     @ivar function: takes the poem and returns the new poem, or a L{Deferred}
         firing with it.
-    @ivar offloadable: C{True} when C{function} is pure, thread-safe,
-        synchronous and slow enough per byte that the service should run it
-        in a worker thread for a large poem, to keep the reactor free for
-        other clients.  Transforms that use the reactor must say C{False};
-        so do those that are cheap even at the largest poem (a few
-        milliseconds per MiB, such as C{str.lower}), for which handing the
-        poem to a thread and back costs more than it saves, and those that
-        the service should rather run in slices.
     @ivar slicing: for a C{function} that is synchronous and pure, how to
         run it a slice at a time and what it costs (L{Slicing}), so that the
         service can answer a small poem at once and work through a large
@@ -85,7 +77,6 @@ class Transform:
     name: str
     description: str
     function: Callable[[str], "str | Deferred[str]"]
-    offloadable: bool = True
     slicing: Slicing | None = None
 
 
@@ -233,12 +224,11 @@ def builtinCatalogue(clock: IReactorTime) -> Catalogue:
     """
 
     def sliced(function, run, charsPerMillisecond, asciiCharsPerMillisecond=None):
-        # In the reactor thread, in slices when large, never offloaded: the
-        # slices hold the reactor for about a millisecond at a time, a
-        # worker thread holding the GIL for 5 ms or more (see the measures
-        # in docs/performance.md).
+        # In the reactor thread, in slices when large: the slices hold the
+        # reactor for about a millisecond at a time, a worker thread holding
+        # the GIL for 5 ms or more (see the measures in docs/performance.md).
         slicing = Slicing(run, charsPerMillisecond, asciiCharsPerMillisecond)
-        return {"function": function, "offloadable": False, "slicing": slicing}
+        return {"function": function, "slicing": slicing}
 
     # The costs: what each handles per millisecond of the worst content that
     # `bench/stall.py calibrate` measures (a MiB of short lines, of Greek,
@@ -285,7 +275,6 @@ def builtinCatalogue(clock: IReactorTime) -> Catalogue:
                 "echo",
                 "each line echoed by its last word (asynchronous, a few lines per turn)",
                 transforms.echo(clock),
-                offloadable=False,
             ),
         ]
     )

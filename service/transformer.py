@@ -21,13 +21,14 @@ How a request runs:
     large poem for a transform with a L{Slicing} is worked through a few
     lines per unit of work of a L{Cooperator} that gives each turn of the
     reactor its budget, so that other clients are served, deadlines fire
-    and abandoned requests stop between slices; an offloadable transform
-    of a large poem goes to the offloader's worker threads; any other runs
-    as it is, and may return a L{Deferred}.
+    and abandoned requests stop between slices; any other runs as it is,
+    and may return a L{Deferred}.  No step is handed to worker threads:
+    Python's lock on the interpreter let a thread hold the reactor for tens
+    of milliseconds on a large poem, where slices hold it for about one
+    (docs/performance.md).
 """
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from twisted.internet.defer import (
@@ -58,11 +59,6 @@ from service.slicing import (
     turnCooperator,
     utf8LengthInSlices,
 )
-
-#: Runs C{function(poem)} somewhere other than the reactor thread and returns
-#: a L{Deferred} firing, in the reactor thread, with the result; cancelling
-#: it before the work started means it never starts.
-Offloader = Callable[[Callable[[str], str], str], "Deferred[str]"]
 
 _RESULT_NOT_UNICODE = "the transformed poem is not valid Unicode text"
 
@@ -120,8 +116,6 @@ class Limits:
         all its connections together; by default half of C{maxInFlight}
         (128 of 256: one address, with many connections, can use the
         gateway fully, but never leave the others nothing).
-    @ivar offloadBytes: poems at least this large are given to the
-        offloader, when there is one, for the transforms that allow it.
     @ivar turnBudget: seconds of reactor time one turn of inline work may
         take: requests that cost less are answered at once, larger ones
         are worked through in slices of about that cost.
@@ -130,7 +124,6 @@ class Limits:
     maxPoemBytes: int = 1024 * 1024
     deadline: float = 5.0
     maxInFlight: int = 256
-    offloadBytes: int = 32 * 1024
     maxInFlightPerConnection: int | None = None
     maxInFlightPerPeer: int | None = None
     turnBudget: float = TURN_BUDGET
@@ -141,7 +134,7 @@ class Limits:
         if self.maxInFlightPerPeer is None:
             object.__setattr__(self, "maxInFlightPerPeer", _share(self.maxInFlight, PEER_SHARE))
         counts = [self.maxPoemBytes, self.maxInFlight, self.maxInFlightPerConnection, self.maxInFlightPerPeer]
-        if min(counts) < 1 or self.offloadBytes < 0:
+        if min(counts) < 1:
             raise ValueError("limits must be positive")
         if not self.deadline > 0:
             raise ValueError("the deadline must be positive")
@@ -176,6 +169,10 @@ class TransformService:
     @ivar limits: the L{Limits} enforced.
     @ivar inFlight: the number of requests running now (those answered at
         once never count).
+    @ivar refusals: how many requests each cap on requests in flight
+        refused as L{Overloaded}: C{in-flight} (the total),
+        C{in-flight-per-connection} and C{in-flight-per-peer}.
+    @ivar slicedSteps: how many transform steps ran in slices.
     """
 
     log = Logger()
@@ -185,19 +182,16 @@ class TransformService:
         catalogue: Catalogue,
         clock: IReactorTime,
         limits: Limits = Limits(),
-        offload: Offloader | None = None,
     ) -> None:
         """
         @param clock: measures deadlines and schedules the slices of work.
-        @param offload: runs offloadable transforms of large poems off the
-            reactor thread; without one, everything runs in the caller's
-            thread.
         """
         self.catalogue = catalogue
         self.limits = limits
         self.inFlight = 0
+        self.refusals = {"in-flight": 0, "in-flight-per-connection": 0, "in-flight-per-peer": 0}
+        self.slicedSteps = 0
         self._clock = clock
-        self._offload = offload
         self._cooperator = turnCooperator(clock, limits.turnBudget)
         self._utf8SliceChars = max(1, int(limits.turnBudget * 1000 * UTF8_CHARS_PER_MILLISECOND))
         self._inFlightByConnection: dict[object, int] = {}
@@ -293,7 +287,7 @@ class TransformService:
         done = 0
         for step in steps:
             slicing = step.slicing
-            if slicing is None or self._offloads(step, poem):
+            if slicing is None:
                 break
             budget -= slicing.seconds(poem)
             if budget < 0:
@@ -311,17 +305,20 @@ class TransformService:
         if caller is not None:
             count = self._inFlightByConnection.get(caller.connection, 0)
             if count >= limits.maxInFlightPerConnection:
+                self.refusals["in-flight-per-connection"] += 1
                 raise Overloaded(
                     f"this connection already has {count:,} requests in flight, the most one "
                     "connection may have; wait for an answer before asking again"
                 )
             count = self._inFlightByPeer.get(caller.peer, 0)
             if count >= limits.maxInFlightPerPeer:
+                self.refusals["in-flight-per-peer"] += 1
                 raise Overloaded(
                     f"address {caller.peer} already has {count:,} requests in flight, the most one "
                     "address may have; try again later"
                 )
         if self.inFlight >= limits.maxInFlight:
+            self.refusals["in-flight"] += 1
             raise Overloaded(
                 f"the gateway already has {self.inFlight:,} requests in flight, the most it takes "
                 "at once (--max-in-flight); try again later"
@@ -345,9 +342,6 @@ class TransformService:
                 if not counts[key]:
                     del counts[key]
         return result
-
-    def _offloads(self, step: Transform, poem: str) -> bool:
-        return self._offload is not None and step.offloadable and len(poem) >= self.limits.offloadBytes
 
     def _called(self, step: Transform, poem: str) -> str:
         """
@@ -454,9 +448,8 @@ class TransformService:
         return self._checkedResult(poem, size)
 
     def _apply(self, step: Transform, poem: str) -> "Deferred[str]":
-        if self._offloads(step, poem):
-            return self._offload(step.function, poem)
         if step.slicing is not None:
+            self.slicedSteps += 1
             sliceChars = step.slicing.sliceChars(poem, self.limits.turnBudget)
             return runInSlices(self._cooperator, step.slicing.run(poem, sliceChars))
         return maybeDeferred(step.function, poem)

@@ -1,18 +1,24 @@
 """
 The behaviour every protocol of the gateway must show, written once.
 
-L{TransformBehaviour} is a mixin for a L{twisted.trial.unittest.TestCase}
-that runs its cases over one protocol, through real sockets on loopback: its
-C{setUp} starts that protocol's server for L{serverService} and it provides
+L{TransformBehaviour} is a mixin for a L{twisted.trial.unittest.SynchronousTestCase}
+that runs its cases over one protocol, in memory: the subclass's C{setUp}
+sets C{self.network}, a L{tests.memory.MemoryNetwork} on which that
+protocol's real server factory listens for L{serverService}, and the
+subclass provides
 
-    - C{transform(name, poem)}: a L{Deferred} firing with the new poem, got
-      over the protocol from the server;
-    - C{assertRefused(result, errorName)}: a L{Deferred} that succeeds if
-      C{result} failed the way the protocol reports the error C{errorName}.
+    - C{transform(name, poem)}: a L{Deferred} of the new poem, asked over
+      the protocol; the test runs the network until it fires;
+    - C{assertRefused(result, errorName)}: run the network until the
+      L{Deferred} C{result} fires, and check that it failed the way the
+      protocol reports the error C{errorName}.
+
+Time is the network's fake clock: the deadline of L{DEADLINE} seconds
+passes only when nothing else is left to happen before it.
+(L{tests.test_loopback} proves each protocol over real sockets too.)
 """
 
-from twisted.internet import reactor
-from twisted.internet.defer import ensureDeferred, gatherResults
+from twisted.internet.defer import gatherResults
 
 from service import Limits, TransformService, transforms
 from tests.helpers import POEMS, echoed, misbehavingCatalogue
@@ -20,74 +26,88 @@ from tests.helpers import POEMS, echoed, misbehavingCatalogue
 #: The server's poem size limit, small enough to test cheaply.
 MAX_POEM_BYTES = 64 * 1024
 
-#: The server's deadline: long enough for loopback, short for the tests.
+#: The server's deadline, in seconds of the fake clock.
 DEADLINE = 1.0
 
 
-def serverService() -> TransformService:
+def serverService(clock) -> TransformService:
     """
-    The service behind every protocol's server in the behaviour tests.
+    The service behind every protocol's server in the behaviour tests, on
+    C{clock}.
     """
     return TransformService(
-        misbehavingCatalogue(reactor), reactor, Limits(maxPoemBytes=MAX_POEM_BYTES, deadline=DEADLINE)
+        misbehavingCatalogue(clock), clock, Limits(maxPoemBytes=MAX_POEM_BYTES, deadline=DEADLINE)
     )
 
 
 class TransformBehaviour:
-    async def test_tutorialExample(self):
-        self.assertEqual(await self.transform("cummingsify", "HELLO WORLD"), "hello world")
+    def resultOf(self, result):
+        """
+        The result of the L{Deferred} C{result}, once the network has run.
+        """
+        return self.successResultOf(self.network.run(result))
 
-    async def test_everyPoem(self):
+    def test_tutorialExample(self):
+        self.assertEqual(self.resultOf(self.transform("cummingsify", "HELLO WORLD")), "hello world")
+
+    def test_everyPoem(self):
         for name, poem in POEMS.items():
-            self.assertEqual(await self.transform("piglatin", poem), transforms.piglatin(poem), name)
+            self.assertEqual(self.resultOf(self.transform("piglatin", poem)), transforms.piglatin(poem), name)
 
-    async def test_pipelineWithAnAsynchronousStep(self):
+    def test_pipelineWithAnAsynchronousStep(self):
         poem = POEMS["fascination"]
         expected = transforms.reverse(echoed(transforms.cummingsify(poem)))
-        self.assertEqual(await self.transform("cummingsify|echo|reverse", poem), expected)
+        self.assertEqual(self.resultOf(self.transform("cummingsify|echo|reverse", poem)), expected)
 
-    async def test_nonASCII(self):
+    def test_nonASCII(self):
         poem = POEMS["alla_sera"]
-        self.assertEqual(await self.transform("titlecase", poem), transforms.titlecase(poem))
+        self.assertEqual(self.resultOf(self.transform("titlecase", poem)), transforms.titlecase(poem))
 
-    async def test_dotsAndPipesInThePoem(self):
-        self.assertEqual(await self.transform("cummingsify", "A.B|C."), "a.b|c.")
+    def test_dotsAndPipesInThePoem(self):
+        self.assertEqual(self.resultOf(self.transform("cummingsify", "A.B|C.")), "a.b|c.")
 
-    async def test_emptyPoem(self):
-        self.assertEqual(await self.transform("reverse", ""), "")
+    def test_emptyPoem(self):
+        self.assertEqual(self.resultOf(self.transform("reverse", "")), "")
 
-    async def test_largestPoem(self):
+    def test_largestPoem(self):
         poem = "É" * (MAX_POEM_BYTES // 2)
-        self.assertEqual(await self.transform("cummingsify", poem), "é" * (MAX_POEM_BYTES // 2))
+        self.assertEqual(self.resultOf(self.transform("cummingsify", poem)), "é" * (MAX_POEM_BYTES // 2))
 
-    async def test_unknownTransform(self):
-        await self.assertRefused(self.transform("nope", "poem"), "unknown-transform")
+    def test_unknownTransform(self):
+        self.assertRefused(self.transform("nope", "poem"), "unknown-transform")
 
-    async def test_objectAttributesAreUnknown(self):
-        await self.assertRefused(self.transform("__class__", "poem"), "unknown-transform")
+    def test_objectAttributesAreUnknown(self):
+        self.assertRefused(self.transform("__class__", "poem"), "unknown-transform")
 
-    async def test_badPipeline(self):
-        await self.assertRefused(self.transform("cummingsify||reverse", "poem"), "bad-request")
+    def test_badPipeline(self):
+        self.assertRefused(self.transform("cummingsify||reverse", "poem"), "bad-request")
 
-    async def test_poemTooLarge(self):
-        await self.assertRefused(
-            self.transform("cummingsify", "É" * (MAX_POEM_BYTES // 2) + "!"), "poem-too-large"
-        )
+    def test_poemTooLarge(self):
+        self.assertRefused(self.transform("cummingsify", "É" * (MAX_POEM_BYTES // 2) + "!"), "poem-too-large")
 
-    async def test_transformFailed(self):
-        await self.assertRefused(self.transform("explode", "poem"), "transform-failed")
+    def test_transformFailed(self):
+        self.assertRefused(self.transform("explode", "poem"), "transform-failed")
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
-    async def test_timeout(self):
-        await self.assertRefused(self.transform("stall", "poem"), "timeout")
+    def test_timeout(self):
+        """
+        A request that never finishes is refused once its deadline has
+        passed, and not before.
+        """
+        stalled = self.transform("stall", "poem")
+        self.network.run(stalled, patience=DEADLINE * 0.99)
+        self.assertNoResult(stalled)
+        self.assertRefused(stalled, "timeout")
+        self.assertGreaterEqual(self.network.reactor.seconds(), DEADLINE)
 
-    async def test_concurrentRequests(self):
+    def test_concurrentRequests(self):
         poems = [f"POEM NUMBER {i}\nTHE END" for i in range(20)]
-        results = await gatherResults([self.transform("cummingsify|echo", poem) for poem in poems])
+        results = self.resultOf(gatherResults([self.transform("cummingsify|echo", poem) for poem in poems]))
         self.assertEqual(results, [echoed(poem.lower()) for poem in poems])
 
-    async def test_aStalledRequestDoesNotHoldUpOthers(self):
-        stalled = ensureDeferred(self.assertRefused(self.transform("stall", "poem"), "timeout"))
-        self.assertEqual(await self.transform("cummingsify", "FAST"), "fast")
-        self.assertFalse(stalled.called)
-        await stalled
+    def test_aStalledRequestDoesNotHoldUpOthers(self):
+        stalled = self.transform("stall", "poem")
+        self.assertEqual(self.resultOf(self.transform("cummingsify", "FAST")), "fast")
+        self.assertLess(self.network.reactor.seconds(), DEADLINE)
+        self.assertNoResult(stalled)
+        self.assertRefused(stalled, "timeout")

@@ -32,11 +32,12 @@ def xformHere(capsysbinary, monkeypatch):
     return run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fullGateway():
     """
-    A real gateway with every listener on, on free ports, shared by the
-    tests of a module: reach it over any scheme with C{fullGateway.url}.
+    A real gateway with every listener on, on free ports, shared by every
+    test of the run that needs one and does not stop it: reach it over any
+    scheme with C{fullGateway.url}.
     """
     with GatewayProcess(listeners=tuple(LISTENERS)) as process:
         yield process

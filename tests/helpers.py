@@ -23,6 +23,12 @@ from protocols.amp.server import TransformAMP, TransformAMPFactory
 from service import Catalogue, Transform, builtinCatalogue, transforms
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: The schemes in the clear, which the gateways of the process tests serve
+#: (their listeners are on tcp:), and those over TLS, tested against a
+#: gateway whose listeners are on ssl: (tests/test_tls.py).
+PLAIN_SCHEMES = [name for name, scheme in SCHEMES.items() if not scheme.tls]
+TLS_SCHEMES = [name for name, scheme in SCHEMES.items() if scheme.tls]
 POEMS = {path.stem: path.read_text("utf-8") for path in sorted((ROOT / "poems").glob("*.txt"))}
 
 
@@ -44,7 +50,7 @@ def misbehavingCatalogue(clock) -> Catalogue:
     """
     catalogue = builtinCatalogue(clock)
     catalogue.add(Transform("explode", "raises ZeroDivisionError", explode))
-    catalogue.add(Transform("stall", "never answers", lambda poem: Deferred(), offloadable=False))
+    catalogue.add(Transform("stall", "never answers", lambda poem: Deferred()))
     catalogue.add(Transform("number", "answers 42", lambda poem: 42))
     return catalogue
 
@@ -244,18 +250,18 @@ class XformProcess:
         self.stop()
 
 
-def eachScheme(*checks: str):
+def eachScheme(*checks: str, schemes=PLAIN_SCHEMES):
     """
     A class decorator for trial test cases, which pytest cannot
     parametrize: for each method C{assertSomething(self, scheme)} named in
-    C{checks} and each scheme of L{SCHEMES}, a test
-    C{test_assertSomething_<scheme>} that calls it, so that each scheme
-    passes or fails on its own.
+    C{checks} and each scheme of C{schemes} (by default those in the
+    clear: L{PLAIN_SCHEMES}), a test C{test_assertSomething_<scheme>} that
+    calls it, so that each scheme passes or fails on its own.
     """
 
     def decorate(testCase: type) -> type:
         for check in checks:
-            for scheme in SCHEMES:
+            for scheme in schemes:
 
                 def test(self, check=check, scheme=scheme):
                     return getattr(self, check)(scheme)
@@ -294,7 +300,8 @@ class GatewayProcess(XformProcess):
     def url(self, scheme: str) -> str:
         """
         The URL that reaches this gateway over C{scheme}
-        (C{ws://127.0.0.1:PORT/ws}, ...); its listener must be on.
+        (C{ws://127.0.0.1:PORT/ws}, ...); its listener must be on, on an
+        C{ssl:} endpoint for a scheme over TLS.
         """
         return f"{scheme}://127.0.0.1:{self.ports[SCHEMES[scheme].listener]}{SCHEMES[scheme].path}"
 

@@ -367,7 +367,7 @@ class ErrorTests(ServerTestCase):
         """
 
         class BrokenService(TransformService):
-            def transform(self, name, poem):
+            def transform(self, name, poem, caller=None):
                 if name == "bug":
                     raise RuntimeError("a bug in the service")
                 return super().transform(name, poem)

@@ -2,7 +2,8 @@
 AMP against the real thing: C{xform serve} as a process on free loopback
 ports, talked to by a client written here from docs/protocols.md alone
 (plain sockets and C{struct}), by L{AMPTransformClient} and by the C{xform}
-command.
+command in this process (as a process, it runs in the docs' examples:
+L{tests.test_docs}).
 """
 
 import socket
@@ -17,7 +18,6 @@ from twisted.trial.unittest import TestCase
 from protocols.amp.client import AMPTransformClient
 from service import UnknownTransform, transforms
 from tests.helpers import POEMS, ROOT, GatewayProcess
-from tests.test_process import xform
 
 #: About 1 MB of UTF-8 (within the default limit of 1 MiB), multi-byte
 #: characters included.
@@ -29,10 +29,12 @@ while len(MEGABYTE_POEM.encode()) > 1024 * 1024:
 FIVE_MEGABYTES = (POEMS["science"] * 20_000)[: 5 * 1000 * 1000 + 7]
 
 
-@pytest.fixture(scope="module")
-def gateway():
-    with GatewayProcess(listeners=("netstring", "amp")) as process:
-        yield process
+@pytest.fixture
+def gateway(fullGateway):
+    """
+    The run's gateway with every listener on, and the default options.
+    """
+    return fullGateway
 
 
 def amp(gateway):
@@ -206,42 +208,35 @@ def test_docsClientAnswersComeAsEachFinishes(docsClient):
     assert [docsClient.readBox()[b"_answer"] for _ in range(2)] == [b"fast", b"slow"]
 
 
-def test_sameAnswerOverNetstringAndAMP(gateway):
+def test_sameAnswerOverNetstringAndAMP(gateway, xformHere):
     poem = str(ROOT / "poems" / "ecstasy.txt")
-    netstring = xform(
+    netstring = xformHere(
         "transform", "piglatin|shuffle", poem, "-s", f"netstring://127.0.0.1:{gateway.ports['netstring']}"
     )
-    overAMP = xform("transform", "piglatin|shuffle", poem, "-s", amp(gateway))
+    overAMP = xformHere("transform", "piglatin|shuffle", poem, "-s", amp(gateway))
     assert netstring == overAMP
     assert netstring[0] == 0 and netstring[1].decode() == transforms.shuffle(
         transforms.piglatin(POEMS["ecstasy"])
     )
 
 
-def test_syncClientMegabytePoem(gateway):
-    status, out, err = xform("transform", "cummingsify", "-s", amp(gateway), input=MEGABYTE_POEM.encode())
+def test_syncClientMegabytePoem(gateway, xformHere):
+    status, out, err = xformHere("transform", "cummingsify", "-s", amp(gateway), input=MEGABYTE_POEM.encode())
     assert (status, err) == (0, "")
     assert out.decode() == MEGABYTE_POEM.lower()
 
 
-def test_syncClientErrors(gateway):
-    status, out, err = xform("transform", "nope", "-s", amp(gateway), input=b"poem")
+def test_syncClientErrors(gateway, xformHere):
+    status, out, err = xformHere("transform", "nope", "-s", amp(gateway), input=b"poem")
     assert (status, out, err) == (
         1,
         b"",
         f"xform: {amp(gateway)}: unknown-transform: unknown transform 'nope'\n",
     )
-    status, out, err = xform("transform", "cummingsify", "-s", amp(gateway), input=b"A" * (2 * 1024 * 1024))
+    status, out, err = xformHere(
+        "transform", "cummingsify", "-s", amp(gateway), input=b"A" * (2 * 1024 * 1024)
+    )
     assert status == 1 and "poem-too-large: the poem is 2,097,152 bytes; this gateway accepts" in err
-
-
-def test_idleConnectionIsClosed():
-    with GatewayProcess("--idle-timeout", "0.5", listeners=("amp",)) as gateway:
-        with socket.create_connection(("127.0.0.1", gateway.ports["amp"]), timeout=20) as idle:
-            idle.sendall(b"\x00\x04_ask")
-            assert idle.recv(100) == b""
-        gateway.waitForLog(lambda: gateway.logged("idle for 0.5 s; closing the connection"))
-        gateway.waitForLog(lambda: gateway.logged("the connection closed in the middle of a box"))
 
 
 class _CountingEndpoint:
@@ -258,21 +253,34 @@ class _CountingEndpoint:
         return self.endpoint.connect(factory)
 
 
+@pytest.fixture
+def gatewayForTrial(request, gateway):
+    """
+    The module's gateway, for a trial test case: C{self.gateway}.
+    """
+    request.instance.gateway = gateway
+
+
+@pytest.mark.usefixtures("gatewayForTrial")
 class TwistedClientTests(TestCase):
     """
-    L{AMPTransformClient} against the real gateway process.
+    L{AMPTransformClient} against the real gateway process: the module's,
+    or one of its own for a test that needs other options or stops it.
     """
+
+    def connect(self, gateway):
+        self.endpoint = _CountingEndpoint(gateway.ports["amp"])
+        self.client = AMPTransformClient(self.endpoint, reactor, timeout=30)
+        self.addCleanup(self.client.disconnect)
 
     def startGateway(self, *arguments):
         gateway = GatewayProcess(*arguments, listeners=("amp",)).start()
         self.addCleanup(gateway.stop)
-        self.endpoint = _CountingEndpoint(gateway.ports["amp"])
-        self.client = AMPTransformClient(self.endpoint, reactor, timeout=30)
-        self.addCleanup(self.client.disconnect)
+        self.connect(gateway)
         return gateway
 
     async def test_hundredConcurrentQuestionsOnOneConnection(self):
-        self.startGateway()
+        self.connect(self.gateway)
         poems = [f"POEM NUMBER {n}\nTHE END" for n in range(100)]
         names = ["cummingsify|shuffle", "reverse", "rot13", "mirror"]
         results = [self.client.xform(names[n % 4], poem) for n, poem in enumerate(poems)]
@@ -292,7 +300,7 @@ class TwistedClientTests(TestCase):
         self.assertEqual(await self.client.xform("rot13|rot13", FIVE_MEGABYTES), FIVE_MEGABYTES)
 
     async def test_listAndErrors(self):
-        self.startGateway()
+        self.connect(self.gateway)
         listed = await self.client.listTransforms()
         self.assertEqual(listed[1], ("reverse", "the same lines, last line first"))
         error = await self.assertFailure(self.client.xform("nope", "poem"), UnknownTransform)

@@ -35,6 +35,10 @@ MAX_POEM_BYTES = 5000
 #: How long the page may take to do something, in milliseconds.
 PATIENCE = 20_000
 
+#: The longest the page waits before it tries to connect again, in
+#: milliseconds (RETRY_MAX_MS in gateway/static/app.js).
+RETRY_MAX_MS = 8000
+
 
 #: An upstream that cannot list its transforms: a netstring server (none
 #: listens there; listing never asks it).
@@ -59,15 +63,25 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, gateway):
+@pytest.fixture(scope="module")
+def desktop(browser):
+    """
+    A desktop-sized browser context, for a page per test: the page keeps
+    nothing in storage, so a new page starts afresh.
+    """
     context = browser.new_context(viewport={"width": 1200, "height": 900})
-    page = context.new_page()
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(desktop, gateway):
+    page = desktop.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(error))
     open_(page, gateway)
     yield page
-    context.close()
+    page.close()
     assert errors == []
 
 
@@ -80,7 +94,10 @@ def open_(page: Page, gateway) -> None:
 
 
 def expectConnected(page: Page) -> None:
-    expect(page.locator("#connection")).to_have_attribute("data-state", "open", timeout=PATIENCE)
+    # Wait for the change as it happens, rather than by polling at intervals
+    # as the assertions below do when they do not hold yet.
+    page.locator("#connection[data-state='open']").wait_for(timeout=PATIENCE)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "open")
     expect(page.get_by_text("Connected", exact=True)).to_be_visible()
     expect(page.get_by_label("Transform", exact=True).locator("option")).to_have_text([*TRANSFORMS, "tut:*"])
     expect(page.get_by_role("button", name="Transform")).to_be_enabled()
@@ -197,16 +214,18 @@ def test_phoneWidth(browser, gateway):
         context.close()
 
 
-def test_reconnectsAfterARestart(browser):
+def test_reconnectsAfterARestart(desktop):
     """
     Stop the gateway: the page says it is disconnected and retries; start
-    it again on the same port: the page reconnects by itself and works.
+    it again on the same port: the page reconnects by itself, when its
+    retry timer fires, and works.  The page's timers run on Playwright's
+    fake clock, moved on once the gateway is back.
     """
     first = GatewayProcess(*OPTIONS, listeners=("web",)).start()
     port = first.ports["web"]
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = desktop.new_page()
     try:
-        page = context.new_page()
+        page.clock.install()
         open_(page, first)
         assert first.stop() == 0
         expect(page.locator("#connection")).to_have_attribute("data-state", "closed", timeout=PATIENCE)
@@ -217,13 +236,15 @@ def test_reconnectsAfterARestart(browser):
             *OPTIONS, "--web", f"tcp:{port}:interface=127.0.0.1", listeners=("web",)
         ) as second:
             assert second.ports["web"] == port
+            expect(page.locator("#connection")).to_have_attribute("data-state", "closed")
+            page.clock.run_for(RETRY_MAX_MS)
             expectConnected(page)
             page.get_by_label("Text", exact=True).fill("AFTER THE RESTART")
             page.get_by_label("Transform", exact=True).select_option("cummingsify")
             page.get_by_role("button", name="Transform").click()
             expect(transformed(page)).to_have_text("after the restart", timeout=PATIENCE)
     finally:
-        context.close()
+        page.close()
         first.stop()
 
 

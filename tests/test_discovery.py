@@ -19,7 +19,7 @@ from gateway.upstream import FAILURE_KEPT, LISTING_KEPT, Upstream
 from gateway.urls import ServerURL
 from protocols.interfaces import ITransformLister
 from service import TransformService, builtinCatalogue
-from tests.helpers import GatewayProcess, captureLogs, freePort
+from tests.helpers import PLAIN_SCHEMES, GatewayProcess, captureLogs, freePort
 
 
 @implementer(ITransformLister)
@@ -181,7 +181,7 @@ def frontGateway(fullGateway):
         yield process
 
 
-@pytest.mark.parametrize("scheme", [name for name, scheme in SCHEMES.items() if scheme.listTransforms])
+@pytest.mark.parametrize("scheme", [name for name in PLAIN_SCHEMES if SCHEMES[name].listTransforms])
 def test_xformTransformsListsTheUpstreams(frontGateway, xformHere, scheme):
     """
     C{xform transforms}, over every protocol that lists, shows the

@@ -1,10 +1,14 @@
 """
-The HTTP face over real sockets: the web site on 127.0.0.1 in this
-process's reactor, requested with treq, and with C{http.client} (in a
-thread) where a path must go out exactly as written.
+The HTTP face in memory: the gateway's real web site on a
+L{MemoryNetwork}, requested with treq on a real L{Agent}, and with
+requests written by hand (read back by C{http.client}) where a path must
+go out exactly as written; deadlines on the network's fake clock.  The
+page's files over a real socket, since Twisted's web server sends a file
+on the global reactor; the rest over real sockets in
+L{tests.test_loopback} and, against a real gateway,
+L{tests.test_web_process}.
 """
 
-import http.client
 import re
 import shutil
 import tempfile
@@ -12,9 +16,8 @@ from pathlib import Path
 
 import treq
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.threads import deferToThread
+from twisted.internet.defer import succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, serverFromString
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from twisted.web.resource import Resource
@@ -36,47 +39,63 @@ from service import (
     transforms,
 )
 from tests.helpers import POEMS, ROOT, captureLogs, misbehavingCatalogue
+from tests.memory import HOST, Collector, MemoryTestCase, readResponse, treqClient
 
 MAX_POEM_BYTES = 64 * 1024
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 
-class HTTPTestCase(TestCase):
+#: Where the web site listens, in memory.
+WEB = 8080
+
+
+class HTTPTestCase(MemoryTestCase):
     """
-    A web site on a free loopback port, serving the checkout's poems.
+    The gateway's web site in memory, serving the checkout's poems, asked
+    with treq on a real L{Agent} and, where a path must go out exactly as
+    written, with bytes written by hand; deadlines on the network's fake
+    clock.
     """
 
     limits = Limits(maxPoemBytes=MAX_POEM_BYTES, deadline=0.5)
     origins = OriginPolicy(["https://poems.example.org"])
 
-    async def setUp(self):
-        self.service = TransformService(misbehavingCatalogue(reactor), reactor, self.limits)
-        await self.listen(makeSite(self.service, self.poems(), self.origins, reactor))
+    def setUp(self):
+        super().setUp()
+        self.service = TransformService(misbehavingCatalogue(self.reactor), self.reactor, self.limits)
+        self.site = makeSite(self.service, self.poems(), self.origins, self.reactor)
+        self.network.listen(WEB, self.site)
+        self.address = f"{HOST}:{WEB}"
+        self.http = treqClient(self.reactor)
 
     def poems(self):
         return loadPoems(ROOT / "poems")
 
-    async def listen(self, site):
-        port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(site)
-        self.addCleanup(port.stopListening)
-        self.address = f"127.0.0.1:{port.getHost().port}"
-
     def url(self, path):
         return f"http://{self.address}{path}"
 
+    def result(self, deferred):
+        return self.successResultOf(self.network.run(deferred))
+
     def request(self, method, path, **kwargs):
-        return treq.request(method, self.url(path), persistent=False, **kwargs)
+        return self.result(self.http.request(method, self.url(path), **kwargs))
 
-    async def post(self, name, body, **kwargs):
+    def post(self, name, body, **kwargs):
         kwargs.setdefault("headers", TEXT)
-        return await self.request("POST", f"/transform/{name}", data=body, **kwargs)
+        return self.request("POST", f"/transform/{name}", data=body, **kwargs)
 
-    async def assertError(self, response, status, name):
+    def text(self, response, encoding="ISO-8859-1"):
+        return self.result(response.text(encoding))
+
+    def json(self, response):
+        return self.result(response.json())
+
+    def assertError(self, response, status, name):
         """
         C{response} has C{status} and a JSON body naming the error C{name}
         with a message in words.
         """
-        body = await response.json()
+        body = self.json(response)
         self.assertEqual((response.code, body["error"]), (status, name), body)
         self.assertTrue(body["message"])
         self.assertEqual(response.headers.getRawHeaders("content-type"), ["application/json"])
@@ -84,86 +103,73 @@ class HTTPTestCase(TestCase):
 
     def exactly(self, method, path, body=None, headers=()):
         """
-        Send C{path} exactly as written; the status and the body.
+        Send C{path} exactly as written, as C{http.client} writes a request,
+        and read the response with C{http.client}; the status and the body.
         """
-
-        def send():
-            connection = http.client.HTTPConnection(*self.address.split(":"), timeout=10)
-            try:
-                connection.putrequest(method, path, skip_accept_encoding=True)
-                for name, value in headers:
-                    connection.putheader(name, value)
-                if body is not None:
-                    connection.putheader("Content-Length", str(len(body)))
-                connection.endheaders(body)
-                response = connection.getresponse()
-                return response.status, response.read()
-            finally:
-                connection.close()
-
-        return deferToThread(send)
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.address}", "Connection: close"]
+        lines += [f"{name}: {value}" for name, value in headers]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        collect = Collector("\r\n".join([*lines, "", ""]).encode("latin-1") + (body or b""))
+        connectProtocol(TCP4ClientEndpoint(self.reactor, HOST, WEB), collect)
+        response = readResponse(self.result(collect.done))
+        return response.status, response.read()
 
 
 class TransformRouteTests(HTTPTestCase):
-    async def test_transform(self):
-        response = await self.post("cummingsify", b"HELLO WORLD")
+    def test_transform(self):
+        response = self.post("cummingsify", b"HELLO WORLD")
         self.assertEqual(response.code, 200)
         self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/plain; charset=utf-8"])
-        self.assertEqual(await response.text(), "hello world")
+        self.assertEqual(self.text(response), "hello world")
 
-    async def test_pipelineAndNonASCII(self):
+    def test_pipelineAndNonASCII(self):
         poem = POEMS["alla_sera"]
-        response = await self.post("titlecase%7Creverse", poem.encode("utf-8"))
-        self.assertEqual(await response.text("utf-8"), transforms.reverse(transforms.titlecase(poem)))
+        response = self.post("titlecase%7Creverse", poem.encode("utf-8"))
+        self.assertEqual(self.text(response, "utf-8"), transforms.reverse(transforms.titlecase(poem)))
 
-    async def test_pipeAsItIs(self):
-        status, body = await self.exactly("POST", "/transform/cummingsify|reverse", b"A\nB")
+    def test_pipeAsItIs(self):
+        status, body = self.exactly("POST", "/transform/cummingsify|reverse", b"A\nB")
         self.assertEqual((status, body), (200, b"b\na"))
 
-    async def test_anyContentTypeIsText(self):
+    def test_anyContentTypeIsText(self):
         """
         curl's default form type, or none at all, is read as UTF-8 text.
         """
-        response = await self.post(
-            "rot13", b"abc", headers={"Content-Type": "application/x-www-form-urlencoded"}
-        )
-        self.assertEqual(await response.text(), "nop")
-        status, body = await self.exactly("POST", "/transform/rot13", b"abc")
+        response = self.post("rot13", b"abc", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(self.text(response), "nop")
+        status, body = self.exactly("POST", "/transform/rot13", b"abc")
         self.assertEqual((status, body), (200, b"nop"))
 
-    async def test_emptyPoem(self):
-        response = await self.post("reverse", b"")
-        self.assertEqual((response.code, await response.text()), (200, ""))
+    def test_emptyPoem(self):
+        response = self.post("reverse", b"")
+        self.assertEqual((response.code, self.text(response)), (200, ""))
 
-    async def test_largestPoem(self):
+    def test_largestPoem(self):
         poem = "É" * (MAX_POEM_BYTES // 2)
-        response = await self.post("cummingsify", poem.encode("utf-8"))
-        self.assertEqual(await response.text("utf-8"), poem.lower())
+        response = self.post("cummingsify", poem.encode("utf-8"))
+        self.assertEqual(self.text(response, "utf-8"), poem.lower())
 
-    async def test_unknownTransform(self):
-        body = await self.assertError(await self.post("nope", b"a"), 404, "unknown-transform")
+    def test_unknownTransform(self):
+        body = self.assertError(self.post("nope", b"a"), 404, "unknown-transform")
         self.assertEqual(body["message"], "unknown transform 'nope'")
 
-    async def test_badRequests(self):
-        await self.assertError(await self.post("rot13%7C%7Crot13", b"a"), 400, "bad-request")
-        await self.assertError(await self.post("", b"a"), 400, "bad-request")
-        await self.assertError(await self.post("rot13", b"\xff\xfe"), 400, "bad-request")
+    def test_badRequests(self):
+        self.assertError(self.post("rot13%7C%7Crot13", b"a"), 400, "bad-request")
+        self.assertError(self.post("", b"a"), 400, "bad-request")
+        self.assertError(self.post("rot13", b"\xff\xfe"), 400, "bad-request")
         latin1 = {"Content-Type": "text/plain; charset=ISO-8859-1"}
-        body = await self.assertError(
-            await self.post("rot13", "è".encode("latin-1"), headers=latin1), 400, "bad-request"
-        )
+        body = self.assertError(self.post("rot13", "è".encode("latin-1"), headers=latin1), 400, "bad-request")
         self.assertIn("UTF-8", body["message"])
-        await self.assertError(await self.post("%FF", b"a"), 400, "bad-request")
+        self.assertError(self.post("%FF", b"a"), 400, "bad-request")
 
-    async def test_poemTooLarge(self):
+    def test_poemTooLarge(self):
         """
         A body over the limit is refused with 413, by its Content-Length or,
         chunked, once it passes the limit.
         """
-        await self.assertError(await self.post("rot13", b"x" * (MAX_POEM_BYTES + 1)), 413, "poem-too-large")
-        body = await self.assertError(
-            await self.post("rot13", b"x" * (5 * 1024 * 1024)), 413, "poem-too-large"
-        )
+        self.assertError(self.post("rot13", b"x" * (MAX_POEM_BYTES + 1)), 413, "poem-too-large")
+        body = self.assertError(self.post("rot13", b"x" * (5 * 1024 * 1024)), 413, "poem-too-large")
         self.assertEqual(
             body["message"],
             f"the poem is 5,242,880 bytes; this gateway accepts at most {MAX_POEM_BYTES:,} (--max-poem-bytes)",
@@ -173,49 +179,62 @@ class TransformRouteTests(HTTPTestCase):
             for _ in range(20):
                 yield b"x" * 8192
 
-        chunked = await self.request("POST", "/transform/rot13", data=_Chunked(chunks()), headers=TEXT)
-        body = await self.assertError(chunked, 413, "poem-too-large")
+        chunked = self.request("POST", "/transform/rot13", data=_Chunked(chunks()), headers=TEXT)
+        body = self.assertError(chunked, 413, "poem-too-large")
         self.assertEqual(
             body["message"],
             f"the poem is over {MAX_POEM_BYTES:,} bytes; this gateway accepts at most {MAX_POEM_BYTES:,} "
             "(--max-poem-bytes)",
         )
 
-    async def test_chunkedPoem(self):
-        response = await self.request("POST", "/transform/rot13", data=_Chunked([b"ab", b"c"]), headers=TEXT)
-        self.assertEqual(await response.text(), "nop")
+    def test_chunkedPoem(self):
+        response = self.request("POST", "/transform/rot13", data=_Chunked([b"ab", b"c"]), headers=TEXT)
+        self.assertEqual(self.text(response), "nop")
 
-    async def test_transformFailed(self):
-        await self.assertError(await self.post("explode", b"a"), 500, "transform-failed")
+    def test_transformFailed(self):
+        self.assertError(self.post("explode", b"a"), 500, "transform-failed")
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
-        await self.assertError(await self.post("number", b"a"), 500, "transform-failed")
+        self.assertError(self.post("number", b"a"), 500, "transform-failed")
 
-    async def test_timeout(self):
-        await self.assertError(await self.post("stall", b"a"), 504, "timeout")
+    def test_timeout(self):
+        self.assertError(self.post("stall", b"a"), 504, "timeout")
 
-    async def test_wrongMethod(self):
-        response = await self.request("GET", "/transform/rot13")
-        await self.assertError(response, 405, "method-not-allowed")
+    def test_wrongMethod(self):
+        response = self.request("GET", "/transform/rot13")
+        self.assertError(response, 405, "method-not-allowed")
         self.assertEqual(response.headers.getRawHeaders("allow"), ["POST"])
 
-    async def test_noName(self):
-        await self.assertError(await self.request("POST", "/transform", data=b"a"), 404, "not-found")
+    def test_noName(self):
+        self.assertError(self.request("POST", "/transform", data=b"a"), 404, "not-found")
+
+
+class IdleTimeoutTests(HTTPTestCase):
+    def test_silentConnectionIsClosed(self):
+        """
+        A connection that sends nothing is closed once the site's idle
+        timeout (60 s by default) has passed on the site's clock.
+        """
+        silent = Collector(b"")
+        connectProtocol(TCP4ClientEndpoint(self.reactor, HOST, WEB), silent)
+        self.network.run(silent.done, patience=59)
+        self.assertNoResult(silent.done)
+        self.result(silent.done)
+        self.assertEqual(self.reactor.seconds(), 60)
 
 
 class OverloadTests(HTTPTestCase):
     limits = Limits(maxPoemBytes=MAX_POEM_BYTES, deadline=0.5, maxInFlight=1)
 
-    async def test_overloaded(self):
+    def test_overloaded(self):
         """
         Past the requests in flight, 503 with Retry-After.
         """
-        stalled = Deferred.fromCoroutine(self.post("stall", b"a"))
-        while self.service.inFlight == 0:
-            await treq.get(self.url("/healthz"), persistent=False)
-        response = await self.post("rot13", b"a")
-        await self.assertError(response, 503, "overloaded")
+        stalled = self.http.post(self.url("/transform/stall"), data=b"a", headers=TEXT)
+        self.assertTrue(self.network.runUntil(lambda: self.service.inFlight == 1))
+        response = self.post("rot13", b"a")
+        self.assertError(response, 503, "overloaded")
         self.assertEqual(response.headers.getRawHeaders("retry-after"), ["1"])
-        await self.assertError(await stalled, 504, "timeout")
+        self.assertError(self.result(stalled), 504, "timeout")
 
 
 @implementer(IBodyProducer)
@@ -245,51 +264,51 @@ class _Chunked:
 
 
 class OriginTests(HTTPTestCase):
-    async def test_noOrigin(self):
-        self.assertEqual((await self.post("rot13", b"a")).code, 200)
+    def test_noOrigin(self):
+        self.assertEqual((self.post("rot13", b"a")).code, 200)
 
-    async def test_sameOrigin(self):
-        response = await self.post("rot13", b"a", headers={**TEXT, "Origin": f"http://{self.address}"})
-        self.assertEqual(await response.text(), "n")
+    def test_sameOrigin(self):
+        response = self.post("rot13", b"a", headers={**TEXT, "Origin": f"http://{self.address}"})
+        self.assertEqual(self.text(response), "n")
 
-    async def test_allowedOrigin(self):
-        response = await self.post("rot13", b"a", headers={**TEXT, "Origin": "https://poems.example.org"})
-        self.assertEqual(await response.text(), "n")
+    def test_allowedOrigin(self):
+        response = self.post("rot13", b"a", headers={**TEXT, "Origin": "https://poems.example.org"})
+        self.assertEqual(self.text(response), "n")
 
-    async def test_otherSite(self):
+    def test_otherSite(self):
         for origin in ["http://evil.example", "null", f"https://{self.address}"]:
-            response = await self.post("rot13", b"a", headers={**TEXT, "Origin": origin})
-            await self.assertError(response, 403, "forbidden-origin")
+            response = self.post("rot13", b"a", headers={**TEXT, "Origin": origin})
+            self.assertError(response, 403, "forbidden-origin")
 
-    async def test_noCORS(self):
+    def test_noCORS(self):
         """
         Nothing invites other sites to read the answers.
         """
-        response = await self.request("GET", "/transforms", headers={"Origin": "http://evil.example"})
+        response = self.request("GET", "/transforms", headers={"Origin": "http://evil.example"})
         self.assertIsNone(response.headers.getRawHeaders("access-control-allow-origin"))
 
 
 class RouteTests(HTTPTestCase):
-    async def test_transforms(self):
-        response = await self.request("GET", "/transforms")
+    def test_transforms(self):
+        response = self.request("GET", "/transforms")
         self.assertEqual(response.headers.getRawHeaders("content-type"), ["application/json"])
         self.assertEqual(
-            await response.json(),
+            self.json(response),
             [{"name": entry.name, "description": entry.description} for entry in self.service.transforms()],
         )
-        self.assertEqual((await self.request("GET", "/transforms/")).code, 200)
+        self.assertEqual((self.request("GET", "/transforms/")).code, 200)
 
-    async def test_healthz(self):
-        response = await self.request("GET", "/healthz")
-        self.assertEqual((response.code, await response.json()), (200, {"status": "ok"}))
+    def test_healthz(self):
+        response = self.request("GET", "/healthz")
+        self.assertEqual((response.code, self.json(response)), (200, {"status": "ok"}))
 
-    async def test_notFound(self):
-        await self.assertError(await self.request("GET", "/transforms/rot13"), 404, "not-found")
-        await self.assertError(await self.request("GET", "/healthz/deep"), 404, "not-found")
-        await self.assertError(await self.request("GET", "/nothing-here"), 404, "not-found")
-        await self.assertError(await self.request("GET", "/app.js/deeper"), 404, "not-found")
+    def test_notFound(self):
+        self.assertError(self.request("GET", "/transforms/rot13"), 404, "not-found")
+        self.assertError(self.request("GET", "/healthz/deep"), 404, "not-found")
+        self.assertError(self.request("GET", "/nothing-here"), 404, "not-found")
+        self.assertError(self.request("GET", "/app.js/deeper"), 404, "not-found")
 
-    async def test_wrongMethods(self):
+    def test_wrongMethods(self):
         for method, path, allowed in [
             ("DELETE", "/transforms", "GET, HEAD"),
             ("POST", "/healthz", "GET, HEAD"),
@@ -298,25 +317,47 @@ class RouteTests(HTTPTestCase):
             ("PUT", "/", "GET, HEAD"),
             ("GET", "/transform", "POST"),
         ]:
-            response = await self.request(method, path)
-            await self.assertError(response, 405, "method-not-allowed")
+            response = self.request(method, path)
+            self.assertError(response, 405, "method-not-allowed")
             self.assertEqual(response.headers.getRawHeaders("allow"), [allowed])
 
+
+class PageTests(TestCase):
+    """
+    The page's files, over a real socket: Twisted's web server sends a
+    file through its global cooperator, which runs on the global reactor
+    only.
+    """
+
+    async def setUp(self):
+        self.service = TransformService(misbehavingCatalogue(reactor), reactor, HTTPTestCase.limits)
+        site = makeSite(self.service, loadPoems(ROOT / "poems"), HTTPTestCase.origins, reactor)
+        port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(site)
+        self.addCleanup(port.stopListening)
+        self.address = f"127.0.0.1:{port.getHost().port}"
+
+    def get(self, path):
+        return treq.get(f"http://{self.address}{path}", persistent=False)
+
     async def test_page(self):
-        response = await self.request("GET", "/")
+        response = await self.get("/")
         self.assertEqual(response.code, 200)
         self.assertIn("text/html", response.headers.getRawHeaders("content-type")[0])
         self.assertIn("<title>xform", await response.text("utf-8"))
         for path, kind in [("/app.js", "javascript"), ("/style.css", "text/css")]:
-            response = await self.request("GET", path)
+            response = await self.get(path)
             self.assertEqual(response.code, 200, path)
             self.assertIn(kind, response.headers.getRawHeaders("content-type")[0])
+            await response.content()
 
     async def test_securityHeaders(self):
         for path in ["/", "/transforms", "/poems/science"]:
-            headers = (await self.request("GET", path)).headers
-            self.assertEqual(headers.getRawHeaders("x-content-type-options"), ["nosniff"], path)
-            self.assertIn("frame-ancestors 'none'", headers.getRawHeaders("content-security-policy")[0])
+            response = await self.get(path)
+            await response.content()
+            self.assertEqual(response.headers.getRawHeaders("x-content-type-options"), ["nosniff"], path)
+            self.assertIn(
+                "frame-ancestors 'none'", response.headers.getRawHeaders("content-security-policy")[0]
+            )
 
 
 class FailingRouteTests(HTTPTestCase):
@@ -325,16 +366,12 @@ class FailingRouteTests(HTTPTestCase):
     JSON, and the failure is logged.
     """
 
-    async def setUp(self):
-        await super().setUp()
+    def setUp(self):
+        super().setUp()
         self.site.resource.putChild(b"broken", _Broken())
 
-    async def listen(self, site):
-        self.site = site
-        await super().listen(site)
-
-    async def test_internalError(self):
-        await self.assertError(await self.request("GET", "/broken"), 500, "internal-error")
+    def test_internalError(self):
+        self.assertError(self.request("GET", "/broken"), 500, "internal-error")
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
 
@@ -362,23 +399,23 @@ class PoemRouteTests(HTTPTestCase):
         self.directory = poems
         return loadPoems(poems)
 
-    async def test_list(self):
-        response = await self.request("GET", "/poems")
+    def test_list(self):
+        response = self.request("GET", "/poems")
         self.assertEqual(
-            await response.json(), [{"name": "a", "title": "A Title"}, {"name": "b", "title": "Second"}]
+            self.json(response), [{"name": "a", "title": "A Title"}, {"name": "b", "title": "Second"}]
         )
-        self.assertEqual(await (await self.request("GET", "/poems/")).json(), await response.json())
+        self.assertEqual(self.json(self.request("GET", "/poems/")), self.json(response))
 
-    async def test_poem(self):
-        response = await self.request("GET", "/poems/a")
+    def test_poem(self):
+        response = self.request("GET", "/poems/a")
         self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/plain; charset=utf-8"])
-        self.assertEqual(await response.text("utf-8"), "A Title\n\nfirst line\n")
+        self.assertEqual(self.text(response, "utf-8"), "A Title\n\nfirst line\n")
 
-    async def test_unknownPoems(self):
+    def test_unknownPoems(self):
         for name in ["c", "a.txt", "notes", "notes.md", "latin1", "A"]:
-            await self.assertError(await self.request("GET", f"/poems/{name}"), 404, "not-found")
+            self.assertError(self.request("GET", f"/poems/{name}"), 404, "not-found")
 
-    async def test_pathTraversal(self):
+    def test_pathTraversal(self):
         """
         No spelling of a path leads out of the poems: names are looked up,
         never joined to a path.
@@ -403,12 +440,12 @@ class PoemRouteTests(HTTPTestCase):
             "/app.js/..%2F..%2Fpyproject.toml",
         ]
         for path in attempts:
-            status, body = await self.exactly("GET", path)
+            status, body = self.exactly("GET", path)
             self.assertNotIn(b"SECRET", body, path)
             self.assertNotIn(b"[build-system]", body, path)
             self.assertIn(status, (400, 403, 404), path)
 
-    async def test_installedDirectoryMissing(self):
+    def test_installedDirectoryMissing(self):
         self.assertEqual(loadPoems(self.directory / "nowhere"), {})
 
 
@@ -442,7 +479,7 @@ class ErrorFromResponseTests(SynchronousTestCase):
 
 
 class RefusalLogTests(HTTPTestCase):
-    async def test_refusalsLogged(self):
+    def test_refusalsLogged(self):
         """
         Each refused request is logged as over every protocol
         (L{protocols.common.logRefusal}), with its status and the client as
@@ -450,13 +487,13 @@ class RefusalLogTests(HTTPTestCase):
         limit.
         """
         events = captureLogs(self)
-        await self.assertError(await self.post("nope", b"x"), 404, "unknown-transform")
-        await self.assertError(
-            await self.post("rot13", b"x", headers={**TEXT, "Origin": "http://evil.example"}),
+        self.assertError(self.post("nope", b"x"), 404, "unknown-transform")
+        self.assertError(
+            self.post("rot13", b"x", headers={**TEXT, "Origin": "http://evil.example"}),
             403,
             "forbidden-origin",
         )
-        await self.assertError(await self.post("rot13", b"x" * (MAX_POEM_BYTES + 1)), 413, "poem-too-large")
+        self.assertError(self.post("rot13", b"x" * (MAX_POEM_BYTES + 1)), 413, "poem-too-large")
         lines = [event["log_format"].format(**event) for event in events if event.get("error")]
         self.assertEqual(len(lines), 3, lines)
         for line, expected in zip(

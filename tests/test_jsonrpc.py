@@ -5,6 +5,7 @@ service on a fake clock; no transport.
 
 import json
 
+from hypothesis import given, strategies
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -15,14 +16,17 @@ from protocols.jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
+    MAX_BATCH,
+    MAX_VALUES,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
+    countValues,
     decodeReply,
     encode,
     encodeCall,
     serviceError,
 )
-from protocols.jsonrpcserver import JSONRPCServer
+from protocols.jsonrpcserver import MAX_ID_CHARS, JSONRPCServer
 from protocols.listing import listedTransforms
 from service import (
     BadRequest,
@@ -127,8 +131,12 @@ class JSONRPCServerTests(SynchronousTestCase):
         An id that is not a string, a number or null makes the request
         invalid, and the answer's id is null.
         """
-        for id in [True, [1], {"a": 1}]:
+        for id in [True, [1], {"a": 1}, "x" * (MAX_ID_CHARS + 1), 10**MAX_ID_CHARS]:
             self.assertAnswer(call("transform", ["rot13", "a"], id=id), error(INVALID_REQUEST, id=None))
+        self.assertAnswer(
+            call("transform", ["rot13", "a"], id="x" * MAX_ID_CHARS),
+            result({"poem": "n"}, "x" * MAX_ID_CHARS),
+        )
         infinite = '{"jsonrpc": "2.0", "method": "list_transforms", "id": 1e400}'
         self.assertAnswer(infinite, error(INVALID_REQUEST, id=None))
 
@@ -168,9 +176,49 @@ class JSONRPCServerTests(SynchronousTestCase):
         JSON nested deeper than the parser can go is a parse error, not a
         crash.
         """
-        self.assertAnswer("[" * 100_000 + "]" * 100_000, error(PARSE_ERROR, id=None))
-        answer = self.answer("[" * 100_000)
+        self.assertAnswer("[" * 5_000 + "]" * 5_000, error(PARSE_ERROR, id=None))
+        answer = self.answer("[" * 5_000)
         self.assertEqual(answer["error"]["code"], PARSE_ERROR)
+
+    def test_tooManyValues(self):
+        """
+        A message of more than L{MAX_VALUES} values is refused as a whole
+        before it is parsed, nested or not, in a batch or not.
+        """
+        for text in [
+            "[" + "1," * MAX_VALUES + "1]",
+            "[" * 100_000,
+            json.dumps({str(i): 0 for i in range(MAX_VALUES)}),
+        ]:
+            answer = self.answer(text)
+            self.assertEqual(answer["error"]["code"], INVALID_REQUEST, text[:20])
+            self.assertIn(f"at most {MAX_VALUES:,} JSON values", answer["error"]["message"])
+            self.assertIsNone(answer["id"])
+
+    def test_stringsAreOneValue(self):
+        """
+        However long and whatever it holds, a poem is one value: only the
+        message's structure counts.
+        """
+        poem = '"],{[\\,:' * MAX_VALUES
+        service = TransformService(misbehavingCatalogue(self.clock), self.clock, Limits(maxPoemBytes=200_000))
+        answer = JSONRPCServer(service).handle(json.dumps(call("transform", ["reverse", poem])))
+        while not answer.called:  # a long poem is worked through in slices, one per turn
+            self.clock.advance(0)
+        self.assertEqual(json.loads(self.successResultOf(answer)), result({"poem": poem}))
+
+    def test_batchOfAtMostMaxBatch(self):
+        """
+        A batch of more than L{MAX_BATCH} requests is refused as a whole; one
+        of L{MAX_BATCH} is answered.
+        """
+        answer = self.answer([call("transform", ["rot13", "a"], i) for i in range(MAX_BATCH + 1)])
+        self.assertEqual((answer["error"]["code"], answer["id"]), (INVALID_REQUEST, None))
+        self.assertIn(
+            f"a batch holds at most {MAX_BATCH} requests; this one holds 101", answer["error"]["message"]
+        )
+        answer = self.answer([call("transform", ["rot13", "a"], i) for i in range(MAX_BATCH)])
+        self.assertEqual([response["result"] for response in answer], [{"poem": "n"}] * MAX_BATCH)
 
     def test_nestingWithinReachIsInvalidParams(self):
         nested = {"transform": "rot13", "poem": [[[[["deep"]]]]]}
@@ -245,7 +293,7 @@ class JSONRPCServerTests(SynchronousTestCase):
         and the error is logged.
         """
         events = captureLogs(self)
-        self.rpc.methods["boom"] = lambda params: 1 / 0
+        self.rpc.methods["boom"] = lambda params, caller: 1 / 0
         self.assertAnswer(call("boom"), error(INTERNAL_ERROR))
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
         self.assertTrue(any("boom" in str(event.get("method")) for event in events))
@@ -423,3 +471,37 @@ class ClientHalfTests(SynchronousTestCase):
         )
         self.assertEqual(set(ERROR_CODES), set(ERRORS_BY_NAME))
         self.assertEqual(len(set(ERROR_CODES.values())), len(ERROR_CODES))
+
+
+def _values(value) -> int:
+    """
+    How many JSON values C{value} is made of, keys included.
+    """
+    if isinstance(value, list):
+        return 1 + sum(map(_values, value))
+    if isinstance(value, dict):
+        return 1 + len(value) + sum(map(_values, value.values()))
+    return 1
+
+
+_JSON = strategies.recursive(
+    strategies.none()
+    | strategies.booleans()
+    | strategies.integers()
+    | strategies.floats(allow_nan=False, allow_infinity=False)
+    | strategies.text(),
+    lambda children: strategies.lists(children) | strategies.dictionaries(strategies.text(), children),
+    max_leaves=50,
+)
+
+
+@given(_JSON, strategies.booleans())
+def test_countValuesBoundsTheValues(value, asASCII):
+    """
+    For any JSON, however its strings are escaped, L{countValues} is never
+    fewer than the values it holds (so the limit cannot be slipped past)
+    and at most three times as many.
+    """
+    text = json.dumps(value, ensure_ascii=asASCII)
+    values = _values(value)
+    assert values <= countValues(text) <= 3 * values

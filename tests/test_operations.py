@@ -91,7 +91,7 @@ def test_runner(runner):
     turns on the line per HTTP request, which twistd writes (it writes
     every level) and twist does not (at its own level, C{info}); both
     write Twisted's lines about ports.  On SIGTERM they stop cleanly, and
-    end as Twisted's runners do: by that signal.
+    exit with 0, as C{xform serve} does.
     """
     listeners = ("netstring", "web")
     with GatewayProcess(
@@ -102,7 +102,7 @@ def test_runner(runner):
         assert netcat(port, b"17:cummingsify.HELLO,") == b"5:hello,"
         with urlopen(Request(gateway.url("http") + "/transform/cummingsify", data=b"HELLO")) as response:
             assert response.read() == b"hello"
-        assert gateway.stop(signal.SIGTERM) == -signal.SIGTERM
+        assert gateway.stop(signal.SIGTERM) == 0
     assert gateway.logged(f"netstring no longer listening on 127.0.0.1:{port}")
     assert not gateway.logged("Traceback")
     assert gateway.logged("POST /transform/cummingsify 200") == (runner == "twistd -n")
@@ -238,7 +238,7 @@ def test_printConfig():
     lines = {line.split()[0]: line for line in out.decode().splitlines()}
     assert lines["amp"].split() == ["amp", "off", "(command", "line)"]
     assert lines["deadline"].split() == ["deadline", "2.5", "(environment", "XFORM_DEADLINE)"]
-    assert lines["workers"].split() == ["workers", "2", "(default)"]
+    assert lines["max-in-flight"].split() == ["max-in-flight", "256", "(default)"]
 
 
 def exercise(gateway: GatewayProcess, xformHere) -> None:
@@ -277,7 +277,14 @@ def test_jsonLog(xformHere):
         assert line["level"] == "info" and line["peer"].startswith("127.0.0.1:"), line
     stopped = [line for line in lines if "no longer listening" in line["message"]]
     assert len(stopped) == len(LISTENERS)
-    assert len(lines) == len(listening) + len(refusals) + len(stopped), [line["message"] for line in lines]
+    drain = [line for line in lines if line["namespace"] == "gateway.drain.Gateway"]
+    assert [line["message"] for line in drain] == [
+        "SIGTERM: stopping; draining the connections for up to 10 s",
+        "stopped listening; draining 0 connections",
+        "drained: every connection is closed",
+    ]
+    everything = listening + refusals + stopped + drain
+    assert len(lines) == len(everything), [line["message"] for line in lines]
     text = "\n".join(gateway.log)
     assert SECRET not in text and "IPv4Address" not in text
 
@@ -313,4 +320,5 @@ def test_floodOfRefusals():
     assert 1 <= len(summaries) <= seconds / Refusals.period + 1
     summed = sum(int(line.split(": ")[-1].split()[0].replace(",", "")) for line in summaries)
     assert len(refusals) + summed == 2000
-    assert len(gateway.log) <= len(refusals) + len(summaries) + 2  # and the listening lines
+    # and the listening lines, and the drain's three
+    assert len(gateway.log) <= len(refusals) + len(summaries) + 2 + 3

@@ -50,6 +50,18 @@ class OriginPolicyTests(SynchronousTestCase):
             self.assertTrue(self.policy.allows(origin, host, secure=False), origin)
         self.assertTrue(self.policy.allows("https://127.0.0.1:8443", "127.0.0.1:8443", secure=True))
 
+    def test_sameOriginOverTLS(self):
+        """
+        Over TLS the gateway's own page is at an C{https} origin (port 443
+        if the C{Host} names none); the same host and port over C{http} is
+        another origin, and so is C{https} when the request came in the
+        clear.
+        """
+        self.assertTrue(self.policy.allows("https://localhost", "localhost", secure=True))
+        self.assertTrue(self.policy.allows("https://[::1]:8443", "[::1]:8443", secure=True))
+        self.assertFalse(self.policy.allows("http://127.0.0.1:8443", "127.0.0.1:8443", secure=True))
+        self.assertFalse(self.policy.allows("https://127.0.0.1:8443", "127.0.0.1:8443", secure=False))
+
     def test_crossOrigin(self):
         for origin, host in [
             ("http://evil.example", "127.0.0.1:8080"),

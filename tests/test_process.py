@@ -131,14 +131,6 @@ def test_syncClientUsageErrors(tmp_path, monkeypatch, xformHere, arguments, mess
     assert status == 2 and message in err
 
 
-def test_idleClientIsDropped():
-    with GatewayProcess("--idle-timeout", "0.5") as gateway:
-        with socket.create_connection(("127.0.0.1", gateway.ports["netstring"]), timeout=20) as idle:
-            idle.sendall(b"23:cummingsify.HEL")
-            assert idle.recv(100) == b""
-        gateway.waitForLog(lambda: gateway.logged("no whole request within 0.5 s; dropping it"))
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_cleanExitOnSignal(signum):
     gateway = GatewayProcess().start()
@@ -198,14 +190,21 @@ def test_clientCommandsImportNeitherReactorNorAutobahn():
     assert done.stderr.splitlines()[-1] == b"[]", done.stderr
 
 
+@pytest.fixture
+def gatewayForTrial(request, gateway):
+    """
+    The module's gateway, for a trial test case: C{self.gateway}.
+    """
+    request.instance.gateway = gateway
+
+
+@pytest.mark.usefixtures("gatewayForTrial")
 class TransformProxyTests(TestCase):
     """
     The Part 13 client against the real gateway process.
     """
 
     def setUp(self):
-        self.gateway = GatewayProcess().start()
-        self.addCleanup(self.gateway.stop)
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.gateway.ports["netstring"])
         self.proxy = TransformProxy(endpoint, reactor)
 

@@ -4,7 +4,7 @@ on a fake clock.
 """
 
 from twisted.internet import reactor
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import DNSLookupError
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -156,7 +156,7 @@ class TransformServiceTests(ServiceTestCase):
         L{TransformTimeout}; the late result is discarded.
         """
         late = Deferred()
-        catalogue = Catalogue([Transform("slow", "slow", lambda poem: late, offloadable=False)])
+        catalogue = Catalogue([Transform("slow", "slow", lambda poem: late)])
         service = TransformService(catalogue, self.clock, Limits(deadline=2.0))
         result = service.transform("slow", "poem")
         self.clock.advance(1.9)
@@ -201,67 +201,6 @@ class TransformServiceTests(ServiceTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
-class OffloadTests(SynchronousTestCase):
-    """
-    Offloadable transforms of large poems go to the offloader.  No built-in
-    transform is offloadable: in slices, they hold the reactor less than a
-    worker thread does.
-    """
-
-    def setUp(self):
-        self.clock = Clock()
-        self.offloaded = []
-        self.running = []
-
-        def offload(function, poem):
-            self.offloaded.append(poem)
-            if function is waitForever:
-                self.running.append(Deferred(lambda _: self.cancelled.append(poem)))
-                return self.running[-1]
-            return succeed(function(poem))
-
-        def waitForever(poem):
-            raise AssertionError("never called in the reactor thread")
-
-        self.cancelled = []
-        catalogue = misbehavingCatalogue(self.clock)
-        catalogue.add(Transform("upper", "offloadable", str.upper))
-        catalogue.add(Transform("queued", "waits in the queue", waitForever))
-        self.service = TransformService(catalogue, self.clock, Limits(offloadBytes=100), offload=offload)
-
-    def test_largePoemsAreOffloaded(self):
-        result = self.service.transform("upper|cummingsify|upper", "a " * 50)
-        self.clock.advance(0)
-        self.assertEqual(self.successResultOf(result), "A " * 50)
-        self.assertEqual(self.offloaded, ["a " * 50, "a " * 50])
-
-    def test_smallPoemsAreNot(self):
-        self.successResultOf(self.service.transform("upper", "a" * 99))
-        self.assertEqual(self.offloaded, [])
-
-    def test_builtinTransformsAreNot(self):
-        result = self.service.transform(
-            "cummingsify|reverse|mirror|rot13|titlecase|piglatin|shuffle|echo", "A" * 100
-        )
-        self.clock.advance(0)
-        self.successResultOf(result)
-        self.assertEqual(self.offloaded, [])
-
-    def test_abandonedWorkIsCancelled(self):
-        """
-        At the deadline, or when the caller cancels, the offloaded work is
-        cancelled: the offloader drops it if it has not started.
-        """
-        timedOut, cancelled = (self.service.transform("queued", f"{n} " * 50) for n in "12")
-        cancelled.cancel()
-        self.failureResultOf(cancelled, CancelledError)
-        self.assertEqual(self.cancelled, ["2 " * 50])
-        self.clock.advance(Limits.deadline)
-        self.failureResultOf(timedOut, TransformTimeout)
-        self.assertEqual(self.cancelled, ["2 " * 50, "1 " * 50])
-        self.assertEqual(self.service.inFlight, 0)
-
-
 class LimitsTests(SynchronousTestCase):
     def test_mustBePositive(self):
         for bad in [dict(maxPoemBytes=0), dict(deadline=0), dict(maxInFlight=0), dict(deadline=float("nan"))]:
@@ -287,7 +226,7 @@ class DelegationTests(ServiceTestCase):
             self.upstream[name] = Deferred()
             return self.upstream[name]
 
-        return Transform(f"up:{name}", f"{name}, upstream", call, offloadable=False)
+        return Transform(f"up:{name}", f"{name}, upstream", call)
 
     def test_resolved(self):
         self.assertEqual(self.service.catalogue.lookup("up:cummingsify").name, "up:cummingsify")

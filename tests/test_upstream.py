@@ -3,18 +3,27 @@ Upstream transform servers: a gateway started with C{--upstream
 PREFIX=URL} offers that server's transforms as C{PREFIX:NAME} through its
 protocols, joined into pipelines with its own; an upstream that is down or
 silent gives C{transform-failed} or C{timeout}, with one line in the log.
+
+The upstreams' logic runs in memory, through the real client of each
+scheme, with gateways built as C{xform serve} builds them; real gateway
+processes prove it over real sockets: one in front of another over every
+scheme, one whose upstream is the tutorial's own kind of server, one that
+stops with its upstream connection open.
 """
 
 import pytest
 from twisted.internet import reactor
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IHostnameResolver, IHostResolution
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import formatEvent
 from twisted.protocols.basic import NetstringReceiver
 from twisted.trial.unittest import TestCase
+from zope.interface import implementer
 
 from gateway.clients import transformClient
-from gateway.schemes import SCHEMES
 from gateway.server import LISTENERS
 from gateway.upstream import Upstream
 from gateway.urls import ServerURL
@@ -22,16 +31,15 @@ from protocols.netstring import NoReply, encodeNetstring
 from service import Limits, TransformFailed, TransformService, TransformTimeout, builtinCatalogue, transforms
 from tests.behaviour import serverService
 from tests.helpers import (
+    PLAIN_SCHEMES,
     POEMS,
     GatewayProcess,
     TrackingAMPFactory,
     captureLogs,
     eachScheme,
-    freePort,
-    listenersFor,
-    silentServer,
-    xform,
 )
+from tests.memory import GATEWAY, HOST, MemoryTestCase
+from tests.memory import url as memoryURL
 from tests.test_process import netcat
 
 
@@ -50,27 +58,15 @@ class TutorialTransformProtocol(NetstringReceiver):
         self.transport.loseConnection()
 
 
-async def listen(factory):
-    return await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
+#: Where the tutorial's server and the upstream gateway listen, in memory.
+TUTORIAL = 11000
+UPSTREAM = {"netstring": 11001, "amp": 11002, "web": 18080}
 
 
-@eachScheme("assertUpstreamDown", "assertUpstreamSilent")
-class UpstreamTests(TestCase):
-    """
-    A service whose catalogue delegates C{up} to an L{Upstream}, with the
-    real netstring client, against real servers on loopback.
-    """
-
+class UpstreamTestCase(MemoryTestCase):
     def setUp(self):
+        super().setUp()
         self.events = captureLogs(self)
-
-    def serviceFor(self, port, timeout=5.0, scheme="netstring"):
-        self.server = ServerURL(scheme, "127.0.0.1", port)
-        upstream = Upstream("up", self.server, transformClient(reactor, self.server, timeout), reactor)
-        self.addCleanup(upstream.stopService)
-        catalogue = builtinCatalogue(reactor)
-        catalogue.delegate("up", upstream.resolve)
-        return TransformService(catalogue, reactor, Limits(deadline=timeout + 5))
 
     def warnings(self):
         return [event for event in self.events if event.get("prefix") == "up"]
@@ -78,112 +74,209 @@ class UpstreamTests(TestCase):
     def assertNoTraceback(self):
         self.assertFalse([event for event in self.events if event.get("log_failure")])
 
-    async def test_joinsPipelines(self):
-        port = await listen(Factory.forProtocol(TutorialTransformProtocol))
-        self.addCleanup(port.stopListening)
-        service = self.serviceFor(port.getHost().port)
+    def result(self, deferred):
+        return self.successResultOf(self.network.run(deferred))
+
+    def failure(self, deferred, *errorClasses):
+        return self.failureResultOf(self.network.run(deferred), *errorClasses).value
+
+
+@eachScheme("assertUpstreamDown", "assertUpstreamSilent")
+class UpstreamTests(UpstreamTestCase):
+    """
+    A service whose catalogue delegates C{up} to an L{Upstream}, with the
+    real client of a scheme, against servers in memory.
+    """
+
+    def serviceFor(self, port, timeout=5.0, scheme="netstring"):
+        self.server = ServerURL(scheme, HOST, port)
+        upstream = Upstream(
+            "up", self.server, transformClient(self.reactor, self.server, timeout), self.reactor
+        )
+        self.addCleanup(lambda: self.result(upstream.stopService()))
+        catalogue = builtinCatalogue(self.reactor)
+        catalogue.delegate("up", upstream.resolve)
+        return TransformService(catalogue, self.reactor, Limits(deadline=timeout + 5))
+
+    def test_joinsPipelines(self):
+        self.network.listen(TUTORIAL, Factory.forProtocol(TutorialTransformProtocol))
+        service = self.serviceFor(TUTORIAL)
         poem = POEMS["science"]
-        result = await service.transform("titlecase|up:cummingsify|reverse", poem)
+        result = self.result(service.transform("titlecase|up:cummingsify|reverse", poem))
         self.assertEqual(result, transforms.reverse(poem.lower()))
         self.assertEqual(self.warnings(), [])
 
-    async def assertUpstreamDown(self, scheme):
+    def assertUpstreamDown(self, scheme):
         """
         An upstream that is down gives L{TransformFailed} saying so, and one
         warning without a traceback.
         """
-        service = self.serviceFor(freePort(), scheme=scheme)
-        error = await self.assertFailure(service.transform("up:cummingsify", "HELLO"), TransformFailed)
+        service = self.serviceFor(TUTORIAL, scheme=scheme)
+        error = self.failure(service.transform("up:cummingsify", "HELLO"), TransformFailed)
         self.assertEqual(error.message, f"upstream up ({self.server}): connection refused")
         [warning] = self.warnings()
         self.assertEqual((warning["transform"], warning["reason"]), ("cummingsify", "connection refused"))
         self.assertNoTraceback()
 
-    async def test_upstreamRefuses(self):
+    def test_upstreamRefuses(self):
         """
         The upstream's own refusal comes through as it is: over netstrings,
         L{NoReply}, a L{TransformFailed}.
         """
-        port = await listen(Factory.forProtocol(TutorialTransformProtocol))
-        self.addCleanup(port.stopListening)
-        service = self.serviceFor(port.getHost().port)
-        await self.assertFailure(service.transform("up:nope", "HELLO"), NoReply)
+        self.network.listen(TUTORIAL, Factory.forProtocol(TutorialTransformProtocol))
+        service = self.serviceFor(TUTORIAL)
+        self.failure(service.transform("up:nope", "HELLO"), NoReply)
         self.assertEqual(len(self.warnings()), 1)
 
-    async def assertUpstreamSilent(self, scheme):
+    def assertUpstreamSilent(self, scheme):
         """
         An upstream that never answers gives L{TransformTimeout} after the
         client's timeout, and one warning.
         """
-        silent = silentServer()
-        self.addCleanup(silent.close)
-        service = self.serviceFor(silent.getsockname()[1], timeout=0.2, scheme=scheme)
-        error = await self.assertFailure(service.transform("up:cummingsify", "HELLO"), TransformTimeout)
+        self.silentServer(TUTORIAL)
+        service = self.serviceFor(TUTORIAL, timeout=0.2, scheme=scheme)
+        error = self.failure(service.transform("up:cummingsify", "HELLO"), TransformTimeout)
         self.assertEqual(error.message, "no reply within 0.2 seconds")
+        self.assertEqual(self.reactor.seconds(), 0.2)
         self.assertEqual(len(self.warnings()), 1)
         self.assertNoTraceback()
 
-    async def test_callerGivesUp(self):
+    def test_callerGivesUp(self):
         """
         A caller that gives up cancels the upstream call, whether it is
-        still looking the address up or connected; that is no failure of
-        the upstream's, so nothing is logged.
+        still looking the address up, connecting or connected; that is no
+        failure of the upstream's, so nothing is logged.
         """
-        connected = Deferred()
+        connected = []
         silent = Factory.forProtocol(Protocol)
-        silent.buildProtocol = lambda address: connected.callback(None) or Protocol()
-        port = await listen(silent)
-        self.addCleanup(port.stopListening)
-        service = self.serviceFor(port.getHost().port)
+        silent.buildProtocol = lambda address: connected.append(address) or Protocol()
+        self.network.listen(TUTORIAL, silent)
+        service = self.serviceFor(TUTORIAL)
 
+        resolver = self.reactor.installNameResolver(_NeverResolves())
         resolving = service.transform("up:cummingsify", "HELLO")
         resolving.cancel()
-        await self.assertFailure(resolving, CancelledError)
+        self.failure(resolving, CancelledError)
+        self.reactor.installNameResolver(resolver)
+
+        connecting = service.transform("up:cummingsify", "HELLO")
+        connecting.cancel()
+        self.failure(connecting, CancelledError)
+        self.assertEqual(connected, [])
 
         waiting = service.transform("up:cummingsify", "HELLO")
-        await connected
+        self.assertTrue(self.network.runUntil(lambda: connected))
         waiting.cancel()
-        await self.assertFailure(waiting, CancelledError)
+        self.failure(waiting, CancelledError)
         self.assertEqual(self.warnings(), [])
         self.assertEqual(service.inFlight, 0)
+        self.assertEqual(self.network.pumps, [])
 
 
-class UpstreamServiceTests(TestCase):
+@implementer(IHostResolution)
+class _Resolution:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def cancel(self) -> None:
+        """
+        Nothing to stop: it never ends anyway.
+        """
+
+
+@implementer(IHostnameResolver)
+class _NeverResolves:
+    """
+    A name resolver that starts every resolution and finishes none.
+    """
+
+    def resolveHostName(self, receiver, hostName, portNumber=0, addressTypes=None, transportSemantics="TCP"):
+        resolution = _Resolution(hostName)
+        receiver.resolutionBegan(resolution)
+        return resolution
+
+
+class UpstreamServiceTests(UpstreamTestCase):
     """
     An L{Upstream} is a service of the gateway: stopping it releases its
     client (see L{gateway.clients}).
     """
 
-    async def test_stoppingClosesTheAMPConnection(self):
+    def test_stoppingClosesTheAMPConnection(self):
         """
         The AMP client keeps its connection open between questions;
         stopping the upstream closes it.
         """
-        factory = TrackingAMPFactory(serverService(), reactor)
-        port = await listen(factory)
-        self.addCleanup(port.stopListening)
-        server = ServerURL("amp", "127.0.0.1", port.getHost().port)
-        upstream = Upstream("up", server, transformClient(reactor, server), reactor)
+        factory = TrackingAMPFactory(serverService(self.reactor), self.reactor)
+        self.network.listen(UPSTREAM["amp"], factory)
+        server = ServerURL("amp", HOST, UPSTREAM["amp"])
+        upstream = Upstream("up", server, transformClient(self.reactor, server), self.reactor)
         upstream.startService()
-        self.assertEqual(await upstream.xform("cummingsify", "HELLO"), "hello")
-        self.assertEqual(await upstream.xform("reverse", "A\nB"), "B\nA")
+        self.assertEqual(self.result(upstream.xform("cummingsify", "HELLO")), "hello")
+        self.assertEqual(self.result(upstream.xform("reverse", "A\nB")), "B\nA")
         self.assertEqual(len(factory.open), 1)
-        await upstream.stopService()
-        await factory.whenAllClosed().addTimeout(5, reactor)
+        self.result(upstream.stopService())
+        self.result(factory.whenAllClosed())
         self.assertFalse(upstream.running)
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
 def test_stoppingWithNothingOpen(scheme):
     """
     An upstream whose client has no connection open stops at once.
     """
-    server = ServerURL(scheme, "127.0.0.1", freePort())
-    upstream = Upstream("up", server, transformClient(reactor, server), reactor)
+    clock = MemoryReactorClock()
+    server = ServerURL(scheme, HOST, UPSTREAM["netstring"])
+    upstream = Upstream("up", server, transformClient(clock, server), clock)
     upstream.startService()
     stopped = upstream.stopService()
     assert stopped.called
     assert stopped.result is None
+
+
+@eachScheme("assertUpstreamGoesAway")
+class UpstreamGatewayTests(UpstreamTestCase):
+    """
+    Gateways as C{xform serve} builds them, in memory, one the upstream of
+    the other.
+    """
+
+    def assertUpstreamGoesAway(self, scheme):
+        """
+        An upstream reached over C{scheme} answers, then stops: the caller gets
+        C{transform-failed}, and the gateway logs one line saying why, no
+        traceback, and still stops cleanly.  Over AMP, the connection the
+        first answer came on closes with the upstream, and the gateway
+        connects again, to find it gone.
+        """
+        upstream = self.gateway(ports=UPSTREAM)
+        url = memoryURL(scheme, UPSTREAM)
+        self.gateway("--upstream", f"up={url}")
+        caller = transformClient(self.reactor, ServerURL("http", HOST, GATEWAY["web"]))
+        self.assertEqual(self.result(caller.xform("up:cummingsify", "HELLO")), "hello")
+        self.result(upstream.stopService())
+        for port in UPSTREAM.values():
+            self.network.kill(port)  # the process has ended
+        error = self.failure(caller.xform("up:cummingsify", "HELLO"), TransformFailed)
+        self.assertEqual(error.message, f"upstream up ({url}): connection refused")
+        reason = f"upstream up ({url}) failed 'cummingsify': connection refused"
+        said = [formatEvent(event) for event in self.events]
+        self.assertEqual([line for line in said if reason in line], [reason])
+        self.assertNoTraceback()
+
+    def test_silentUpstream(self):
+        """
+        An upstream that never answers gives C{timeout} within the gateway's
+        deadline.
+        """
+        self.silentServer(TUTORIAL)
+        self.gateway("--upstream", f"slow=netstring://{HOST}:{TUTORIAL}", "--deadline", "0.5")
+        caller = transformClient(self.reactor, ServerURL("netstring", HOST, GATEWAY["netstring"]))
+        self.failure(caller.xform("slow:reverse", "A\nB\nC"), NoReply)
+        self.assertEqual(self.reactor.seconds(), 0.5)
+        said = [formatEvent(event) for event in self.events]
+        self.assertTrue([line for line in said if "closing without a reply: timeout: no" in line], said)
+        self.assertNoTraceback()
 
 
 @pytest.fixture(scope="module")
@@ -193,19 +286,21 @@ def frontGateway(fullGateway):
     every scheme, each under the scheme's name as prefix: C{amp:reverse}
     is C{reverse} asked over AMP.
     """
-    upstreams = [arg for scheme in SCHEMES for arg in ("--upstream", f"{scheme}={fullGateway.url(scheme)}")]
+    upstreams = [
+        arg for scheme in PLAIN_SCHEMES for arg in ("--upstream", f"{scheme}={fullGateway.url(scheme)}")
+    ]
     with GatewayProcess(*upstreams, listeners=tuple(LISTENERS)) as process:
         yield process
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
-def test_upstreamGatewayProcess(frontGateway, scheme):
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
+def test_upstreamGatewayProcess(frontGateway, xformHere, scheme):
     """
     Asked over C{scheme}, the front gateway forwards C{scheme:NAME} to the
     other over C{scheme} too, in a pipeline with one of its own transforms.
     """
     poem = POEMS["science"]
-    status, out, err = xform(
+    status, out, err = xformHere(
         "transform",
         f"{scheme}:piglatin|reverse|{scheme}:titlecase",
         "-s",
@@ -230,35 +325,6 @@ def test_upstreamOverNetcat(frontGateway):
     frontGateway.waitForLog(lambda: frontGateway.logged("unknown-transform: unknown transform 'elsewhere:"))
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
-def test_upstreamGoesAway(scheme):
-    """
-    An upstream reached over C{scheme} answers, then stops: the caller gets
-    C{transform-failed}, and the gateway logs one line saying why, no
-    traceback, and still stops cleanly.  Over AMP, the connection the
-    first answer came on closes with the upstream, and the gateway
-    connects again, to find it gone.
-    """
-    with (
-        GatewayProcess(listeners=listenersFor(scheme)) as upstream,
-        GatewayProcess("--upstream", f"up={upstream.url(scheme)}", listeners=("web",)) as gateway,
-    ):
-        url, caller = upstream.url(scheme), gateway.url("http")
-        assert xform("transform", "up:cummingsify", "-s", caller, input=b"HELLO") == (0, b"hello", "")
-        assert upstream.stop() == 0
-        status, out, err = xform("transform", "up:cummingsify", "-s", caller, input=b"HELLO")
-        assert (status, out, err) == (
-            1,
-            b"",
-            f"xform: {caller}: transform-failed: upstream up ({url}): connection refused\n",
-        )
-        reason = f"upstream up ({url}) failed 'cummingsify': connection refused"
-        gateway.waitForLog(lambda: gateway.logged(reason))
-        assert gateway.stop() == 0
-    assert len([line for line in gateway.log if reason in line]) == 1
-    assert not gateway.logged("Traceback") and not gateway.logged("Unhandled")
-
-
 def test_stopsWithItsUpstreamConnectionOpen(fullGateway):
     """
     A gateway whose AMP client holds a connection open to its upstream
@@ -268,19 +334,6 @@ def test_stopsWithItsUpstreamConnectionOpen(fullGateway):
         assert netcat(gateway.ports["netstring"], encodeNetstring(b"up:cummingsify.HELLO")) == b"5:hello,"
         assert gateway.stop(timeout=5) == 0
     assert not gateway.logged("Traceback") and not gateway.logged("Unhandled")
-
-
-def test_silentUpstreamProcess():
-    """
-    An upstream that never answers gives C{timeout} within the gateway's
-    deadline.
-    """
-    with silentServer() as silent:
-        url = f"netstring://127.0.0.1:{silent.getsockname()[1]}"
-        with GatewayProcess("--upstream", f"slow={url}", "--deadline", "0.5") as gateway:
-            assert netcat(gateway.ports["netstring"], encodeNetstring(b"slow:reverse.A\nB\nC")) == b""
-            gateway.waitForLog(lambda: gateway.logged("closing without a reply: timeout: no"))
-    assert not gateway.logged("Traceback")
 
 
 @pytest.mark.parametrize(
@@ -300,31 +353,28 @@ def test_upstreamUsageErrors(xformHere, arguments, message):
 class TutorialUpstreamTests(TestCase):
     """
     A gateway process whose upstream is the tutorial's own kind of server,
-    written above on Twisted's L{NetstringReceiver} and run here.
+    written above on Twisted's L{NetstringReceiver} and run here, on a real
+    socket; then the server goes away.
     """
 
-    async def setUp(self):
-        self.tutorial = await listen(Factory.forProtocol(TutorialTransformProtocol))
-        self.addCleanup(self.tutorial.stopListening)
-        self.url = f"netstring://127.0.0.1:{self.tutorial.getHost().port}"
-        self.gateway = GatewayProcess("--upstream", f"tut={self.url}").start()
-        self.addCleanup(self.gateway.stop)
-        server = ServerURL("netstring", "127.0.0.1", self.gateway.ports["netstring"])
-        self.client = transformClient(reactor, server)
+    async def test_throughTheGatewayThenGone(self):
+        tutorial = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            Factory.forProtocol(TutorialTransformProtocol)
+        )
+        self.addCleanup(tutorial.stopListening)
+        url = f"netstring://127.0.0.1:{tutorial.getHost().port}"
+        gateway = GatewayProcess("--upstream", f"tut={url}").start()
+        self.addCleanup(gateway.stop)
+        client = transformClient(reactor, ServerURL("netstring", "127.0.0.1", gateway.ports["netstring"]))
 
-    async def test_throughTheGateway(self):
         poem = POEMS["ecstasy"]
-        self.assertEqual(await self.client.xform("tut:cummingsify", poem), poem.lower())
-        self.assertEqual(
-            await self.client.xform("tut:cummingsify|mirror", poem), transforms.mirror(poem.lower())
-        )
-        await self.assertFailure(self.client.xform("tut:reverse", poem), NoReply)
+        self.assertEqual(await client.xform("tut:cummingsify", poem), poem.lower())
+        self.assertEqual(await client.xform("tut:cummingsify|mirror", poem), transforms.mirror(poem.lower()))
+        await self.assertFailure(client.xform("tut:reverse", poem), NoReply)
 
-    async def test_upstreamGoesAway(self):
-        self.assertEqual(await self.client.xform("tut:cummingsify", "HELLO"), "hello")
-        await self.tutorial.stopListening()
-        await self.assertFailure(self.client.xform("tut:cummingsify", "HELLO"), NoReply)
-        self.gateway.waitForLog(
-            lambda: self.gateway.logged(f"upstream tut ({self.url}) failed 'cummingsify': connection refused")
+        await tutorial.stopListening()
+        await self.assertFailure(client.xform("tut:cummingsify", "HELLO"), NoReply)
+        gateway.waitForLog(
+            lambda: gateway.logged(f"upstream tut ({url}) failed 'cummingsify': connection refused")
         )
-        self.assertFalse(self.gateway.logged("Traceback"))
+        self.assertFalse(gateway.logged("Traceback"))

@@ -15,6 +15,29 @@ from gateway.urls import ServerURL, parseServerURL
 from protocols.interfaces import ITransformClient, ITransformLister
 
 
+def test_tlsSchemes():
+    """
+    Each protocol has a scheme over TLS, with the default port the docs
+    give: the same as in the clear for netstrings and AMP, 8443 for the web
+    face.
+    """
+    assert {name: scheme.defaultPort for name, scheme in SCHEMES.items() if scheme.tls} == {
+        "netstrings": 10001,
+        "amps": 10002,
+        "wss": 8443,
+        "https": 8443,
+    }
+    for name, scheme in SCHEMES.items():
+        if scheme.tls:
+            plain = SCHEMES[name.removesuffix("s")]
+            assert (scheme.listener, scheme.path, scheme.transform) == (
+                plain.listener,
+                plain.path,
+                plain.transform,
+            )
+    assert parseServerURL("wss://localhost") == ServerURL("wss", "localhost", 8443)
+
+
 def test_parse():
     assert parseServerURL("netstring://127.0.0.1:7") == ServerURL("netstring", "127.0.0.1", 7)
     assert parseServerURL("amp://example.org") == ServerURL("amp", "example.org", 10002)
@@ -47,7 +70,8 @@ def test_invalidNamesEveryScheme():
         parseServerURL("gopher://host")
     assert str(raised.value) == (
         "'gopher://host' is not a server URL "
-        "(netstring://HOST:PORT, amp://HOST:PORT, ws://HOST:PORT/ws, http://HOST:PORT)"
+        "(netstring://HOST:PORT, netstrings://HOST:PORT, amp://HOST:PORT, amps://HOST:PORT, "
+        "ws://HOST:PORT/ws, wss://HOST:PORT/ws, http://HOST:PORT, https://HOST:PORT)"
     )
 
 

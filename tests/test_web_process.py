@@ -17,10 +17,12 @@ from tests.helpers import POEMS, ROOT, GatewayProcess
 from tests.test_process import BIG_POEM, HUGE_POEM, xform
 
 
-@pytest.fixture(scope="module")
-def gateway():
-    with GatewayProcess(listeners=("web",)) as process:
-        yield process
+@pytest.fixture
+def gateway(fullGateway):
+    """
+    The run's gateway with every listener on, and the default options.
+    """
+    return fullGateway
 
 
 def servers(gateway):
@@ -108,24 +110,34 @@ def test_pageAndRoutes(gateway):
     assert [poem["name"] for poem in json.loads(poems)] == sorted(POEMS)
 
 
-def test_poemsOption(tmp_path):
-    (tmp_path / "only.txt").write_text("The Only Poem\n", "utf-8")
-    with GatewayProcess("--poems", str(tmp_path), listeners=("web",)) as gateway:
-        assert json.loads(get(gateway, "/poems")[1]) == [{"name": "only", "title": "The Only Poem"}]
-        assert get(gateway, "/poems/only") == (200, b"The Only Poem\n")
+@pytest.fixture(scope="module")
+def optionsGateway(tmp_path_factory):
+    """
+    A gateway serving the poems of a directory of its own, and letting a
+    page of another site in.
+    """
+    poems = tmp_path_factory.mktemp("poems")
+    (poems / "only.txt").write_text("The Only Poem\n", "utf-8")
+    options = ("--poems", str(poems), "--allowed-origin", "https://poems.example.org")
+    with GatewayProcess(*options, listeners=("web",)) as process:
+        yield process
 
 
-def test_allowedOriginOption():
-    with GatewayProcess("--allowed-origin", "https://poems.example.org", listeners=("web",)) as gateway:
-        connection = http.client.HTTPConnection("127.0.0.1", gateway.ports["web"], timeout=10)
-        try:
-            for origin, expected in [("https://poems.example.org", 200), ("https://evil.example", 403)]:
-                connection.request("POST", "/transform/rot13", body=b"a", headers={"Origin": origin})
-                response = connection.getresponse()
-                response.read()
-                assert response.status == expected, origin
-        finally:
-            connection.close()
+def test_poemsOption(optionsGateway):
+    assert json.loads(get(optionsGateway, "/poems")[1]) == [{"name": "only", "title": "The Only Poem"}]
+    assert get(optionsGateway, "/poems/only") == (200, b"The Only Poem\n")
+
+
+def test_allowedOriginOption(optionsGateway):
+    connection = http.client.HTTPConnection("127.0.0.1", optionsGateway.ports["web"], timeout=10)
+    try:
+        for origin, expected in [("https://poems.example.org", 200), ("https://evil.example", 403)]:
+            connection.request("POST", "/transform/rot13", body=b"a", headers={"Origin": origin})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == expected, origin
+    finally:
+        connection.close()
 
 
 @pytest.mark.parametrize(

@@ -1,22 +1,18 @@
 """
-JSON-RPC 2.0 over the real WebSocket endpoint: the web site listening on
-127.0.0.1 in this process's reactor, driven by an independent client (the
-C{websockets} package, blocking, in a thread) and, where a test needs bytes
-no client library would send, by a raw socket.
+JSON-RPC 2.0 over the gateway's WebSocket endpoint, in memory: the real
+web site on a L{MemoryNetwork}, driven by an independent client (the
+C{websockets} library's own protocol, L{tests.websocketclient}) and, where
+a test needs bytes no client library would send, by raw bytes on its
+connection; deadlines on the network's fake clock.  Over real sockets:
+L{tests.test_loopback} and, with the C{websockets} library's blocking
+client against a real gateway, L{tests.test_web_process}.
 """
 
-import http.client
 import json
 import os
 
-from twisted.internet import reactor
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.task import deferLater
-from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import TestCase
-from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from websockets.frames import Frame, Opcode
-from websockets.sync.client import connect
 
 from gateway.web import makeSite
 from protocols.jsonrpc import (
@@ -31,9 +27,15 @@ from protocols.origins import OriginPolicy
 from protocols.websocket import maxMessageBytes
 from service import Limits, TransformService, transforms
 from tests.helpers import POEMS, captureLogs, echoed, misbehavingCatalogue
+from tests.memory import HOST, Collector, MemoryTestCase, readResponse
+from tests.websocketclient import WebSocketClient
 
-#: The server's limits: a 1 MB poem fits, a request stalls for 0.5 s.
-LIMITS = Limits(maxPoemBytes=1_100_000, deadline=0.5, maxInFlight=64)
+#: The server's limits: a 1 MB poem fits, a request stalls for 0.5 s, and one
+#: connection may use the whole cap on requests in flight (the caps per
+#: connection and per address are tested in tests/test_overload.py).
+LIMITS = Limits(
+    maxPoemBytes=1_100_000, deadline=0.5, maxInFlight=64, maxInFlightPerConnection=64, maxInFlightPerPeer=64
+)
 
 MEGABYTE_POEM = ("Das Gedicht, ein Megabyte lang.\n" * 40_000)[:1_000_000]
 
@@ -107,9 +109,14 @@ CASES = [
     ("a null id", request("transform", ["rot13", "a"], id=None), result({"poem": "n"}, None)),
     ("a huge id", request("transform", ["rot13", "a"], id=10**60 + 7), result({"poem": "n"}, 10**60 + 7)),
     (
-        "a long string id",
-        request("transform", ["rot13", "a"], id="i" * 10_000),
-        result({"poem": "n"}, "i" * 10_000),
+        "the longest string id",
+        request("transform", ["rot13", "a"], id="i" * 256),
+        result({"poem": "n"}, "i" * 256),
+    ),
+    (
+        "a string id too long",
+        request("transform", ["rot13", "a"], id="i" * 257),
+        error(INVALID_REQUEST, None),
     ),
     ("list_transforms", request("list_transforms"), None),  # checked in its own test
     ("a notification", notification("transform", ["rot13", "a"]), None),
@@ -147,7 +154,8 @@ CASES = [
         error(PARSE_ERROR, None),
     ),
     ("NaN", '{"jsonrpc": "2.0", "method": "transform", "params": NaN, "id": 1}', error(PARSE_ERROR, None)),
-    ("deeply nested JSON", "[" * 50_000 + "]" * 50_000, error(PARSE_ERROR, None)),
+    ("deeply nested JSON", "[" * 5_000 + "]" * 5_000, error(PARSE_ERROR, None)),
+    ("too many values", "[" * 50_000 + "]" * 50_000, error(INVALID_REQUEST, None)),
     (
         "nested params within reach",
         request("transform", {"transform": "rot13", "poem": [[[["a"]]]]}),
@@ -202,28 +210,59 @@ def _encoded(message):
     return message if isinstance(message, str | bytes) else json.dumps(message)
 
 
-class WebSocketTestCase(TestCase):
+#: Where the web site listens, in memory.
+WEB = 8080
+
+
+class WebSocketTestCase(MemoryTestCase):
     """
-    A web site on a free loopback port, its service with the misbehaving
-    transforms and L{LIMITS}.
+    The gateway's web site in memory, its service with the misbehaving
+    transforms and L{LIMITS}, on the network's clock.
     """
 
     origins = OriginPolicy()
     limits = LIMITS
 
-    async def setUp(self):
-        self.service = TransformService(misbehavingCatalogue(reactor), reactor, self.limits)
-        site = makeSite(self.service, POEMS, self.origins, reactor)
-        self.port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(site)
-        self.addCleanup(self.port.stopListening)
-        self.address = f"127.0.0.1:{self.port.getHost().port}"
+    def setUp(self):
+        super().setUp()
+        self.service = TransformService(misbehavingCatalogue(self.reactor), self.reactor, self.limits)
+        self.site = makeSite(self.service, POEMS, self.origins, self.reactor)
+        self.network.listen(WEB, self.site)
+        self.address = f"{HOST}:{WEB}"
         self.url = f"ws://{self.address}/ws"
 
     def connect(self, **options):
-        return connect(self.url, proxy=None, max_size=None, open_timeout=10, **options)
+        """
+        A L{WebSocketClient} connecting to C{/ws}; run the network for it
+        to get anywhere.
+        """
+        client = WebSocketClient(self.url, **options)
+        connectProtocol(HostnameEndpoint(self.reactor, HOST, WEB), client)
+        return client
 
-    def inThread(self, function, *args, **kwargs):
-        return deferToThread(function, *args, **kwargs)
+    def open(self, **options):
+        """
+        A L{WebSocketClient} whose handshake has succeeded.
+        """
+        client = self.connect(**options)
+        self.assertEqual(self.successResultOf(self.network.run(client.handshake)).status_code, 101)
+        return client
+
+    def receive(self, client, count):
+        """
+        The first C{count} messages C{client} has received, as JSON, once
+        they have come.
+        """
+        return [
+            json.loads(message) for message in self.successResultOf(self.network.run(client.received(count)))
+        ]
+
+    def closeCode(self, client):
+        """
+        The code of the close frame the server ends C{client}'s connection
+        with.
+        """
+        return self.successResultOf(self.network.run(client.closed))
 
 
 class ConformanceTests(WebSocketTestCase):
@@ -233,50 +272,48 @@ class ConformanceTests(WebSocketTestCase):
         when none is expected, send a sentinel request right after, whose
         answer must be the next message.
         """
-        answers = []
-        with self.connect() as ws:
-            for _, message, expected in cases:
-                ws.send(_encoded(message))
-                if expected is None:
-                    ws.send(json.dumps(SENTINEL))
-                answers.append(json.loads(ws.recv(timeout=10)))
-        return answers
+        client = self.open()
+        for count, (_, message, expected) in enumerate(cases, 1):
+            client.send(_encoded(message))
+            if expected is None:
+                client.send(json.dumps(SENTINEL))
+            self.receive(client, count)
+        client.close()
+        return self.receive(client, len(cases))
 
-    async def test_conformanceTable(self):
+    def test_conformanceTable(self):
         cases = [case for case in CASES if case[0] != "list_transforms"]
-        answers = await self.inThread(self.exchangeAll, cases)
+        answers = self.exchangeAll(cases)
         for (what, _, expected), answer in zip(cases, answers, strict=True):
             self.assertEqual(withoutMessages(answer), expected or SENTINEL_ANSWER, what)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 2)  # explode, twice
 
-    async def test_listTransforms(self):
-        [answer] = await self.inThread(self.exchangeAll, [("", request("list_transforms", id="l"), True)])
+    def test_listTransforms(self):
+        [answer] = self.exchangeAll([("", request("list_transforms", id="l"), True)])
         self.assertEqual(answer["id"], "l")
         self.assertEqual(
             answer["result"],
             [{"name": entry.name, "description": entry.description} for entry in self.service.transforms()],
         )
 
-    async def test_errorMessagesAreWords(self):
-        answers = await self.inThread(
-            self.exchangeAll, [("", request("transform", ["nope", "a"]), True), ("", "[]", True)]
-        )
+    def test_errorMessagesAreWords(self):
+        answers = self.exchangeAll([("", request("transform", ["nope", "a"]), True), ("", "[]", True)])
         self.assertEqual(answers[0]["error"]["message"], "unknown transform 'nope'")
         self.assertEqual(answers[1]["error"]["message"], "Invalid Request: the batch is empty")
 
-    async def test_overloaded(self):
+    def test_overloaded(self):
         """
         Past the service's requests in flight, a request is refused with
         the overloaded error, in a batch as well.
         """
         stalls = [request("transform", ["stall", str(i)], id=i) for i in range(LIMITS.maxInFlight)]
         extra = request("transform", ["rot13", "a"], id="extra")
-        [answer] = await self.inThread(self.exchangeAll, [("", [*stalls, extra], True)])
+        [answer] = self.exchangeAll([("", [*stalls, extra], True)])
         answer = withoutMessages(answer)
         self.assertEqual(answer[-1], appError("overloaded", "extra"))
         self.assertEqual(answer[:-1], [appError("timeout", i) for i in range(LIMITS.maxInFlight)])
 
-    async def test_answerTooBigForOneMessage(self):
+    def test_answerTooBigForOneMessage(self):
         """
         A batch whose answer would be over the message limit gets -32000
         errors in place of its results (a transform can make a poem longer
@@ -284,35 +321,36 @@ class ConformanceTests(WebSocketTestCase):
         """
         poem = ("x" * 1000 + "\n") * 100  # echo triples every line
         batch = [request("transform", ["echo", poem], id=i) for i in range(25)]
-        [answer] = await self.inThread(self.exchangeAll, [("", batch, True)])
+        [answer] = self.exchangeAll([("", batch, True)])
         self.assertEqual(withoutMessages(answer), [error(ANSWER_TOO_BIG, i) for i in range(25)])
-        [answer] = await self.inThread(self.exchangeAll, [("", batch[:2], True)])
+        [answer] = self.exchangeAll([("", batch[:2], True)])
         self.assertEqual(answer, [result({"poem": echoed(poem)}, i) for i in range(2)])
 
-    def binaryThenText(self):
-        with self.connect() as ws:
-            ws.send(b'{"jsonrpc": "2.0", "method": "list_transforms", "id": 1}')
-            refusal = json.loads(ws.recv(timeout=10))
-            ws.send(json.dumps(request("transform", ["rot13", "a"], id=2)))
-            return refusal, json.loads(ws.recv(timeout=10))
-
-    async def test_binaryMessage(self):
+    def test_binaryMessage(self):
         """
         A binary message gets an Invalid Request error that says to send
         text; the connection stays usable.
         """
-        refusal, answer = await self.inThread(self.binaryThenText)
+        client = self.open()
+        client.send(b'{"jsonrpc": "2.0", "method": "list_transforms", "id": 1}')
+        [refusal] = self.receive(client, 1)
+        client.send(json.dumps(request("transform", ["rot13", "a"], id=2)))
+        answer = self.receive(client, 2)[1]
         self.assertIn("send each JSON-RPC message as one text message", refusal["error"]["message"])
         self.assertEqual(withoutMessages(refusal), error(INVALID_REQUEST, None))
         self.assertEqual(answer, result({"poem": "n"}, 2))
 
     def concurrently(self, messages):
-        with self.connect() as ws:
-            for message in messages:
-                ws.send(json.dumps(message))
-            return [json.loads(ws.recv(timeout=10)) for _ in messages]
+        """
+        Send C{messages} at once on one connection; the answers, in the
+        order they came.
+        """
+        client = self.open()
+        for message in messages:
+            client.send(json.dumps(message))
+        return self.receive(client, len(messages))
 
-    async def test_fiftyConcurrentRequests(self):
+    def test_fiftyConcurrentRequests(self):
         """
         Fifty requests sent at once on one connection are all answered,
         each to its own id.
@@ -320,7 +358,7 @@ class ConformanceTests(WebSocketTestCase):
         poems = {i: f"POEM NUMBER {i}\nTHE END" for i in range(50)}
         pipelines = ["cummingsify|echo", "rot13", "reverse|echo", "piglatin"]
         messages = [request("transform", [pipelines[i % 4], poem], id=i) for i, poem in poems.items()]
-        answers = await self.inThread(self.concurrently, messages)
+        answers = self.concurrently(messages)
         self.assertEqual(sorted(answer["id"] for answer in answers), list(range(50)))
         for answer in answers:
             i = answer["id"]
@@ -329,90 +367,68 @@ class ConformanceTests(WebSocketTestCase):
                 expected = {"echo": echoed}.get(step, getattr(transforms, step))(expected)
             self.assertEqual(answer, result({"poem": expected}, i))
 
-    async def test_answeredAsEachFinishes(self):
+    def test_answeredAsEachFinishes(self):
         """
         A slow request does not hold up the ones after it: their answers
-        come first.
+        come first, the slow one's at its deadline.
         """
-        answers = await self.inThread(
-            self.concurrently,
+        answers = self.concurrently(
             [
                 request("transform", ["stall", "a"], id="slow"),
                 request("transform", ["rot13", "a"], id="fast"),
-            ],
+            ]
         )
         self.assertEqual([answer["id"] for answer in answers], ["fast", "slow"])
         self.assertEqual(answers[1]["error"]["data"], "timeout")
+        self.assertGreaterEqual(self.reactor.seconds(), LIMITS.deadline)
 
-    def oversize(self, size):
-        with self.connect() as ws:
-            try:
-                ws.send("x" * size)
-                ws.recv(timeout=10)
-            except ConnectionClosedError as closed:
-                return closed.rcvd.code, closed.rcvd.reason
-        return None
-
-    async def test_oversizeMessage(self):
+    def test_oversizeMessage(self):
         """
         A message over the limit closes the connection with 1009.
         """
         limit = maxMessageBytes(self.service)
         self.assertEqual(limit, 6 * LIMITS.maxPoemBytes + 64 * 1024)
-        code, reason = await self.inThread(self.oversize, limit + 1)
-        self.assertEqual(code, 1009)
-        self.assertIn("exceeds payload limit", reason)
+        client = self.open()
+        client.send("x" * (limit + 1))
+        self.assertEqual(self.closeCode(client), 1009)
+        self.assertIn("exceeds payload limit", client.closeReason)
 
-    def rawExchange(self, frames):
-        """
-        Open a connection, send C{frames} (bytes as they are) on its socket,
-        and return the code of the close frame the server answers with.
-        """
-        with self.connect() as ws:
-            ws.socket.sendall(frames)
-            try:
-                ws.recv(timeout=10)
-            except ConnectionClosedError as closed:
-                return closed.rcvd.code
-        return None
-
-    async def test_oversizeRefusedFromTheHeader(self):
+    def test_oversizeRefusedFromTheHeader(self):
         """
         A frame announcing a terabyte is refused (1009) as soon as its
         header arrives: not a byte of its payload needs to be sent.
         """
-        header = bytes([0x80 | Opcode.TEXT, 0x80 | 127]) + (1 << 40).to_bytes(8, "big") + os.urandom(4)
-        self.assertEqual(await self.inThread(self.rawExchange, header), 1009)
+        client = self.open()
+        client.sendRaw(bytes([0x80 | Opcode.TEXT, 0x80 | 127]) + (1 << 40).to_bytes(8, "big") + os.urandom(4))
+        self.assertEqual(self.closeCode(client), 1009)
 
-    async def test_invalidUTF8(self):
+    def test_invalidUTF8(self):
         """
         A text message that is not UTF-8 closes the connection with 1007.
         """
-        frame = Frame(Opcode.TEXT, b'"\xff\xfe"').serialize(mask=True)
-        self.assertEqual(await self.inThread(self.rawExchange, frame), 1007)
+        client = self.open()
+        client.sendRaw(Frame(Opcode.TEXT, b'"\xff\xfe"').serialize(mask=True))
+        self.assertEqual(self.closeCode(client), 1007)
 
 
 class ClosingTests(WebSocketTestCase):
     limits = Limits(maxPoemBytes=1000, deadline=60.0)
 
-    async def test_closingAbandonsRequests(self):
+    def test_closingAbandonsRequests(self):
         """
         Requests still running when their connection closes are cancelled:
-        they leave the service long before their deadline.
+        they leave the service as the connection closes, long before their
+        deadline.
         """
-
-        def sendAndLeave():
-            with self.connect() as ws:
-                ws.send(json.dumps([request("transform", ["stall", "a"], id=i) for i in range(3)]))
-                ws.send(json.dumps(SENTINEL))
-                return json.loads(ws.recv(timeout=10))
-
-        self.assertEqual(await self.inThread(sendAndLeave), SENTINEL_ANSWER)
-        for _ in range(500):
-            if self.service.inFlight == 0:
-                break
-            await deferLater(reactor, 0.01)
+        client = self.open()
+        client.send(json.dumps([request("transform", ["stall", "a"], id=i) for i in range(3)]))
+        client.send(json.dumps(SENTINEL))
+        self.assertEqual(self.receive(client, 1), [SENTINEL_ANSWER])
+        self.assertEqual(self.service.inFlight, 3)
+        client.close()
+        self.assertEqual(self.closeCode(client), 1000)
         self.assertEqual(self.service.inFlight, 0)
+        self.assertLess(self.reactor.seconds(), 60.0)
 
 
 class OriginTests(WebSocketTestCase):
@@ -422,81 +438,80 @@ class OriginTests(WebSocketTestCase):
         """
         Open and close a connection; the handshake's status.
         """
-        try:
-            with self.connect(**options):
-                return 101
-        except InvalidStatus as refused:
-            return refused.response.status_code
+        client = self.connect(**options)
+        status = self.successResultOf(self.network.run(client.handshake)).status_code
+        if status == 101:
+            client.close()
+        self.network.run(client.closed)
+        return status
 
-    async def test_noOrigin(self):
-        self.assertEqual(await self.inThread(self.status), 101)
+    def test_noOrigin(self):
+        self.assertEqual(self.status(), 101)
 
-    async def test_sameOrigin(self):
-        self.assertEqual(await self.inThread(self.status, origin=f"http://{self.address}"), 101)
+    def test_sameOrigin(self):
+        self.assertEqual(self.status(origin=f"http://{self.address}"), 101)
 
-    async def test_allowedOrigin(self):
-        self.assertEqual(await self.inThread(self.status, origin="https://poems.example.org"), 101)
+    def test_allowedOrigin(self):
+        self.assertEqual(self.status(origin="https://poems.example.org"), 101)
 
-    async def test_otherSite(self):
+    def test_otherSite(self):
         for origin in [
             "http://evil.example",
             "https://poems.example.org:8443",
             f"https://{self.address}",
             "null",
         ]:
-            self.assertEqual(await self.inThread(self.status, origin=origin), 403, origin)
+            self.assertEqual(self.status(origin=origin), 403, origin)
 
-    async def test_refusalLogged(self):
+    def test_refusalLogged(self):
         """
         A refused handshake is logged as every refusal is, once, with the
         client as host:port.
         """
         events = captureLogs(self)
-        self.assertEqual(await self.inThread(self.status, origin="http://evil.example"), 403)
+        self.assertEqual(self.status(origin="http://evil.example"), 403)
         [line] = [event["log_format"].format(**event) for event in events if event.get("error")]
         self.assertRegex(
             line,
             r"^ws 127\.0\.0\.1:\d+: answering forbidden-origin: origin 'http://evil\.example' is not allowed",
         )
 
-    async def test_reboundName(self):
+    def test_reboundName(self):
         """
         A page on a name rebound to 127.0.0.1 sends matching Origin and Host
         headers, and is still refused.
         """
-        port = self.port.getHost().port
-        status = await self.inThread(
-            self.status,
-            origin=f"http://evil.example:{port}",
-            additional_headers={"Host": f"evil.example:{port}"},
-        )
+        status = self.status(origin=f"http://evil.example:{WEB}", host=f"evil.example:{WEB}")
         self.assertEqual(status, 403)
 
 
 class HandshakeTests(WebSocketTestCase):
     def get(self, headers):
-        connection = http.client.HTTPConnection(self.address, timeout=10)
-        try:
-            connection.request("GET", "/ws", headers=headers)
-            response = connection.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            connection.close()
+        """
+        C{GET /ws} with C{headers}: the status, headers and body of the
+        answer.
+        """
+        lines = ["GET /ws HTTP/1.1", f"Host: {self.address}", "Connection: close"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        request = Collector("\r\n".join([*lines, "", ""]).encode("latin-1"))
+        connectProtocol(HostnameEndpoint(self.reactor, HOST, WEB), request)
+        response = readResponse(self.successResultOf(self.network.run(request.done)))
+        return response.status, dict(response.getheaders()), response.read()
 
-    async def test_aBrowserOpeningTheURL(self):
+    def test_aBrowserOpeningTheURL(self):
         """
         C{GET /ws} without an upgrade (a browser opening the URL) gets 426
         and the web face's JSON error, with its security headers, instead of
         Autobahn's status page.
         """
-        status, headers, body = await self.inThread(self.get, {})
+        status, headers, body = self.get({})
         self.assertEqual(status, 426)
         self.assertEqual(headers["Upgrade"], "websocket")
         self.assertEqual(headers["X-Content-Type-Options"], "nosniff")
         self.assertEqual(json.loads(body)["error"], "upgrade-required")
         self.assertNotIn(b"Autobahn", body)
 
-    async def test_onlyRFC6455(self):
+    def test_onlyRFC6455(self):
         """
         A handshake for version 8 of the protocol (a draft before RFC 6455)
         is refused.
@@ -507,13 +522,13 @@ class HandshakeTests(WebSocketTestCase):
             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
             "Sec-WebSocket-Version": "8",
         }
-        status, headers, body = await self.inThread(self.get, headers)
+        status, headers, body = self.get(headers)
         self.assertEqual(status, 400)
         self.assertEqual(headers["Sec-WebSocket-Version"], "13")
 
 
 class RefusalLogTests(WebSocketTestCase):
-    async def test_refusalsLogged(self):
+    def test_refusalsLogged(self):
         """
         The requests the service refuses are logged as over every protocol
         (L{protocols.common.logRefusal}): a batch of 20 refused requests
@@ -521,24 +536,20 @@ class RefusalLogTests(WebSocketTestCase):
         up the others.
         """
         events = captureLogs(self)
-
-        def exchange():
-            with self.connect() as ws:
-                ws.send(
-                    json.dumps(
-                        [request("transform", {"transform": "nope", "poem": "x"}, i) for i in range(20)]
-                    )
-                )
-                return json.loads(ws.recv(timeout=10))
-
-        answers = await self.inThread(exchange)
+        client = self.open()
+        client.send(
+            json.dumps([request("transform", {"transform": "nope", "poem": "x"}, i) for i in range(20)])
+        )
+        [answers] = self.receive(client, 1)
         self.assertEqual(len(answers), 20)
         lines = [event["log_format"].format(**event) for event in events if event.get("error")]
         self.assertEqual(len(lines), 5)
         self.assertRegex(
             lines[0], r"^ws 127\.0\.0\.1:\d+: answering unknown-transform: unknown transform 'nope'$"
         )
-        await self.port.stopListening()
+        client.close()
+        self.network.run(client.closed)
+        self.site.stopFactory()  # what its port does when it stops listening
         summary = [event["log_format"].format(**event) for event in events if event.get("count")]
         self.assertEqual(len(summary), 1)
         self.assertRegex(summary[0], r"^ws: 15 more 'unknown-transform' refusals in the last [\d.e-]+ s$")

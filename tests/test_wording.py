@@ -6,7 +6,7 @@ it at its own framing or the service does.
 
 import pytest
 
-from gateway.schemes import SCHEMES
+from tests.helpers import PLAIN_SCHEMES
 
 #: A poem of 5 MB, five times the default limit.
 FIVE_MEGABYTES = "A" * 5_000_000
@@ -15,7 +15,7 @@ FIVE_MEGABYTES = "A" * 5_000_000
 SENTENCE = "the poem is 5,000,000 bytes; this gateway accepts at most 1,048,576 (--max-poem-bytes)"
 
 
-@pytest.mark.parametrize("scheme", [name for name in SCHEMES if name != "netstring"])
+@pytest.mark.parametrize("scheme", [name for name in PLAIN_SCHEMES if name != "netstring"])
 def test_theSameSentenceOverEveryProtocol(fullGateway, xformHere, scheme):
     """
     AMP, WebSocket JSON-RPC and HTTP answer with the error's name and the

@@ -9,7 +9,7 @@ from functools import partial
 from twisted.application.internet import ClientService
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionClosed
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.protocols import amp
 from twisted.python.failure import Failure
@@ -37,6 +37,7 @@ class ClientAMP(BoxConnection):
     """
 
     closedByClient = False
+    _abort: IDelayedCall | None = None
 
     def __init__(self, client: "AMPTransformClient") -> None:
         super().__init__(amp.CommandLocator(), maxBoxBytes(client.maxReplyBytes))
@@ -58,7 +59,18 @@ class ClientAMP(BoxConnection):
             {ERROR: tag, ERROR_CODE: b"POEM_TOO_LARGE", ERROR_DESCRIPTION: description.encode("utf-8")}
         )
 
+    def abortUnlessClosedWithin(self, seconds: float, clock: IReactorTime) -> None:
+        """
+        Drop the connection if it is still open in C{seconds}.  Closing a
+        TLS connection waits for the server to take part (to finish the
+        handshake, to answer the close), which an unresponsive one never
+        does.
+        """
+        self._abort = clock.callLater(seconds, self.transport.abortConnection)
+
     def connectionLost(self, reason: Failure) -> None:
+        if self._abort is not None and self._abort.active():
+            self._abort.cancel()
         self._client._connectionLost(self)  # first: failing the questions may ask them again
         super().connectionLost(reason)
 
@@ -133,13 +145,15 @@ class AMPTransformClient:
 
     def disconnect(self) -> "Deferred[None]":
         """
-        Close the connection, if there is one, and stop connecting;
-        questions in flight fail.  A later question connects again.
+        Close the connection, if there is one (dropping it if it is not
+        closed within L{timeout}), and stop connecting; questions in flight
+        fail.  A later question connects again.
 
         @return: a L{Deferred} that fires once the connection is closed.
         """
         if self._protocol is not None:
             self._protocol.closedByClient = True
+            self._protocol.abortUnlessClosedWithin(self.timeout, self._clock)
         if not self._service.running:
             return succeed(None)
         return self._handedOn(self._service.stopService())

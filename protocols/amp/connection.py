@@ -182,7 +182,9 @@ class BoxConnection(Protocol):
         """
         if self._finished:
             raise ConnectionLost()
-        self.transport.write(encodeBox(sorted(box.items(), key=_ampKeysFirst)))
+        data = encodeBox(sorted(box.items(), key=_ampKeysFirst))
+        self.transport.write(data)
+        self.boxSent(len(data))
         if ASK in box:
             self._asked.add(box[ASK])
             return
@@ -195,6 +197,11 @@ class BoxConnection(Protocol):
     def questionsChanged(self) -> None:
         """
         A question arrived or was answered (L{unanswered} changed).
+        """
+
+    def boxSent(self, size: int) -> None:
+        """
+        A box of C{size} bytes was written.
         """
 
     def unhandledError(self, failure: Failure) -> None:

@@ -5,13 +5,14 @@ limits and timeouts are the contract of docs/protocols.md (section AMP).
 """
 
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
-from twisted.internet.interfaces import IAddress, IPushProducer
+from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from protocols.addresses import peerOf
 from protocols.amp.commands import ListTransforms, TransformPoem
 from protocols.amp.connection import BoxConnection
 from protocols.amp.wire import (
@@ -26,9 +27,19 @@ from protocols.amp.wire import (
     maxBoxBytes,
 )
 from protocols.common import Refusals, TransformServerFactory, logRefusal
+from protocols.connections import FIRST_BYTES_GRACE, IDrainable
 from protocols.listing import transformsListing
-from service.errors import PoemTooLarge, TransformError
-from service.transformer import TransformService
+from protocols.observer import OK, UNOBSERVED, IServerObserver, stopwatch
+from service.errors import PoemTooLarge, TransformError, TransformFailed
+from service.transformer import Caller, TransformService
+
+
+def _outcome(code: bytes) -> str:
+    """
+    The name of the error an AMP error code stands for (C{UNKNOWN_TRANSFORM}
+    is C{unknown-transform}).
+    """
+    return code.decode("ascii", "replace").lower().replace("_", "-")
 
 
 class TransformLocator(amp.CommandLocator):
@@ -41,19 +52,45 @@ class TransformLocator(amp.CommandLocator):
     @ivar service: the shared transform service.
     @ivar refusals: the listener's refusals, which keep their log lines few.
     @ivar peer: the client, for log lines.
+    @ivar caller: who asks, for the service's caps on requests in flight.
+    @ivar observer: told how each C{Transform} question ended.
+    @ivar clock: times the questions.
     """
 
     log = Logger()
     peer = "?"
+    caller: Caller | None = None
 
-    def __init__(self, service: TransformService, refusals: Refusals) -> None:
+    def __init__(
+        self,
+        service: TransformService,
+        refusals: Refusals,
+        observer: IServerObserver = UNOBSERVED,
+        clock: IReactorTime | None = None,
+    ) -> None:
         self.service = service
         self.refusals = refusals
+        self.observer = observer
+        self._now = stopwatch(clock)
         self._running: set[Deferred] = set()
 
     @TransformPoem.responder
     def transform(self, transform: str, poem: str) -> "Deferred[dict]":
-        return self.service.transform(transform, poem).addCallback(lambda new: {"poem": new})
+        started = self._now()
+        return self.service.transform(transform, poem, self.caller).addCallbacks(
+            self._served, self._refused, (transform, started), None, (transform, started)
+        )
+
+    def _served(self, poem: str, transform: str, started: float) -> dict:
+        self.observer.requestServed(transform, OK, self._now() - started)
+        return {"poem": poem}
+
+    def _refused(self, failure: Failure, transform: str, started: float) -> Failure:
+        if not failure.check(CancelledError):  # else the connection is gone
+            error = failure.value
+            outcome = error.name if isinstance(error, TransformError) else TransformFailed.name
+            self.observer.requestServed(transform, outcome, self._now() - started)
+        return failure
 
     @ListTransforms.responder
     def listTransforms(self) -> "Deferred[dict]":
@@ -90,6 +127,8 @@ class TransformLocator(amp.CommandLocator):
                 self.refused(cause.value)
             return failure
         if failure.check(TransformError):  # from the arguments, before the responder ran
+            if command == TransformPoem.commandName.decode():
+                self.observer.requestServed("", failure.value.name, 0.0)
             if answered:
                 self.refused(failure.value)
             return Failure(
@@ -126,7 +165,7 @@ class TransformLocator(amp.CommandLocator):
             answer.cancel()
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IDrainable)
 class TransformAMP(BoxConnection, TimeoutMixin):
     """
     Serve the transform commands on one connection, many questions at once.
@@ -134,33 +173,63 @@ class TransformAMP(BoxConnection, TimeoutMixin):
     Its responders are a L{TransformLocator}; this class manages the
     connection: the box limit, reading no faster than answers go out (it is
     the transport's streaming producer: while the client does not read its
-    answers, it reads no questions), and the idle timeout.
+    answers, it reads no questions), the idle timeout, and the drain.
 
     @ivar factory: the L{TransformAMPFactory} that made it.
     @ivar locator: the responders.
     """
 
     _closing = False
+    _draining = False
+    _received = False
+    _grace = None
 
     def __init__(self, factory: "TransformAMPFactory") -> None:
         self.factory = factory
-        self.locator = TransformLocator(factory.service, factory.refusals)
+        self.locator = TransformLocator(factory.service, factory.refusals, factory.observer, factory.clock)
         super().__init__(self.locator, maxBoxBytes(factory.service.limits.maxPoemBytes))
 
     def connectionMade(self) -> None:
         super().connectionMade()
         self.locator.peer = self.peer
+        self.locator.caller = Caller(peerOf(self.transport.getPeer()), self)
         self.callLater = self.factory.clock.callLater
         self.transport.registerProducer(self, True)
         self.setTimeout(self.factory.idleTimeout)
+        self.factory.opened(self, self.locator.caller.peer)
 
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
+        self._received = True
+        self.factory.observer.received(len(data))
         super().dataReceived(data)
+
+    def boxSent(self, size: int) -> None:
+        self.factory.observer.sent(size)
 
     def questionsChanged(self) -> None:
         if not self.unanswered:  # the idle time starts with the last answer
             self.resetTimeout()
+            if self._draining:
+                self._closeIfAnswered()
+
+    def drain(self) -> None:
+        """
+        The gateway is stopping: questions received are answered, and so
+        are questions that arrive while any is unanswered; the connection
+        closes as soon as none is unanswered and no box is on its way (a
+        connection that has sent nothing yet has L{FIRST_BYTES_GRACE}
+        seconds to ask).
+        """
+        self._draining = True
+        if self._received:
+            self._closeIfAnswered()
+        else:
+            self._grace = self.factory.clock.callLater(FIRST_BYTES_GRACE, self._closeIfAnswered)
+
+    def _closeIfAnswered(self) -> None:
+        if not self.unanswered and not self.decoder.pending() and not self._closing:
+            self._close()
 
     def unhandledError(self, failure: Failure) -> None:
         """
@@ -183,6 +252,8 @@ class TransformAMP(BoxConnection, TimeoutMixin):
         if not self.isNewQuestion(box):
             return
         error = b"POEM_TOO_LARGE" if box[COMMAND] == TransformPoem.commandName else b"BAD_REQUEST"
+        if box[COMMAND] == TransformPoem.commandName:
+            self.factory.observer.requestServed("", _outcome(error), 0.0)
         maxPoemBytes = self.factory.service.limits.maxPoemBytes
         poemBytes = box.valueBytes.get(b"poem", 0)
         if error == b"POEM_TOO_LARGE" and poemBytes > maxPoemBytes:
@@ -227,6 +298,14 @@ class TransformAMP(BoxConnection, TimeoutMixin):
             peer=self.peer,
             seconds=self.factory.idleTimeout,
         )
+        self.factory.observer.idleTimedOut()
+        self._close()
+
+    def _close(self) -> None:
+        """
+        Read nothing more and close once the answers are written; abort if
+        the client does not read them within the idle timeout.
+        """
         self._closing = True
         self.pauseReading("closing")
         self.transport.loseConnection()
@@ -234,8 +313,11 @@ class TransformAMP(BoxConnection, TimeoutMixin):
 
     def connectionLost(self, reason: Failure) -> None:
         self.setTimeout(None)
+        if self._grace is not None and self._grace.active():
+            self._grace.cancel()
         super().connectionLost(reason)
         self.locator.cancelAll()
+        self.factory.closed(self)
 
 
 class TransformAMPFactory(TransformServerFactory):
@@ -244,7 +326,8 @@ class TransformAMPFactory(TransformServerFactory):
     timeout is the time a connection with nothing in flight may stay silent.
     """
 
+    protocolName = "amp"
     protocol = TransformAMP
 
-    def buildProtocol(self, addr: IAddress) -> TransformAMP:
+    def makeProtocol(self, addr: IAddress) -> TransformAMP:
         return self.protocol(self)

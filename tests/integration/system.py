@@ -17,9 +17,12 @@ from datetime import datetime
 
 import pytest
 
-from gateway import syncclient
-from gateway.schemes import SCHEMES
+from gateway import schemes, syncclient
 from gateway.urls import ServerURL
+
+#: The protocols HAProxy serves, by the scheme of their URLs: those in the
+#: clear.
+SCHEMES = {name: scheme for name, scheme in schemes.SCHEMES.items() if not scheme.tls}
 
 #: The poem of most requests, and what C{cummingsify} makes of it.
 POEM = "Science! True daughter of Old Time thou art!\nWho alterest all things with thy peering eyes."

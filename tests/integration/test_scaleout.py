@@ -21,12 +21,6 @@ DYING = 0.25
 
 
 @pytest.mark.engine
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the gateway has no graceful drain on SIGTERM yet (issue 10): it closes its connections at "
-    "once, cutting the requests in flight",
-)
 def test_sigtermLosesNoRequest(system, engine, capsys):
     """
     A replica sent SIGTERM while it serves requests finishes them and gets

@@ -169,12 +169,6 @@ def _startFirst(
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the gateway has no graceful drain on SIGTERM yet (issue 10): a replica that the Swarm stops "
-    "closes its connections at once, cutting the requests in flight",
-)
 def test_rollingUpdateLosesNoRequest(system, engine: Stack, nextImage: str, capsys):
     """
     Updated to a new image one replica at a time under steady load on every

@@ -1,0 +1,196 @@
+"""
+Stopping the gateway gracefully: the drain.
+
+L{Gateway} is the root of the gateway's service tree.  Every runner --
+C{xform serve}, C{twist xform-gateway}, C{twistd xform-gateway} -- stops
+that tree before the reactor shuts down, and waits for the L{Deferred} its
+C{stopService} returns; so the drain happens there, the same under each:
+
+    1. stop listening on every protocol's endpoint (a load balancer's new
+       connections are refused, and it tries another replica), and turn
+       C{/readyz} unready; the connections the kernel had already accepted
+       for a listener are taken first, to be served rather than reset;
+    2. tell every open connection to drain (L{IDrainable}): it finishes
+       what it has in flight, then closes -- WebSocket with 1001, HTTP
+       with C{Connection: close}, idle ones at once;
+    3. once none is left, or after the drain timeout, whichever comes
+       first, abort the connections still open;
+    4. stop the rest: the upstreams' clients and the C{--metrics}
+       listener, which served the drain's progress until then.
+
+The gateway takes SIGINT and SIGTERM from the reactor once it runs: the
+first stops the reactor, which stops the tree as above, and the process
+exits 0; a second one cuts the drain short at once (step 3 without the
+wait).
+"""
+
+import signal
+import threading
+from collections.abc import Iterable
+
+from twisted.application.service import IService, Service
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.interfaces import IReadDescriptor
+from twisted.logger import Logger
+
+from gateway.listening import ListeningService, ListeningTree
+from protocols.connections import Connections
+from service.transformer import TransformService
+
+#: What the drain ended with.
+DRAINED, TIMED_OUT, CUT_SHORT = "drained", "timed out", "cut short"
+
+
+class Gateway(ListeningTree):
+    """
+    The gateway's service tree; stopping it drains the connections.
+
+    @ivar service: the shared transform service.
+    @ivar connections: every connection the protocols serve.
+    @ivar listeners: the protocols' listeners, stopped first.
+    @ivar drainTimeout: seconds the connections have to finish once the
+        gateway stops.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor,
+        service: TransformService,
+        connections: Connections,
+        drainTimeout: float,
+        handleSignals: bool = True,
+    ) -> None:
+        """
+        @param handleSignals: take SIGINT and SIGTERM once the reactor runs
+            (in the main thread only).
+        """
+        super().__init__(reactor)
+        self.service = service
+        self.connections = connections
+        self.drainTimeout = drainTimeout
+        self.listeners: list[ListeningService] = []
+        self._handleSignals = handleSignals
+        self._signalled = False
+        self._cutRequested = False
+        self._stopping: Deferred[None] | None = None
+        self._endDrain: Deferred[str] | None = None
+
+    def addListener(self, listener: ListeningService) -> None:
+        """
+        Add a protocol's listener: it stops before the drain starts.
+        """
+        self.listeners.append(listener)
+        listener.setServiceParent(self)
+
+    def readiness(self) -> list[str]:
+        """
+        Why the gateway is not ready for more work, if it is not: it is
+        stopping, a listener does not listen (yet), or it is at its
+        overload threshold -- as many requests in flight as C{--max-in-flight}
+        (the next would be refused as overloaded) or as many connections as
+        C{--max-connections}.
+        """
+        reasons = []
+        if not self.running or self.connections.draining:
+            reasons.append("stopping")
+        reasons += [
+            f"{listener.name} is not listening" for listener in self.listeners if listener.port is None
+        ]
+        limits = self.service.limits
+        if self.service.inFlight >= limits.maxInFlight:
+            reasons.append(f"{self.service.inFlight} requests in flight, the most it takes (--max-in-flight)")
+        if self.connections.full():
+            reasons.append(f"{len(self.connections)} connections open, the most it takes (--max-connections)")
+        return reasons
+
+    def startService(self) -> None:
+        super().startService()
+        if self._handleSignals:
+            self.reactor.callWhenRunning(self._takeStopSignals)
+
+    def _takeStopSignals(self) -> None:
+        """
+        Take SIGINT and SIGTERM from the reactor's own handlers, which the
+        reactor installs as it starts running.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._received)
+
+    def _received(self, signum: int, frame: object) -> None:
+        """
+        The signal handler: the work is done in the reactor thread.
+        """
+        self.reactor.callFromThread(self._stopSignal, signal.Signals(signum).name)
+
+    def _stopSignal(self, name: str) -> None:
+        if not self._signalled:
+            self._signalled = True
+            self.log.info(
+                "{signal}: stopping; draining the connections for up to {seconds:g} s",
+                signal=name,
+                seconds=self.drainTimeout,
+            )
+            self.reactor.stop()
+            return
+        self.log.warn("{signal} again: cutting the drain short", signal=name)
+        self._cutShort()
+
+    def _cutShort(self) -> None:
+        self._cutRequested = True
+        if self._endDrain is not None:
+            self._end(CUT_SHORT)
+
+    def stopService(self) -> "Deferred[None]":
+        """
+        Drain, then stop every service; see the module's docstring.
+        """
+        if self._stopping is None:
+            self._stopping = Deferred.fromCoroutine(self._stop())
+            self._stopping.addErrback(lambda failure: self.log.failure("while stopping", failure))
+        return self._stopping
+
+    async def _stop(self) -> None:
+        Service.stopService(self)
+        self._endDrain = Deferred()
+        for listener in self.listeners:
+            if IReadDescriptor.providedBy(listener.port):
+                listener.port.doRead()  # accept what waits in the backlog, which closing resets
+        listening = _stopAll(self.listeners)
+        open = len(self.connections)
+        self.connections.drain()
+        self.log.info("stopped listening; draining {count} connections", count=open)
+        self.connections.whenEmpty().addCallback(lambda _: self._end(DRAINED))
+        timer = self.reactor.callLater(self.drainTimeout, self._end, TIMED_OUT)
+        if self._cutRequested:  # a second signal came before the tree was stopped
+            self._end(CUT_SHORT)
+        how = await self._endDrain
+        if timer.active():
+            timer.cancel()
+        if how != DRAINED:
+            self.log.warn(
+                "drain {how}; cutting the connections left ({count})", how=how, count=len(self.connections)
+            )
+            self.connections.abortAll()
+            await self.connections.whenEmpty()
+        else:
+            self.log.info("drained: every connection is closed")
+        await listening
+        rest = _stopAll(reversed([child for child in self if child not in self.listeners]))
+        if how != CUT_SHORT:
+            await rest
+
+    def _end(self, how: str) -> None:
+        if not self._endDrain.called:
+            self._endDrain.callback(how)
+
+
+def _stopAll(services: Iterable[IService]) -> "Deferred[object]":
+    """
+    Stop C{services}, all at once; the L{Deferred} fires once each has
+    stopped.
+    """
+    return DeferredList([maybeDeferred(child.stopService) for child in services], consumeErrors=True)
