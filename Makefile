@@ -3,12 +3,13 @@
 #   make test   install everything the tests need and run the whole suite
 # and the whole system under Docker (docs/deploy.md):
 #   make compose-test   the compose system, tested through HAProxy
+#   make swarm-test     the same system as a Swarm stack, scaled and updated
 
 PYTHON ?= python3
 VENV ?= .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench conformance deps compose-deps compose-test install clean
+.PHONY: run test lint bench conformance deps compose-deps compose-test swarm-test install clean
 
 run: $(VENV)/.runtime
 	$(VENV)/bin/xform serve
@@ -73,6 +74,14 @@ $(VENV)/.installed: $(VENV)/.runtime
 # root) when no engine runs, and stops that one after.
 compose-test: compose-deps install
 	VENV=$(VENV) .ci/with-dockerd .ci/compose-test
+
+# The same system as a Swarm stack on a single-node Swarm (which it makes,
+# and leaves after, unless the engine is in one): the stack deployed, the
+# integration suite against it, then from the host scaling to four replicas
+# and a rolling update under load, the stack removed (.ci/swarm-test). It
+# starts dockerd (as root) when no engine runs, and stops that one after.
+swarm-test: compose-deps install
+	VENV=$(VENV) .ci/with-dockerd .ci/swarm-test
 
 # $(call install-missing,FILE): install the Debian packages listed in FILE
 # that are missing.
