@@ -1,0 +1,169 @@
+"""
+The polite client of the hostile suite, run as a process of its own so that
+the attackers' threads in the test process never delay it: it asks the
+gateway for one small transform over each protocol in turn, netstring, AMP,
+WebSocket and HTTP, each on a new connection from its own loopback address,
+and keeps every request's start, latency and outcome.
+
+    python -m tests.hostile.polite SOURCE NETSTRING_PORT AMP_PORT WEB_PORT
+
+On standard input it takes one command a line, and answers each with one
+line of JSON on standard output:
+
+    report START END   once each protocol has finished a request started at
+                       START or later (time.monotonic(), the same clock in
+                       every process), the requests started between START
+                       and END by protocol: how many, the worst latency
+                       (a request still running counts with its time so
+                       far) and the errors
+
+It stops when its standard input closes.
+"""
+
+import codecs
+import http.client
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+
+from websockets.sync.client import connect
+
+#: Seconds a polite request may take before it counts as failed.
+TIMEOUT = 10.0
+
+#: Seconds between two requests: enough for the attack to have the machine.
+PAUSE = 0.005
+
+#: Seconds a report waits for a request of every protocol.
+PATIENCE = 30.0
+
+POEM = "Polite Poem\nasks for little\nand waits its turn.\n"
+EXPECTED = codecs.encode(POEM, "rot13")
+PROTOCOLS = ("netstring", "amp", "ws", "http")
+
+
+class Polite:
+    def __init__(self, source: str, netstring: int, amp: int, web: int) -> None:
+        self.source = source
+        self.ports = {"netstring": netstring, "amp": amp, "ws": web, "http": web}
+        #: (protocol, started, seconds or None while running, error or None)
+        self.requests: list[list] = []
+        self.changed = threading.Condition()
+
+    def connect(self, port: int) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT, source_address=(self.source, 0))
+
+    def netstring(self) -> str:
+        payload = ("rot13." + POEM).encode()
+        with self.connect(self.ports["netstring"]) as sock:
+            sock.sendall(b"%d:%s," % (len(payload), payload))
+            answer = b"".join(iter(lambda: sock.recv(65536), b""))
+        length, _, rest = answer.partition(b":")
+        if not length.isdigit() or rest != rest[: int(length)] + b"," or len(rest) != int(length) + 1:
+            raise ValueError(f"not one netstring: {answer[:80]!r}")
+        return rest[:-1].decode()
+
+    def amp(self) -> str:
+        pairs = [
+            (b"_ask", b"1"),
+            (b"_command", b"Transform"),
+            (b"transform", b"rot13"),
+            (b"poem", POEM.encode()),
+        ]
+        box = b"".join(struct.pack("!H", len(k)) + k + struct.pack("!H", len(v)) + v for k, v in pairs)
+        with self.connect(self.ports["amp"]) as sock:
+            sock.sendall(box + b"\x00\x00")
+            stream = sock.makefile("rb")
+            answer = {}
+            while True:
+                (size,) = struct.unpack("!H", stream.read(2))
+                if not size:
+                    break
+                key = stream.read(size)
+                answer[key] = stream.read(struct.unpack("!H", stream.read(2))[0])
+        if b"poem" not in answer:
+            raise ValueError(f"AMP error: {answer}")
+        return answer[b"poem"].decode()
+
+    def ws(self) -> str:
+        sock = self.connect(self.ports["ws"])
+        url = f"ws://127.0.0.1:{self.ports['ws']}/ws"
+        with connect(url, sock=sock, open_timeout=TIMEOUT, close_timeout=1) as websocket:
+            request = {"jsonrpc": "2.0", "method": "transform", "params": ["rot13", POEM], "id": 7}
+            websocket.send(json.dumps(request))
+            answer = json.loads(websocket.recv(timeout=TIMEOUT))
+        if "result" not in answer:
+            raise ValueError(f"JSON-RPC error: {answer}")
+        return answer["result"]["poem"]
+
+    def http(self) -> str:
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", self.ports["http"], timeout=TIMEOUT, source_address=(self.source, 0)
+        )
+        try:
+            connection.request("POST", "/transform/rot13", body=POEM.encode())
+            response = connection.getresponse()
+            body = response.read().decode()
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise ValueError(f"HTTP {response.status}: {body}")
+        return body
+
+    def run(self) -> None:
+        while True:
+            for protocol in PROTOCOLS:
+                record = [protocol, time.monotonic(), None, None]
+                with self.changed:
+                    self.requests.append(record)
+                try:
+                    if getattr(self, protocol)() != EXPECTED:
+                        raise ValueError("a wrong answer")
+                except Exception as error:  # every failure is the report's to tell
+                    record[3] = f"{type(error).__name__}: {error}"
+                with self.changed:
+                    record[2] = time.monotonic() - record[1]
+                    self.changed.notify_all()
+                time.sleep(PAUSE)
+
+    def report(self, start: float, end: float) -> dict:
+        def servedSince() -> bool:
+            done = {record[0] for record in self.requests if record[1] >= start and record[2] is not None}
+            return done >= set(PROTOCOLS)
+
+        with self.changed:
+            waited = self.changed.wait_for(servedSince, PATIENCE)
+            now = time.monotonic()
+            report = {"waited": waited}
+            for protocol in PROTOCOLS:
+                mine = [
+                    r
+                    for r in self.requests
+                    if r[0] == protocol
+                    and r[1] <= end
+                    and (r[1] >= start or r[2] is None or r[1] + r[2] >= start)
+                ]
+                report[protocol] = {
+                    "count": len(mine),
+                    "worst": max((r[2] if r[2] is not None else now - r[1] for r in mine), default=None),
+                    "errors": [r[3] for r in mine if r[3]],
+                }
+            del self.requests[: max(0, len(self.requests) - 1000)]
+        return report
+
+
+def main(source: str, netstring: str, amp: str, web: str) -> None:
+    polite = Polite(source, int(netstring), int(amp), int(web))
+    threading.Thread(target=polite.run, daemon=True).start()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        command, *arguments = line.split()
+        if command == "report":
+            print(json.dumps(polite.report(*map(float, arguments))), flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

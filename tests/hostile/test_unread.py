@@ -1,0 +1,176 @@
+"""
+Clients that never read what the gateway answers, and WebSockets that
+never say anything, on a gateway of their own (before the gateway bounded
+them, the first took gigabytes).
+"""
+
+import itertools
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.hostile.support import (
+    MEMORY_GROWTH,
+    box,
+    httpRequest,
+    netstring,
+    readHead,
+    rpc,
+    status,
+    text,
+    upgradeRequest,
+    webSocket,
+)
+
+#: The poem each request of a client that never reads carries.
+POEM = b"X" * 256 * 1024
+
+#: The most a client that never reads sends, in bytes.
+MOST = 400 * 2**20
+
+#: Seconds a send may block before the gateway counts as having stopped
+#: reading.
+BLOCKED = 1.0
+
+
+def neverReads(target, sock: socket.socket, requests: Iterator[bytes]) -> str:
+    """
+    Send C{requests} one after the other on C{sock}, never reading, until the
+    gateway stops reading (a send blocks for L{BLOCKED} seconds), closes
+    the connection, or its memory grows past L{MEMORY_GROWTH} (then stop:
+    the test has failed, and the machine is spared), or L{MOST} bytes have
+    gone.
+
+    @return: C{"paused"}, C{"dropped"}, C{"grew"} or C{"sent"}.
+    """
+    start = status(target.pid)["VmRSS"]
+    sock.settimeout(BLOCKED)
+    sent = 0
+    try:
+        for request in requests:
+            sock.sendall(request)
+            sent += len(request)
+            if sent > MOST:
+                break
+            if status(target.pid)["VmRSS"] - start > MEMORY_GROWTH:
+                return "grew"
+    except TimeoutError:
+        return "paused"
+    except (BrokenPipeError, ConnectionResetError):
+        return "dropped"
+    return "sent"
+
+
+def smallBuffers(port: int, upgrade: bool = False) -> socket.socket:
+    """
+    A connection whose receive buffer is small, so that the kernel holds
+    little of what the gateway sends it.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.bind(("127.0.0.1", 0))
+    sock.connect(("127.0.0.1", port))
+    if upgrade:
+        sock.sendall(upgradeRequest(port))
+        assert readHead(sock).startswith(b"HTTP/1.1 101 ")
+    return sock
+
+
+def test_ampClientThatNeverReads(target):
+    """
+    An AMP client pipelines questions of 256 KiB (four pieces) and never reads the
+    answers: the gateway stops reading from it once its answers pile up,
+    and its memory stays bounded.
+    """
+    pieces = [(b"poem", POEM[:65535]), *[(b"poem.%d" % n, POEM[:65535]) for n in range(2, 5)]]
+    questions = (
+        box((b"_ask", b"%x" % n), (b"_command", b"Transform"), (b"transform", b"cummingsify"), *pieces)
+        for n in itertools.count()
+    )
+    with target.attack("amp-never-reads") as run:
+        with smallBuffers(target.port("amp")) as sock:
+            outcome = neverReads(target, sock, questions)
+        run.note(outcome=outcome)
+    assert outcome == "paused"
+
+
+def test_netstringClientThatNeverReads(target):
+    """
+    Twenty netstring clients each send a request of a mebibyte and never
+    read the reply: the gateway holds none of them past the idle timeout
+    (1 s).  (A reply of a mebibyte fits in the kernel's socket buffers, so
+    the gateway has usually written it all and closed at once.)
+    """
+    before = target.total("xform_idle_timeouts_total")
+    with target.attack("netstring-never-reads") as run:
+        socks = []
+        for _ in range(20):
+            sock = smallBuffers(target.port("netstring"))
+            sock.sendall(netstring(b"cummingsify." + POEM * 4))
+            socks.append(sock)
+        open = 'xform_connections_open{protocol="netstring"}'
+        dropped = target.waitUntil(lambda: target.metrics()[open] == 0, 5)
+        timedOut = target.total("xform_idle_timeouts_total") - before
+        for sock in socks:
+            sock.close()
+        run.note(clients=len(socks), timed_out=timedOut)
+    assert dropped
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12 item 1: no backpressure on WebSocket for a client that never reads",
+)
+def test_webSocketClientThatNeverReads(target):
+    """
+    A WebSocket client sends requests of 256 KiB and never reads the
+    answers: the gateway stops reading from it, or drops it, once its
+    unread answers pass a bound, and its memory stays bounded.
+    """
+    request = text(rpc("transform", ["cummingsify", POEM.decode()]))
+    with target.attack("ws-never-reads") as run:
+        with smallBuffers(target.port("web"), upgrade=True) as sock:
+            outcome = neverReads(target, sock, itertools.repeat(request))
+        run.note(outcome=outcome)
+    assert outcome in ("paused", "dropped")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12 item 1: no backpressure on HTTP for a client that never reads",
+)
+def test_httpClientThatNeverReads(target):
+    """
+    An HTTP client pipelines requests of 256 KiB on one connection and
+    never reads the answers: the gateway stops reading from it, or drops
+    it, once its unread answers pass a bound, and its memory stays bounded.
+    """
+    request = httpRequest("POST", "/transform/cummingsify", POEM)
+    with target.attack("http-never-reads") as run:
+        with smallBuffers(target.port("web")) as sock:
+            outcome = neverReads(target, sock, itertools.repeat(request))
+        run.note(outcome=outcome)
+    assert outcome in ("paused", "dropped")
+
+
+#: How many silent WebSockets the attacker holds open.
+SILENT = 50
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12 item 5: upgraded WebSockets never time out")
+def test_silentWebSockets(target):
+    """
+    Fifty WebSockets that never say anything, nor answer a ping, are
+    closed by the gateway within a few idle timeouts (1 s each).
+    """
+    with target.attack("ws-silent") as run:
+        silent = [webSocket(target.port("web")) for _ in range(SILENT)]
+        started = time.monotonic()
+        open = 'xform_connections_open{protocol="ws"}'
+        closed = target.waitUntil(lambda: target.metrics()[open] == 0, 5)
+        run.note(websockets=SILENT, seconds=round(time.monotonic() - started, 1))
+        for sock in silent:
+            sock.close()
+    assert closed
