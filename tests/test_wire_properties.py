@@ -22,7 +22,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
-from protocols.jsonrpc import ERROR_CODES
+from protocols.jsonrpc import ERROR_CODES, MAX_BATCH, MAX_VALUES, countValues
 from protocols.jsonrpcserver import MAX_ID_CHARS, JSONRPCServer
 from protocols.netstring import TransformFactory, maxRequestBytes
 from protocols.netstringwire import MAX_LENGTH_DIGITS, NetstringDecoder, NetstringError
@@ -194,16 +194,15 @@ def outcome(name: str, poem: str) -> "str | Failure":
     return results[0]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stream=_streams, cuts=_cuts)
-def test_netstringServerOnAnyStream(stream, cuts):
+def checkNetstringServer(stream: bytes, cuts: list[int]) -> None:
     """
-    Whatever bytes a client sends, cut anywhere, the netstring server
-    raises nothing, logs no traceback (but the one of a transform that
-    raises), and closes the connection; before
-    closing, it answers the requests of the first read that held a whole
-    one, in order, each with the service's own answer, up to the first it
-    refuses (which gets nothing).
+    Feed a gateway's netstring server C{stream} cut at C{cuts}, and check
+    it against the model: it raises nothing, logs no traceback (but the one
+    of a transform that raises), and closes the connection; before closing,
+    it answers the requests of the first read that held a whole one, in
+    order, each with the service's own answer, up to the first it refuses
+    (which gets nothing).  (Also the check of the netstring fuzzing target,
+    L{tests.fuzz.targets}.)
     """
     transport, events, batch = served(stream, cuts)
     assert failures(events) == []
@@ -219,6 +218,16 @@ def test_netstringServerOnAnyStream(stream, cuts):
             break
         expected += b"%d:%s," % (len(answer.encode()), answer.encode())
     assert transport.value() == expected
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=_streams, cuts=_cuts)
+def test_netstringServerOnAnyStream(stream, cuts):
+    """
+    Whatever bytes a client sends, cut anywhere, the netstring server
+    behaves as the model says (L{checkNetstringServer}).
+    """
+    checkNetstringServer(stream, cuts)
 
 
 # JSON-RPC 2.0.
@@ -341,61 +350,74 @@ def checkResponse(response, expected) -> None:
         assert isinstance(error["message"], str) and error["message"]
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(message=_messages)
-def test_jsonrpcAnswersEveryMessagePerSpec(message):
+def notJSON(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def checkJSONRPC(text: str) -> None:
     """
-    Any JSON value is answered as JSON-RPC 2.0 says: a request by one
-    response, a batch by one array of the responses to its requests in
-    order, leaving out its notifications (and by nothing when it holds
-    notifications only), anything else by an Invalid Request; every id
-    echoed as it came, or null when it is no valid id; the error code the
-    model expects; and no traceback logged but a raising transform's.
+    Hand a JSON-RPC server C{text} as one message, and check its answer
+    against the model: a message over the limits of values or requests is
+    refused as a whole with an Invalid Request (id null); text that is not
+    JSON (or holds C{NaN}) gets a Parse error (id null); a request, one
+    response; a batch, one array of the responses to its requests in
+    order, leaving out its notifications (and nothing when it holds
+    notifications only), an empty batch and anything else, an Invalid
+    Request; every id echoed as it came, or null when it is no valid id;
+    the error code the model expects (L{modelResponse}); and no traceback
+    logged but a raising transform's.  (Also the check of the JSON-RPC
+    fuzzing target, L{tests.fuzz.targets}.)
     """
     clock = Clock()
     rpc = JSONRPCServer(service(clock))
     with Logged() as events:
         answers = []
-        rpc.handle(json.dumps(message)).addBoth(answers.append)
+        rpc.handle(text).addBoth(answers.append)
         settle(clock)
     assert failures(events) == []
     [answer] = answers
     assert not isinstance(answer, Failure), answer
-    if isinstance(message, list):
-        expected = (
-            [modelResponse(request) for request in message] if message else [{"id": None, "code": -32600}]
-        )
-        expected = [response for response in expected if response is not None]
-        if not message:
-            checkResponse(json.loads(answer), expected[0])
-        elif not expected:
+    refused = {"id": None, "code": -32600}
+    if countValues(text) > MAX_VALUES:
+        checkResponse(json.loads(answer), refused)
+        return
+    try:
+        message = json.loads(text, parse_constant=notJSON)
+    except (ValueError, RecursionError):
+        checkResponse(json.loads(answer), {"id": None, "code": -32700})
+        return
+    if not isinstance(message, list):
+        expected = modelResponse(message)
+        if expected is None:
+            assert answer is None
+        else:
+            checkResponse(json.loads(answer), expected)
+    elif not message or len(message) > MAX_BATCH:
+        checkResponse(json.loads(answer), refused)
+    else:
+        expected = [response for response in map(modelResponse, message) if response is not None]
+        if not expected:
             assert answer is None
         else:
             found = json.loads(answer)
             assert isinstance(found, list) and len(found) == len(expected), (found, expected)
             for response, model in zip(found, expected, strict=True):
                 checkResponse(response, model)
-    else:
-        expected = modelResponse(message)
-        if expected is None:
-            assert answer is None
-        else:
-            checkResponse(json.loads(answer), expected)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(message=_messages)
+def test_jsonrpcAnswersEveryMessagePerSpec(message):
+    """
+    Any JSON value is answered as JSON-RPC 2.0 says (L{checkJSONRPC}).
+    """
+    checkJSONRPC(json.dumps(message))
 
 
 @given(st.text(max_size=30))
 def test_jsonrpcAnswersAnyText(text):
     """
-    Any text is answered: text that is not JSON (or JSON with C{NaN}) by a
-    Parse error with id null, JSON by what its value gets.
+    Any text is answered as JSON-RPC 2.0 says (L{checkJSONRPC}): text that
+    is not JSON by a Parse error.
     """
-    try:
-        json.loads(text, parse_constant=lambda name: 1 / 0)
-        parsed = True
-    except (ValueError, ZeroDivisionError, RecursionError):
-        parsed = False
-    answers = []
-    JSONRPCServer(service(Clock())).handle(text).addBoth(answers.append)
-    if not parsed:
-        response = json.loads(answers[0])
-        assert (response["error"]["code"], response["id"]) == (-32700, None)
+    checkJSONRPC(text)

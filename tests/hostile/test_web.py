@@ -81,6 +81,29 @@ def test_nulInPath(target):
     assert {status for status, _ in results} <= {b"400", b"404"}
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by make fuzz: HEAD of a route that serves POST only answers 500 with a critical "
+    "traceback (Resource.render_HEAD calls a render_GET that the route lacks)",
+)
+def test_headOfAPostOnlyRoute(target):
+    """
+    C{HEAD /transform/rot13} (what C{curl -I} sends) is answered 405, with
+    C{Allow: POST}, and the gateway logs no traceback.
+    """
+    port = target.port("web")
+
+    def attack():
+        with connection(port) as sock:
+            sock.sendall(httpRequest("HEAD", "/transform/rot13", headers={"Connection": "close"}))
+            return receiveAll(sock)
+
+    with target.attack("http-head-of-a-post-route", memory=20 * 2**20) as run:
+        results = run.repeat(attack, most=20)
+        run.note(requests=len(results))
+    assert all(answer.startswith(b"HTTP/1.1 405 ") and b"Allow: POST" in answer for answer in results)
+
+
 def test_otherSitesPagesAndBrowsers(target):
     """
     A C{POST} from another site's page is refused with 403
