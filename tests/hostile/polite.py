@@ -1,9 +1,11 @@
 """
-The polite client of the hostile suite, run as a process of its own so that
-the attackers' threads in the test process never delay it: it asks the
-gateway for one small transform over each protocol in turn, netstring, AMP,
-WebSocket and HTTP, each on a new connection from its own loopback address,
-and keeps every request's start, latency and outcome.
+The polite client of the hostile suite (L{Polite}), run as a process of
+its own so that the attackers' threads in the test process never delay it,
+and the well-behaved client of every protocol it is made of (L{Client},
+which C{make soak} uses too).  The polite client asks the gateway for one
+small transform over each protocol in turn, netstring, AMP, WebSocket and
+HTTP, each on a new connection from its own loopback address, and keeps
+every request's start, latency and outcome.
 
     python -m tests.hostile.polite SOURCE NETSTRING_PORT AMP_PORT WEB_PORT
 
@@ -28,6 +30,7 @@ import struct
 import sys
 import threading
 import time
+from urllib.parse import quote
 
 from websockets.sync.client import connect
 
@@ -45,66 +48,79 @@ EXPECTED = codecs.encode(POEM, "rot13")
 PROTOCOLS = ("netstring", "amp", "ws", "http")
 
 
-class Polite:
+class Client:
+    """
+    A well-behaved client of every protocol, from its own loopback address,
+    a new connection for each request: it checks the framing of each
+    answer, and raises L{ValueError} for an answer that is not a poem.
+    """
+
     def __init__(self, source: str, netstring: int, amp: int, web: int) -> None:
         self.source = source
         self.ports = {"netstring": netstring, "amp": amp, "ws": web, "http": web}
-        #: (protocol, started, seconds or None while running, error or None)
-        self.requests: list[list] = []
-        self.changed = threading.Condition()
+
+    def ask(self, protocol: str, name: str, poem: str) -> str:
+        """
+        The gateway's answer over C{protocol} to C{name} of C{poem}.
+        """
+        return getattr(self, protocol)(name, poem)
 
     def connect(self, port: int) -> socket.socket:
         return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT, source_address=(self.source, 0))
 
-    def netstring(self) -> str:
-        payload = ("rot13." + POEM).encode()
+    def netstring(self, name: str, poem: str) -> str:
+        payload = f"{name}.{poem}".encode()
         with self.connect(self.ports["netstring"]) as sock:
             sock.sendall(b"%d:%s," % (len(payload), payload))
             answer = b"".join(iter(lambda: sock.recv(65536), b""))
         length, _, rest = answer.partition(b":")
-        if not length.isdigit() or rest != rest[: int(length)] + b"," or len(rest) != int(length) + 1:
+        if not length.isdigit() or len(rest) != int(length) + 1 or rest[-1:] != b",":
             raise ValueError(f"not one netstring: {answer[:80]!r}")
         return rest[:-1].decode()
 
-    def amp(self) -> str:
+    def amp(self, name: str, poem: str) -> str:
+        data = poem.encode()
+        pieces = [data[start : start + 65535] for start in range(0, len(data), 65535)] or [b""]
+        keys = [b"poem"] + [b"poem.%d" % n for n in range(2, len(pieces) + 1)]
         pairs = [
             (b"_ask", b"1"),
             (b"_command", b"Transform"),
-            (b"transform", b"rot13"),
-            (b"poem", POEM.encode()),
+            (b"transform", name.encode()),
+            *zip(keys, pieces, strict=True),
         ]
         box = b"".join(struct.pack("!H", len(k)) + k + struct.pack("!H", len(v)) + v for k, v in pairs)
         with self.connect(self.ports["amp"]) as sock:
             sock.sendall(box + b"\x00\x00")
             stream = sock.makefile("rb")
             answer = {}
-            while True:
-                (size,) = struct.unpack("!H", stream.read(2))
-                if not size:
-                    break
+            while size := struct.unpack("!H", stream.read(2))[0]:
                 key = stream.read(size)
                 answer[key] = stream.read(struct.unpack("!H", stream.read(2))[0])
         if b"poem" not in answer:
             raise ValueError(f"AMP error: {answer}")
-        return answer[b"poem"].decode()
+        parts, n = [answer[b"poem"]], 2
+        while b"poem.%d" % n in answer:
+            parts.append(answer[b"poem.%d" % n])
+            n += 1
+        return b"".join(parts).decode()
 
-    def ws(self) -> str:
+    def ws(self, name: str, poem: str) -> str:
         sock = self.connect(self.ports["ws"])
         url = f"ws://127.0.0.1:{self.ports['ws']}/ws"
-        with connect(url, sock=sock, open_timeout=TIMEOUT, close_timeout=1) as websocket:
-            request = {"jsonrpc": "2.0", "method": "transform", "params": ["rot13", POEM], "id": 7}
+        with connect(url, sock=sock, open_timeout=TIMEOUT, close_timeout=1, max_size=None) as websocket:
+            request = {"jsonrpc": "2.0", "method": "transform", "params": [name, poem], "id": 7}
             websocket.send(json.dumps(request))
             answer = json.loads(websocket.recv(timeout=TIMEOUT))
         if "result" not in answer:
             raise ValueError(f"JSON-RPC error: {answer}")
         return answer["result"]["poem"]
 
-    def http(self) -> str:
+    def http(self, name: str, poem: str) -> str:
         connection = http.client.HTTPConnection(
             "127.0.0.1", self.ports["http"], timeout=TIMEOUT, source_address=(self.source, 0)
         )
         try:
-            connection.request("POST", "/transform/rot13", body=POEM.encode())
+            connection.request("POST", "/transform/" + quote(name), body=poem.encode())
             response = connection.getresponse()
             body = response.read().decode()
         finally:
@@ -113,6 +129,19 @@ class Polite:
             raise ValueError(f"HTTP {response.status}: {body}")
         return body
 
+
+class Polite(Client):
+    """
+    Ask for C{rot13} of L{POEM} over each protocol in turn, for ever,
+    keeping each request's start, latency and outcome for L{report}.
+    """
+
+    def __init__(self, *arguments) -> None:
+        super().__init__(*arguments)
+        #: (protocol, started, seconds or None while running, error or None)
+        self.requests: list[list] = []
+        self.changed = threading.Condition()
+
     def run(self) -> None:
         while True:
             for protocol in PROTOCOLS:
@@ -120,7 +149,7 @@ class Polite:
                 with self.changed:
                     self.requests.append(record)
                 try:
-                    if getattr(self, protocol)() != EXPECTED:
+                    if self.ask(protocol, "rot13", POEM) != EXPECTED:
                         raise ValueError("a wrong answer")
                 except Exception as error:  # every failure is the report's to tell
                     record[3] = f"{type(error).__name__}: {error}"
