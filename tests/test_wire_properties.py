@@ -405,7 +405,7 @@ def checkJSONRPC(text: str) -> None:
                 checkResponse(response, model)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(message=_messages)
 def test_jsonrpcAnswersEveryMessagePerSpec(message):
     """

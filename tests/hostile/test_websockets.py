@@ -6,6 +6,7 @@ sites' pages.
 
 import json
 import struct
+import time
 
 import pytest
 
@@ -234,3 +235,24 @@ def test_batchesBuiltToCost(target):
         [b"[" + b",".join([request] * 100_000) + b"]", b"[" + b"1," * 3_000_000 + b"1]"],
     )
     assert [(answer["error"]["code"], answer["id"]) for answer in found] == [(-32600, None)] * 2
+
+
+#: How many silent WebSockets the attacker holds open.
+SILENT = 50
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12 item 5: upgraded WebSockets never time out")
+def test_silentWebSockets(target):
+    """
+    Fifty WebSockets that never say anything, nor answer a ping, are
+    closed by the gateway within 4 s (four idle timeouts of 1 s).
+    """
+    with target.attack("ws-silent") as run:
+        silent = [webSocket(target.port("web")) for _ in range(SILENT)]
+        started = time.monotonic()
+        gauge = 'xform_connections_open{protocol="ws"}'
+        closed = target.waitUntil(lambda: target.metrics()[gauge] == 0, 4)
+        run.note(websockets=SILENT, seconds=round(time.monotonic() - started, 1))
+        for sock in silent:
+            sock.close()
+    assert closed
