@@ -211,7 +211,8 @@ def webSocketViolations(target: Target) -> None:
     for data, code in cases.items():
         with webSocket(target.port("web")) as sock:
             sock.sendall(data)
-            assert closedWith(sock) == code
+            got = closedWith(sock)
+            assert got == code, (data[:12], got)
 
 
 def webSocketCosts(target: Target) -> None:
