@@ -50,7 +50,6 @@ from tests.hostile.support import (
     BoxReader,
     Target,
     closedByPeer,
-    closedWith,
     connection,
     frame,
     httpRequest,
@@ -62,6 +61,7 @@ from tests.hostile.support import (
     status,
     text,
     upgradeRequest,
+    violated,
     webSocket,
 )
 
@@ -209,10 +209,8 @@ def webSocketViolations(target: Target) -> None:
         frame(0x1, b"{}", mask=False): 1002,
     }
     for data, code in cases.items():
-        with webSocket(target.port("web")) as sock:
-            sock.sendall(data)
-            got = closedWith(sock)
-            assert got == code, (data[:12], got)
+        got = violated(target.port("web"), data)
+        assert got == code, (data[:12], got)
 
 
 def webSocketCosts(target: Target) -> None:

@@ -11,7 +11,6 @@ import time
 import pytest
 
 from tests.hostile.support import (
-    closedWith,
     connection,
     frame,
     readFrames,
@@ -19,6 +18,7 @@ from tests.hostile.support import (
     rpc,
     text,
     upgradeRequest,
+    violated,
     webSocket,
 )
 
@@ -33,12 +33,7 @@ def violations(target, name: str, frames: dict[str, bytes], memory: int = 20 * 2
     port = target.port("web")
 
     def attack():
-        codes = {}
-        for case, data in frames.items():
-            with webSocket(port) as sock:
-                sock.sendall(data)
-                codes[case] = closedWith(sock)
-        return codes
+        return {case: violated(port, data) for case, data in frames.items()}
 
     with target.attack(name, memory=memory) as run:
         results = run.repeat(attack, most=20)
