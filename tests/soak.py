@@ -17,19 +17,23 @@ that the gateway does not withstand yet (clients that never read over
 WebSocket and HTTP, silent WebSockets, HTTP bodies announced huge, endless
 or slow).
 
-At the end it prints the requests answered and checked, every unexpected
-error (a wrong or refused answer to a good client, an attack whose outcome
-was not the expected one, a traceback or an error in the gateway's log),
-the gateway's descriptors before and after (once the attackers' connections
-are closed) and its memory before, at its peak and after; and exits with
-1 if there was any unexpected error, if the descriptors are not back to
-their level, or if the memory grew past its bound.
+At the end it prints the requests answered and checked; the good clients'
+requests refused under load (their deadline passed, or a cap was reached),
+of which at most one in a thousand is allowed; every unexpected error (a
+wrong answer or any other failure of a good client, an attack whose
+outcome was not the expected one, a traceback or an error in the
+gateway's log); the gateway's descriptors before and after (once the
+attackers' connections are closed) and its memory before, at its peak and
+after.  It exits with 1 if there was any unexpected error or too many
+refusals, if the descriptors are not back to their level, or if the
+memory grew past its bound.
 """
 
 import argparse
 import itertools
 import os
 import random
+import re
 import socket
 import struct
 import sys
@@ -78,6 +82,16 @@ END_GROWTH = 150 * 2**20
 #: end (the soak's own metrics connection).
 DESCRIPTORS_LEFT = 2
 
+#: What a good client may be refused with when the gateway is loaded, in
+#: each protocol's words: its deadline passed, or its caps were reached (a
+#: netstring closes without a reply, whatever the reason).
+UNDER_LOAD = re.compile(
+    r"TIMEOUT|OVERLOADED|'data': '(timeout|overloaded)'|HTTP 50[34]|not one netstring: b''$"
+)
+
+#: How many of the good clients' requests may be refused so, at most.
+REFUSED_SHARE = 0.001
+
 #: The good clients' addresses: one each.
 GOOD = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
 
@@ -121,6 +135,8 @@ class Account:
         self.attacks = Counter()
         self.worst = Counter()
         self.unexpected: list[str] = []
+        self.refused: list[str] = []
+        self.started = time.monotonic()
 
     def good(self, protocol: str, seconds: float) -> None:
         with self.lock:
@@ -133,7 +149,11 @@ class Account:
 
     def wrong(self, what: str) -> None:
         with self.lock:
-            self.unexpected.append(what)
+            self.unexpected.append(f"at {time.monotonic() - self.started:.0f} s: {what}")
+
+    def refusal(self, what: str) -> None:
+        with self.lock:
+            self.refused.append(f"at {time.monotonic() - self.started:.0f} s: {what}")
 
 
 def goodClient(target: Target, source: str, account: Account, stop: threading.Event, seed: int) -> None:
@@ -154,7 +174,8 @@ def goodClient(target: Target, source: str, account: Account, stop: threading.Ev
         try:
             answer = client.ask(protocol, name, poem)
         except Exception as error:
-            account.wrong(f"good client {source} over {protocol}, {name}: {type(error).__name__}: {error}")
+            what = f"good client {source} over {protocol}, {name}: {type(error).__name__}: {error}"
+            (account.refusal if UNDER_LOAD.search(str(error)) else account.wrong)(what)
             continue
         account.good(protocol, time.monotonic() - started)
         if answer != expected(name, poem):
@@ -445,11 +466,18 @@ def main() -> int:
         f"memory: {rssBefore / 2**20:.1f} MB before, {memory['VmHWM'] / 2**20:.1f} MB at its peak, "
         f"{memory['VmRSS'] / 2**20:.1f} MB after (bounds: +{PEAK_GROWTH >> 20} MB at the peak, +{END_GROWTH >> 20} MB after)"
     )
+    refusedAllowed = int(good * REFUSED_SHARE)
+    print(
+        f"good requests refused under load (timeout, overloaded): {len(account.refused)}, at most {refusedAllowed}"
+    )
+    for what in account.refused[:20]:
+        print(f"  {what}")
     print(f"unexpected errors: {len(account.unexpected)}")
     for what in account.unexpected[:50]:
         print(f"  {what}")
     failed = (
         account.unexpected
+        or len(account.refused) > refusedAllowed
         or not good
         or inFlight
         or descriptorsAfter > descriptorsBefore + DESCRIPTORS_LEFT

@@ -1048,7 +1048,8 @@ def serveAnyStream(stream: bytes, cuts: list[int]) -> None:
     Feed a gateway's AMP server C{stream} cut at C{cuts}, and check that
     it raises nothing and logs no traceback; that it writes whole boxes,
     each answering once a question that was asked, or drops the
-    connection; and that it leaves no timer behind.  (Also the check of
+    connection; and that it leaves no timer behind once its listener has
+    stopped.  (Also the check of
     the AMP fuzzing target, L{tests.fuzz.targets}.)
     """
     events = []
@@ -1056,13 +1057,15 @@ def serveAnyStream(stream: bytes, cuts: list[int]) -> None:
     try:
         clock = MemoryReactorClock()
         service = TransformService(misbehavingCatalogue(clock), clock, Limits(maxPoemBytes=100, deadline=1))
-        server = TransformAMPFactory(service, clock).buildProtocol(PEER)
+        factory = TransformAMPFactory(service, clock)
+        server = factory.buildProtocol(PEER)
         transport = StringTransport(peerAddress=PEER)
         server.makeConnection(transport)
         for chunk in cutAnywhere(stream, cuts):
             server.dataReceived(chunk)
         clock.advance(1)  # every deadline has passed
         server.connectionLost(Failure(ConnectionDone()))
+        factory.stopFactory()  # the listener stops: its summary of refusals is written
     finally:
         globalLogPublisher.removeObserver(events.append)
     for answer in decodeBoxes(transport.value()):
