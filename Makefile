@@ -4,8 +4,8 @@
 # and the whole system under Docker (docs/deploy.md):
 #   make compose-test   the compose system, tested through HAProxy
 # and longer runs than the suite's, for reliability (docs/reliability.md):
-#   make fuzz           each parser under atheris, FUZZ_SECONDS each (45: about 5 minutes)
-#   make soak           mixed and hostile traffic, SOAK_SECONDS (180: about 4 minutes)
+#   make fuzz           each parser under atheris, FUZZ_SECONDS each (45: about 4 minutes)
+#   make soak           mixed and hostile traffic, SOAK_SECONDS (180: a little over 3 minutes)
 
 PYTHON ?= python3
 VENV ?= .venv

@@ -4,11 +4,12 @@ bounded time, with bad clients mixed in, and an account at the end.
 
     python -m tests.soak [--seconds N] [--unfixed]
 
-(C{make soak}, C{SOAK_SECONDS=N}, 180 by default: about four minutes in
-all.)  Well-behaved clients, each from a loopback address of its own, ask
-for the catalogue's transforms and pipelines of the bundled poems, of
-random text and of a 100 KB poem, over netstring, AMP, WebSocket and HTTP
-in turn, and check every answer against the transforms run here.
+(C{make soak}, C{SOAK_SECONDS=N}, 180 by default: a little over three
+minutes in all.)  Well-behaved clients, each from a loopback address of
+its own, ask for the catalogue's transforms and pipelines of the bundled
+poems, of random text and of a 100 KB poem, over netstring, AMP,
+WebSocket and HTTP in turn, and check every answer against the
+transforms run here.
 Meanwhile attackers, from 127.0.0.1 and a few other addresses, run the
 hostile suite's attacks (L{tests.hostile}) one after the other, each with
 its expected outcome checked; the soak starts with 100,000 pipelined AMP
