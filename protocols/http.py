@@ -45,6 +45,7 @@ from collections.abc import Callable
 from io import BytesIO
 
 from treq.client import HTTPClient
+from treq.content import collect
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol
@@ -53,13 +54,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import FileBodyProducer, RequestTransmissionFailed, ResponseNeverReceived
 from twisted.web.http import HTTPChannel
-from twisted.web.iweb import IAgent, IBodyProducer
+from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer, IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 from zope.interface import implementer
 
 from protocols.addresses import describeAddress, peerOf
 from protocols.common import (
+    MAX_REPLY_BYTES,
     ConnectionPerCall,
     ForbiddenOrigin,
     Refusals,
@@ -112,6 +114,9 @@ class JSONMethodErrors:
 
     def render(self, request: Request):
         try:
+            if request.method == b"HEAD" and not hasattr(self, "render_GET"):
+                # Resource.render_HEAD would call the render_GET it lacks.
+                raise UnsupportedMethod(self.servedMethods())
             return super().render(request)
         except UnsupportedMethod as unsupported:
             allowed = {method.decode() for method in unsupported.allowedMethods}
@@ -125,6 +130,12 @@ class JSONMethodErrors:
                 "method-not-allowed",
                 f"{request.method.decode(errors='replace')} is not allowed here; use {' or '.join(allowed)}",
             )
+
+    def servedMethods(self) -> list[bytes]:
+        """
+        The methods this resource has a C{render_<METHOD>} for.
+        """
+        return [name.removeprefix("render_").encode() for name in dir(self) if name.startswith("render_")]
 
 
 class ErrorPage(Resource):
@@ -813,18 +824,28 @@ class HTTPTransformProxy(ConnectionPerCall):
 
     @ivar baseURL: the gateway, without a final C{/}.
     @ivar timeout: seconds for each exchange, connecting included.
+    @ivar maxReplyBytes: the longest body of an answer accepted.
     """
 
-    def __init__(self, agent: IAgent, baseURL: str, clock: IReactorTime, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        agent: IAgent,
+        baseURL: str,
+        clock: IReactorTime,
+        timeout: float = 10.0,
+        maxReplyBytes: int = MAX_REPLY_BYTES,
+    ) -> None:
         """
         @param agent: makes the requests (a L{twisted.web.client.Agent}).
         @param baseURL: the gateway, C{http://host:port}.
         @param clock: measures C{timeout}, and schedules the writes of
             each request's body (see L{httpClient}).
         @param timeout: seconds for each exchange, connecting included.
+        @param maxReplyBytes: the longest body of an answer accepted.
         """
         super().__init__(clock, timeout)
         self.baseURL = baseURL.rstrip("/")
+        self.maxReplyBytes = maxReplyBytes
         self._http = httpClient(agent, clock)
 
     def xform(self, transform: str, poem: str) -> "Deferred[str]":
@@ -886,7 +907,28 @@ class HTTPTransformProxy(ConnectionPerCall):
                 if lostToAnError(reason):
                     reason.raiseException()
             raise
-        answer = await response.content()
+        answer = await self._body(response)
         if response.code != 200:
             raise errorFromResponse(response.code, answer)
         return answer
+
+    async def _body(self, response: IResponse) -> bytes:
+        """
+        The body of C{response}, read as it comes.
+
+        @raise TransformFailed: the body is, or is announced as, longer
+            than L{maxReplyBytes}; its connection is closed at once.
+        """
+        pieces: list[bytes] = []
+        received = 0
+
+        def collector(data: bytes) -> None:
+            nonlocal received
+            received += len(data)
+            length = received if response.length is UNKNOWN_LENGTH else max(received, response.length)
+            if length > self.maxReplyBytes:
+                raise TransformFailed(f"the answer is over this client's limit of {self.maxReplyBytes} bytes")
+            pieces.append(data)
+
+        await collect(response, collector)
+        return b"".join(pieces)

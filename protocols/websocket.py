@@ -62,6 +62,7 @@ from zope.interface import implementer
 
 from protocols.addresses import describeAddress, peerOf
 from protocols.common import (
+    MAX_REPLY_BYTES,
     ConnectionPerCall,
     ForbiddenOrigin,
     Refusals,
@@ -518,7 +519,7 @@ class WebSocketTransformProxy(ConnectionPerCall):
         url: str,
         clock: IReactorTime,
         timeout: float = 10.0,
-        maxReplyBytes: int = 64 * 1024 * 1024,
+        maxReplyBytes: int = MAX_REPLY_BYTES,
     ) -> None:
         """
         @param endpoint: where the gateway listens.

@@ -176,24 +176,7 @@ def residentMemory(pid: int) -> int:
     return int(line.split()[1]) * 1024
 
 
-@pytest.mark.parametrize(
-    "scheme",
-    [
-        pytest.param(
-            scheme,
-            marks=[
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="found by this suite: the HTTP client (treq's content()) reads an upstream's "
-                    "answer of any size into memory",
-                )
-            ]
-            if scheme == "http"
-            else [],
-        )
-        for scheme in PLAIN_SCHEMES
-    ],
-)
+@pytest.mark.parametrize("scheme", PLAIN_SCHEMES)
 def test_upstreamWhoseAnswerNeverEnds(scheme):
     """
     An upstream whose answer never ends (a netstring of 99,999,999,999

@@ -1,9 +1,8 @@
 """
 The fuzzing targets (L{tests.fuzz.targets}) on their seeds and on every
 input that ever made one fail (C{tests/fuzz/regressions/}), without
-atheris, the known issues failing too: what C{make fuzz} found stays
-found.  They run in a process of their own (C{python -m tests.fuzz.run
---replay}): the web face sends the page's files with Twisted's global
+atheris: what C{make fuzz} found stays found.  They run in a process of
+their own (C{python -m tests.fuzz.run --replay}): the web face sends the page's files with Twisted's global
 cooperator, whose work must not outlive them into other tests.
 """
 
@@ -15,12 +14,6 @@ import pytest
 
 from tests.fuzz.run import TARGETS, inputs
 from tests.helpers import ROOT
-
-#: The inputs kept that still fail, with why: each a bug not fixed yet.
-STILL_FAILING = {
-    "http/regressions/head-on-a-post-route": "found by make fuzz: HEAD of /transform/<name> answers 500 with "
-    "a critical traceback (Resource.render_HEAD calls a render_GET that POST-only routes lack)",
-}
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +29,10 @@ def outcomes() -> dict:
     return json.loads(replayed.stdout)
 
 
-def _case(target, kind, path):
-    name = f"{target}/{kind}/{path.name}"
-    reason = STILL_FAILING.get(name)
-    return pytest.param(
-        name, marks=[pytest.mark.xfail(strict=True, reason=reason)] if reason else [], id=name
-    )
-
-
-@pytest.mark.parametrize("name", [_case(*each) for each in inputs()])
+@pytest.mark.parametrize("name", [f"{target}/{kind}/{path.name}" for target, kind, path in inputs()])
 def test_input(outcomes, name):
     """
-    The target takes the input without failing, even on an issue the
-    fuzzer is told to pass over.
+    The target takes the input without failing.
     """
     assert outcomes[name] is None, outcomes[name]
 

@@ -88,14 +88,14 @@ def inputs() -> list[tuple[str, str, Path]]:
 
 def replay() -> dict[str, str | None]:
     """
-    Run every input kept through its target, known issues failing too.
+    Run every input kept through its target.
     """
-    from tests.fuzz.targets import STRICT_TARGETS
+    from tests.fuzz.targets import TARGETS
 
     outcomes = {}
     for target, kind, path in inputs():
         try:
-            STRICT_TARGETS[target](path.read_bytes())
+            TARGETS[target](path.read_bytes())
         except BaseException:
             outcomes[f"{target}/{kind}/{path.name}"] = traceback.format_exc()
         else:

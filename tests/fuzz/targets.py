@@ -83,25 +83,11 @@ _web: _Web | None = None
 STATUSES = {b"100", b"101", b"200", b"400", b"403", b"404", b"405", b"413", b"426", b"503", b"504"}
 
 
-def _knownIssues(event: dict) -> bool:
+def http(data: bytes) -> None:
     """
-    Whether C{event} is a failure already known and tracked by a strict
-    xfail, so that the fuzzer goes on to find others (take each out once it
-    is fixed): a path with a NUL byte (issue 12 item 10,
-    L{tests.hostile.test_web.test_nulInPath}); C{HEAD} of a route that
-    serves C{POST} only, found by this fuzzer
-    (L{tests.hostile.test_web.test_headOfAPostOnlyRoute}).
-    """
-    failure = event["log_failure"]
-    nul = failure.check(ValueError) is not None and "null byte" in str(failure.value)
-    head = failure.check(AttributeError) is not None and "render_GET" in str(failure.value)
-    return nul or head
-
-
-def strictHTTP(data: bytes, knownIssues=lambda event: False) -> None:
-    """
-    The C{http} target, which fails on the known issues too: what the
-    suite replays its inputs with.
+    The C{http} target: a stream cut at the given places into one
+    connection of the web face, which must log no failure and answer only
+    with the statuses docs/protocols.md lists.
     """
     global _web
     if _web is None:
@@ -122,21 +108,11 @@ def strictHTTP(data: bytes, knownIssues=lambda event: False) -> None:
         _web.clock.advance(2.0)  # every deadline
         transport.protocol.connectionLost(Failure(ConnectionDone()))
         _web.clock.advance(60.0)  # every timer of the connection
-    assert [event for event in failures(events) if not knownIssues(event)] == []
+    assert failures(events) == []
     written = transport.value()
-    if any(map(knownIssues, failures(events))):
-        return  # answered 500
     for status in re.findall(rb"(?:^|\r\n)HTTP/1\.[01] (\d{3}) ", written):
         assert status in STATUSES, written[:500]
     assert not written or re.match(rb"HTTP/1\.[01] ", written), written[:200]
 
 
-def http(data: bytes) -> None:
-    strictHTTP(data, _knownIssues)
-
-
 TARGETS = {"netstring": netstring, "amp": amp, "jsonrpc": jsonrpc, "http": http}
-
-#: What the suite replays the inputs kept with: the targets, known issues
-#: failing too.
-STRICT_TARGETS = {**TARGETS, "http": strictHTTP}

@@ -8,8 +8,6 @@ import select
 import socket
 import time
 
-import pytest
-
 from tests.hostile.support import connection, descriptors, httpRequest, readHead, receiveAll
 
 #: Paths that try to reach files outside the page's and the poems.
@@ -78,11 +76,6 @@ def test_nulInPath(target):
     assert {status for status, _ in results} <= {b"400", b"404"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by make fuzz: HEAD of a route that serves POST only answers 500 with a critical "
-    "traceback (Resource.render_HEAD calls a render_GET that the route lacks)",
-)
 def test_headOfAPostOnlyRoute(target):
     """
     C{HEAD /transform/rot13} (what C{curl -I} sends) is answered 405, with
