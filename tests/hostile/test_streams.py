@@ -6,8 +6,6 @@ thousands of questions, and questions sent without C{_ask} that fail.
 
 import threading
 
-import pytest
-
 from tests.hostile.support import (
     BoxReader,
     box,
@@ -175,11 +173,6 @@ def test_ampQuestionsWithoutAskThatFail(target):
     assert 0 < len(lines) < 50
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by this suite: an unknown command sent without _ask is logged once per box, "
-    "through BoxConnection.unhandledError, not through the listener's Refusals",
-)
 def test_ampUnknownCommandsWithoutAsk(target):
     """
     Two thousand unknown commands sent without C{_ask} get no answer,
