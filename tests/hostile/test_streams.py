@@ -181,7 +181,10 @@ def test_ampUnknownCommandsWithoutAsk(target):
     """
     answers, lines = asklessFlood(target, "amp-askless-unknown-commands", [box((b"_command", b"Nope"))])
     assert answers == [{b"_answer": b"last", b"poem": b"URYYB"}]
-    assert 0 < len(lines) < 50
+    # As bad requests, they share the rate of the previous test's, which
+    # may have used it up: what is written is tested in memory
+    # (tests/test_amp.py, FireAndForgetTests).
+    assert len(lines) < 50
 
 
 #: Bytes that are not AMP, each of which drops the connection it comes on.
