@@ -42,6 +42,7 @@ of L{gateway.syncclient}.
 
 import json
 from collections.abc import Callable
+from http import HTTPStatus
 from io import BytesIO
 
 from treq.client import HTTPClient
@@ -53,7 +54,7 @@ from twisted.internet.task import Cooperator
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import FileBodyProducer, RequestTransmissionFailed, ResponseNeverReceived
-from twisted.web.http import HTTPChannel
+from twisted.web.http import RESPONSES, HTTPChannel
 from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer, IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
@@ -91,7 +92,8 @@ def jsonBody(request: Request, value: object, status: int = 200) -> bytes:
     Set C{request}'s status and content type, and return C{value} as the
     JSON body.
     """
-    request.setResponseCode(status)
+    # Twisted's table of reasons lacks some (426 Upgrade Required): Python's has them.
+    request.setResponseCode(status, None if status in RESPONSES else HTTPStatus(status).phrase.encode())
     request.setHeader(b"Content-Type", APPLICATION_JSON.encode())
     return json.dumps(value, ensure_ascii=False).encode("utf-8") + b"\n"
 

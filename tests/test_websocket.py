@@ -601,16 +601,17 @@ class HandshakeTests(WebSocketTestCase):
         request = Collector("\r\n".join([*lines, "", ""]).encode("latin-1"))
         connectProtocol(HostnameEndpoint(self.reactor, HOST, WEB), request)
         response = readResponse(self.successResultOf(self.network.run(request.done)))
+        self.reason = response.reason
         return response.status, dict(response.getheaders()), response.read()
 
     def test_aBrowserOpeningTheURL(self):
         """
         C{GET /ws} without an upgrade (a browser opening the URL) gets 426
-        and the web face's JSON error, with its security headers, instead of
-        Autobahn's status page.
+        Upgrade Required and the web face's JSON error, with its security
+        headers, instead of Autobahn's status page.
         """
         status, headers, body = self.get({})
-        self.assertEqual(status, 426)
+        self.assertEqual((status, self.reason), (426, "Upgrade Required"))
         self.assertEqual(headers["Upgrade"], "websocket")
         self.assertEqual(headers["X-Content-Type-Options"], "nosniff")
         self.assertEqual(json.loads(body)["error"], "upgrade-required")
