@@ -6,9 +6,7 @@ sites' pages.
 
 import json
 import struct
-import time
 
-from tests.hostile.conftest import DEFAULT
 from tests.hostile.support import (
     connection,
     frame,
@@ -20,9 +18,6 @@ from tests.hostile.support import (
     violated,
     webSocket,
 )
-
-#: The default gateway, with WebSockets closed after 1 s without a message.
-GATEWAY = (*DEFAULT, "--ws-idle-timeout", "1")
 
 
 def violations(target, name: str, frames: dict[str, bytes], memory: int = 20 * 2**20) -> dict:
@@ -226,23 +221,3 @@ def test_batchesBuiltToCost(target):
         [b"[" + b",".join([request] * 100_000) + b"]", b"[" + b"1," * 3_000_000 + b"1]"],
     )
     assert [(answer["error"]["code"], answer["id"]) for answer in found] == [(-32600, None)] * 2
-
-
-#: How many silent WebSockets the attacker holds open.
-SILENT = 50
-
-
-def test_silentWebSockets(target):
-    """
-    Fifty WebSockets that never say anything, nor answer a ping, are
-    closed by the gateway within 4 s (four WebSocket idle timeouts of 1 s).
-    """
-    with target.attack("ws-silent") as run:
-        silent = [webSocket(target.port("web")) for _ in range(SILENT)]
-        started = time.monotonic()
-        gauge = 'xform_connections_open{protocol="ws"}'
-        closed = target.waitUntil(lambda: target.metrics()[gauge] == 0, 4)
-        run.note(websockets=SILENT, seconds=round(time.monotonic() - started, 1))
-        for sock in silent:
-            sock.close()
-    assert closed
