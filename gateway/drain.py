@@ -41,7 +41,61 @@ from service.transformer import TransformService
 DRAINED, TIMED_OUT, CUT_SHORT = "drained", "timed out", "cut short"
 
 
-class Gateway(ListeningTree):
+class StopsOnSignals:
+    """
+    A root service that takes SIGINT and SIGTERM from the reactor once it
+    runs (in the main thread only): the first stops the reactor, which
+    stops the tree, which drains; a second one calls L{_cutShort}.
+
+    @ivar reactor: the reactor stopped by the first signal.
+    @ivar drainTimeout: seconds the drain may take, for the log.
+    """
+
+    log = Logger()
+    reactor: object
+    drainTimeout: float
+    _signalled = False
+
+    def takeStopSignalsWhenRunning(self) -> None:
+        """
+        Take the signals once the reactor runs, since the reactor installs
+        its own handlers as it starts.
+        """
+        self.reactor.callWhenRunning(self._takeStopSignals)
+
+    def _takeStopSignals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._received)
+
+    def _received(self, signum: int, frame: object) -> None:
+        """
+        The signal handler: the work is done in the reactor thread.
+        """
+        self.reactor.callFromThread(self._stopSignal, signal.Signals(signum).name)
+
+    def _stopSignal(self, name: str) -> None:
+        if not self._signalled:
+            self._signalled = True
+            self.log.info(
+                "{signal}: stopping; draining the connections for up to {seconds:g} s",
+                signal=name,
+                seconds=self.drainTimeout,
+            )
+            self.reactor.stop()
+            return
+        self.log.warn("{signal} again: cutting the drain short", signal=name)
+        self._cutShort()
+
+    def _cutShort(self) -> None:
+        """
+        End the drain at once.
+        """
+        raise NotImplementedError()
+
+
+class Gateway(StopsOnSignals, ListeningTree):
     """
     The gateway's service tree; stopping it drains the connections.
 
@@ -50,6 +104,8 @@ class Gateway(ListeningTree):
     @ivar listeners: the protocols' listeners, stopped first.
     @ivar drainTimeout: seconds the connections have to finish once the
         gateway stops.
+    @ivar metrics: what the gateway counts (a L{gateway.metrics.GatewayMetrics}),
+        once L{gateway.server.makeService} has made it, else C{None}.
     """
 
     log = Logger()
@@ -71,8 +127,8 @@ class Gateway(ListeningTree):
         self.connections = connections
         self.drainTimeout = drainTimeout
         self.listeners: list[ListeningService] = []
+        self.metrics = None
         self._handleSignals = handleSignals
-        self._signalled = False
         self._cutRequested = False
         self._stopping: Deferred[None] | None = None
         self._endDrain: Deferred[str] | None = None
@@ -108,36 +164,7 @@ class Gateway(ListeningTree):
     def startService(self) -> None:
         super().startService()
         if self._handleSignals:
-            self.reactor.callWhenRunning(self._takeStopSignals)
-
-    def _takeStopSignals(self) -> None:
-        """
-        Take SIGINT and SIGTERM from the reactor's own handlers, which the
-        reactor installs as it starts running.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, self._received)
-
-    def _received(self, signum: int, frame: object) -> None:
-        """
-        The signal handler: the work is done in the reactor thread.
-        """
-        self.reactor.callFromThread(self._stopSignal, signal.Signals(signum).name)
-
-    def _stopSignal(self, name: str) -> None:
-        if not self._signalled:
-            self._signalled = True
-            self.log.info(
-                "{signal}: stopping; draining the connections for up to {seconds:g} s",
-                signal=name,
-                seconds=self.drainTimeout,
-            )
-            self.reactor.stop()
-            return
-        self.log.warn("{signal} again: cutting the drain short", signal=name)
-        self._cutShort()
+            self.takeStopSignalsWhenRunning()
 
     def _cutShort(self) -> None:
         self._cutRequested = True
