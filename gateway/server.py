@@ -130,6 +130,13 @@ class ServeOptions(CommandOptions):
             "Seconds a client may stay silent before its request is whole (on AMP: with nothing in flight).",
             positive(float),
         ],
+        [
+            "workers",
+            None,
+            1,
+            "Processes serving the listeners, all on the same sockets (xform serve only).",
+            positive(int),
+        ],
         ["log-level", None, "info", f"Least level logged: {', '.join(LEVELS)}.", oneOf(*LEVELS)],
         [
             "log-format",
