@@ -538,7 +538,7 @@ class Supervisor(StopsOnSignals, ListeningTree):
     def _kill(self) -> None:
         left = [slot for slot in self.workers if slot.process is not None]
         self.log.warn(
-            "{count} workers still running {seconds:g} s after SIGTERM; killing them",
+            "killing the workers still running {seconds:g} s after SIGTERM ({count})",
             count=len(left),
             seconds=self.drainTimeout + STOP_MARGIN,
         )

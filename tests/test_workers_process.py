@@ -22,6 +22,7 @@ import pytest
 from gateway.schemes import SCHEMES
 from gateway.syncclient import tlsContext
 from gateway.urls import parseServerURL
+from gateway.workers import STOP_MARGIN
 from tests.certificates import makeTLSFiles
 from tests.helpers import ROOT, GatewayProcess, xform
 from tests.test_operations_process import LARGE_POEM, SlowRequest, get, metricsGateway, requests, samples
@@ -118,6 +119,8 @@ def test_bothWorkersServe(gateway):
     for worker in (1, 2):
         mine = [line["message"] for line in lines if line.get("worker") == worker]
         assert f"netstring listening on 127.0.0.1:{gateway.ports['netstring']}" in mine
+        pid = workerPid(gateway, worker)
+        assert os.getpgid(pid) == pid  # a process group of its own: Ctrl-C reaches the supervisor alone
 
 
 def test_workersOverTLS(gateway, tlsFiles):
@@ -237,6 +240,42 @@ def test_drainEveryWorker():
         assert process.logged("every worker has stopped")
     finally:
         process.stop()
+
+
+def test_hungWorkerKilled():
+    """
+    A worker still running its drain timeout and a margin after SIGTERM
+    (here a stopped one) is killed, and the supervisor exits 0.
+    """
+    process = workersGateway("--drain-timeout", "0.5")
+    try:
+        os.kill(workerPid(process, 1), signal.SIGSTOP)
+        process.process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        assert process.logged(f"killing the workers still running {0.5 + STOP_MARGIN:g} s after SIGTERM (1)")
+        assert process.logged("was killed by SIGKILL")
+    finally:
+        process.stop()
+
+
+def test_limitsPerWorker():
+    """
+    Each worker has the limits the options give: two workers with
+    C{--max-connections 1} hold two connections, one each.
+    """
+    process = workersGateway("--max-connections", "1")
+    held = []
+    try:
+        for _ in range(200):
+            held.append(socket.create_connection(("127.0.0.1", process.ports["netstring"]), timeout=10))
+            found = samples(process.ports["metrics"])
+            if found["xform_connections_open", (("protocol", "netstring"),)] == 2:
+                break
+        assert found["xform_connections_open", (("protocol", "netstring"),)] == 2
+    finally:
+        for connection in held:
+            connection.close()
+        assert process.stop() == 0
 
 
 def test_secondSignalCutsEveryDrainShort():
