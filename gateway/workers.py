@@ -2,25 +2,33 @@
 Every core: C{xform serve --workers N} runs the gateway in N worker
 processes, all serving the same listening sockets.
 
-The parent, the L{Supervisor}, listens on each listener's endpoint as one
-gateway would, but never accepts a connection: it takes its listening
-sockets out of its reactor and hands them to N children, each started as::
+The parent, the L{Supervisor}, listens on each listener's endpoint, but
+never accepts a connection: it makes one listening socket per worker on the
+endpoint's address (C{SO_REUSEPORT}: the kernel spreads new connections
+over them, by a hash of their addresses), takes them out of its reactor and
+hands them all to N children, each started as::
 
-    python -m gateway.workers NUMBER NAME=FD,... SERVE-ARGUMENT...
+    python -m gateway.workers NUMBER NAME=FD:FD:...,... SERVE-ARGUMENT...
 
-with the sockets at the descriptors named (C{4} and up) and a control
-channel, one end of a UNIX socket pair, at descriptor L{CONTROL_FD}.  A
-worker parses the same arguments of C{xform serve}, in the same
-environment, so it runs with the same configuration; it builds the gateway
-of one process on its inherited sockets (C{reactor.adoptStreamPort}, the
-factory wrapped in TLS for an C{ssl:} endpoint) and serves until told to
-stop.  The kernel hands each new connection to whichever worker accepts it
-first.
+with the sockets at the descriptors named (C{4} and up; the first of a
+listener is worker 1's) and a control channel, one end of a UNIX socket
+pair, at descriptor L{CONTROL_FD}.  A worker parses the same arguments of
+C{xform serve}, in the same environment, so it runs with the same
+configuration; it builds the gateway of one process on its own sockets
+(C{reactor.adoptStreamPort}, the factory wrapped in TLS for an C{ssl:}
+endpoint) and serves until told to stop.  It also adopts the other
+workers' sockets, without reading them: while a worker does not serve
+(it is starting, or has ended and is not yet replaced), the others accept
+the connections on its sockets (L{Cover}, L{Uncover}).  Sockets of their
+own keep the workers even: had they all read one socket, the first awake
+would take a whole burst of new connections (Twisted's ports accept up to
+a hundred at a time), and leave the others idle.
 
 Over the control channel, an AMP connection, a worker says when it serves
 (L{Serving}), the supervisor asks each worker for its own metrics
-(L{Snapshot}) and a worker asks the supervisor for every worker's, summed
-(L{Gather}), for its C{/metrics}.
+(L{Snapshot}) and tells it whose sockets to serve, and a worker asks the
+supervisor for every worker's metrics, summed (L{Gather}), for its
+C{/metrics}.
 
 The supervisor starts a worker again when one ends (at once if it had run
 for L{STEADY} seconds, else after a delay that doubles up to
@@ -122,6 +130,23 @@ class Snapshot(amp.Command):
     response = [(b"exposition", Split(amp.String()))]
 
 
+class Cover(amp.Command):
+    """
+    Supervisor to worker: accept the connections on the sockets of worker
+    C{worker}, which does not serve.
+    """
+
+    arguments = [(b"worker", amp.Integer())]
+
+
+class Uncover(amp.Command):
+    """
+    Supervisor to worker: leave the sockets of worker C{worker} to it again.
+    """
+
+    arguments = [(b"worker", amp.Integer())]
+
+
 def restartDelay(quickEnds: int) -> float:
     """
     Seconds to wait before starting a worker again after it has ended
@@ -204,6 +229,14 @@ class WorkerSlot:
         """
         if self.process is not None:
             self.process.signalProcess(name)
+
+    def tell(self, command: type[amp.Command], worker: int) -> None:
+        """
+        Send C{command} about worker C{worker} to its process, if it is
+        serving; if the process is ending, never mind.
+        """
+        if self.serving:
+            self.channel.callRemote(command, worker=worker).addErrback(lambda _: None)
 
     def processEnded(self) -> None:
         """
@@ -360,10 +393,18 @@ class Supervisor(StopsOnSignals, ListeningTree):
 
     log = Logger()
 
-    def __init__(self, reactor, options: ServeOptions, endpoints: dict[str, object]) -> None:
+    def __init__(
+        self,
+        reactor,
+        options: ServeOptions,
+        endpoints: dict[str, object],
+        sockets: dict[str, "_SharedSockets"],
+    ) -> None:
         """
         @param endpoints: the endpoint of each listener that is on, by name,
             and of C{--metrics} as C{metrics}.
+        @param sockets: what makes the workers' sockets of each listener,
+            by name: the reactor its endpoint listens with.
         """
         super().__init__(reactor)
         self.options = options
@@ -379,7 +420,8 @@ class Supervisor(StopsOnSignals, ListeningTree):
         if "metrics" in endpoints:
             site = makeMetricsSite(self.metrics, self.readiness, reactor)
             ListeningService("metrics", endpoints["metrics"], site).setServiceParent(self)
-        self._sockets: list[tuple[str, int]] = []
+        self._shared = sockets
+        self._sockets: list[tuple[str, list[int]]] = []
         self._restarts: dict[int, object] = {}
         self._startWaiters: list[Deferred[None]] | None = []
         self._startFailure: Failure | None = None
@@ -408,7 +450,10 @@ class Supervisor(StopsOnSignals, ListeningTree):
         """
         super().startService()
         self.takeStopSignalsWhenRunning()
-        self._sockets = [(listener.name, listener.port.fileno()) for listener in self.listeners]
+        self._sockets = [
+            (listener.name, [port.fileno() for port in self._shared[listener.name].ports])
+            for listener in self.listeners
+        ]
         for slot in self.workers:
             self._start(slot)
 
@@ -426,9 +471,10 @@ class Supervisor(StopsOnSignals, ListeningTree):
             )
             descriptors = {0: 0, 1: 1, 2: 2, CONTROL_FD: theirs.fileno()}
             sockets = []
-            for index, (name, fileno) in enumerate(self._sockets, start=CONTROL_FD + 1):
-                descriptors[index] = fileno
-                sockets.append(f"{name}={index}")
+            for name, filenos in self._sockets:
+                theirFilenos = range(len(descriptors), len(descriptors) + len(filenos))
+                descriptors.update(zip(theirFilenos, filenos, strict=True))
+                sockets.append(f"{name}={':'.join(map(str, theirFilenos))}")
             arguments = [
                 sys.executable,
                 "-m",
@@ -445,10 +491,16 @@ class Supervisor(StopsOnSignals, ListeningTree):
 
     def workerServing(self, slot: WorkerSlot) -> None:
         """
-        C{slot}'s process says it serves.
+        C{slot}'s process says it serves: the others leave its sockets to
+        it, and it covers those of the workers that do not serve.
         """
         slot.serving = True
         self.log.info("worker {worker} serving (pid {pid})", worker=slot.number, pid=slot.pid)
+        for other in self.workers:
+            if other is not slot:
+                other.tell(Uncover, slot.number)
+                if not other.serving:
+                    slot.tell(Cover, other.number)
         if all(other.serving for other in self.workers) and self._startWaiters is not None:
             waiting, self._startWaiters = self._startWaiters, None
             self.log.info("{count} workers serving", count=len(self.workers))
@@ -468,6 +520,8 @@ class Supervisor(StopsOnSignals, ListeningTree):
             slot.processEnded()
             return
         slot.processEnded()
+        for other in self.workers:
+            other.tell(Cover, slot.number)
         if self._startWaiters is not None and not served:
             self._failStart(CannotListen(f"worker {slot.number}", f"it {how} before it served"))
             return
@@ -523,6 +577,9 @@ class Supervisor(StopsOnSignals, ListeningTree):
             pending.cancel()
         self._restarts.clear()
         await _stopAll(self.listeners)
+        await DeferredList(
+            [port.stopListening() for shared in self._shared.values() for port in shared.ports[1:]]
+        )
         running = [slot for slot in self.workers if slot.process is not None]
         self.log.info("stopped listening; draining the workers ({count} running)", count=len(running))
         ended = DeferredList([slot.whenEnded() for slot in running])
@@ -558,49 +615,72 @@ def makeSupervisor(options: ServeOptions, reactor) -> Supervisor:
     @raise OptionError: if a listener's endpoint is not one whose socket
         workers can share.
     """
-    endpoints = {}
+    endpoints, sockets = {}, {}
     for name in LISTENERS:
         if options[name] == OFF:
             continue
-        endpoints[name] = serverEndpoint(_SharedSocket(reactor), options[name], name)
+        sockets[name] = _SharedSockets(reactor, options["workers"])
+        endpoints[name] = serverEndpoint(sockets[name], options[name], name)
         if not isinstance(endpoints[name], SHAREABLE):
             raise OptionError(
                 name, f"{options[name]!r}: --workers shares only tcp:, tcp6: and ssl: listeners' sockets"
             )
     if options["metrics"] != OFF:
         endpoints["metrics"] = serverEndpoint(reactor, options["metrics"], "metrics")
-    return Supervisor(reactor, options, endpoints)
+    return Supervisor(reactor, options, endpoints, sockets)
 
 
-class _SharedSocket:
+class _SharedSockets:
     """
     A reactor for Twisted's endpoint parser (C{serverFromString}), whose
-    C{listenTCP} and C{listenSSL} make a listening socket for the workers
-    to share: bound and listening as Twisted's own port would be, then
-    adopted by the reactor and taken out of it at once, so that the
-    supervisor never accepts a connection.  An adopted port closes its
-    socket without shutting it down, which would stop every copy of it
-    (the workers') listening too.
+    C{listenTCP} and C{listenSSL} make the listening sockets of one
+    listener's workers, one per worker, on the endpoint's address, as
+    Twisted's own port would make one; then each is adopted by the reactor
+    and taken out of it at once, so that the supervisor never accepts a
+    connection.  An adopted port closes its socket without shutting it
+    down, which would stop every copy of it (the workers') listening too.
+
+    The sockets share their address through C{SO_REUSEPORT}, which would
+    let any other process of the same user join them on that address: so
+    the address is first bound without it, to find out whether it is free
+    (and which port C{tcp:0} gets).
+
+    @ivar count: how many sockets to make.
+    @ivar ports: the sockets, as ports, once listening.
     """
 
-    def __init__(self, reactor) -> None:
+    def __init__(self, reactor, count: int) -> None:
         self.reactor = reactor
+        self.count = count
+        self.ports: list[IListeningPort] = []
 
     def listenTCP(
         self, port: int, factory: Factory, backlog: int = 50, interface: str = ""
     ) -> IListeningPort:
         family = socket.AF_INET6 if isIPv6Address(interface) else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as listening:
-            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                listening.bind((interface, port))
+                probe.bind((interface, port))
             except OSError as error:
                 raise CannotListenError(interface, port, error) from None
-            listening.listen(backlog)
-            listening.setblocking(False)
-            shared = self.reactor.adoptStreamPort(listening.fileno(), family, factory)
-        self.reactor.removeReader(shared)
-        return shared
+            port = probe.getsockname()[1]
+        for _ in range(self.count):
+            with socket.socket(family, socket.SOCK_STREAM) as listening:
+                listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                try:
+                    listening.bind((interface, port))
+                except OSError as error:
+                    for made in self.ports:
+                        made.stopListening()
+                    raise CannotListenError(interface, port, error) from None
+                listening.listen(backlog)
+                listening.setblocking(False)
+                shared = self.reactor.adoptStreamPort(listening.fileno(), family, factory)
+            self.reactor.removeReader(shared)
+            self.ports.append(shared)
+        return self.ports[0]
 
     def listenSSL(
         self, port: int, factory: Factory, contextFactory, backlog: int = 50, interface: str = ""
@@ -617,17 +697,23 @@ class _InheritedSocket:
     certificate and options included, through Twisted's public API.  Like
     Twisted's own C{listenSSL}, it serves TLS by wrapping the factory in a
     L{TLSMemoryBIOFactory} with the endpoint's context factory.
+
+    @ivar paused: whether the port starts paused (another worker's socket).
     """
 
-    def __init__(self, reactor, fileno: int) -> None:
+    def __init__(self, reactor, fileno: int, paused: bool = False) -> None:
         self.reactor = reactor
         self.fileno = fileno
+        self.paused = paused
 
     def listenTCP(
         self, port: int, factory: Factory, backlog: int = 50, interface: str = ""
     ) -> IListeningPort:
         with socket.socket(fileno=self.fileno) as inherited:
-            return self.reactor.adoptStreamPort(inherited.fileno(), inherited.family, factory)
+            adopted = self.reactor.adoptStreamPort(inherited.fileno(), inherited.family, factory)
+        if self.paused:
+            adopted.pauseProducing()
+        return adopted
 
     def listenSSL(
         self, port: int, factory: Factory, contextFactory, backlog: int = 50, interface: str = ""
@@ -647,10 +733,15 @@ class WorkerChannel(amp.AMP):
 
     log = Logger()
 
-    def __init__(self, root: Gateway, reactor) -> None:
+    def __init__(self, root: Gateway, reactor, covers: dict[int, list[ListeningService]]) -> None:
+        """
+        @param covers: this worker's listeners on each other worker's
+            sockets, by that worker's number.
+        """
         super().__init__()
         self.root = root
         self.reactor = reactor
+        self.covers = covers
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -660,6 +751,20 @@ class WorkerChannel(amp.AMP):
     @Snapshot.responder
     def snapshot(self) -> dict:
         return {"exposition": self.root.metrics.ownExposition()}
+
+    @Cover.responder
+    def cover(self, worker: int) -> dict:
+        for listener in self.covers.get(worker, []):
+            if listener.port is not None:
+                listener.port.resumeProducing()
+        return {}
+
+    @Uncover.responder
+    def uncover(self, worker: int) -> dict:
+        for listener in self.covers.get(worker, []):
+            if listener.port is not None:
+                listener.port.pauseProducing()
+        return {}
 
     def gather(self) -> "Deferred[bytes]":
         """
@@ -677,18 +782,29 @@ class WorkerChannel(amp.AMP):
                 pass
 
 
-def makeWorker(options: ServeOptions, reactor, sockets: dict[str, int]) -> Gateway:
+def makeWorker(options: ServeOptions, reactor, number: int, sockets: dict[str, list[int]]) -> Gateway:
     """
-    A worker's gateway: the gateway of one process, its listeners on the
-    inherited C{sockets} (descriptors, by listener), its C{/metrics} every
-    worker's through the control channel at L{CONTROL_FD}.
+    Worker C{number}'s gateway: the gateway of one process, its listeners
+    on its own inherited sockets, and quiet listeners, paused, on the other
+    workers' (C{sockets}: the descriptors of every worker's, by listener);
+    its C{/metrics} every worker's, through the control channel at
+    L{CONTROL_FD}.
     """
     endpoints = {
-        name: serverEndpoint(_InheritedSocket(reactor, fileno), options[name], name)
-        for name, fileno in sockets.items()
+        name: serverEndpoint(_InheritedSocket(reactor, filenos[number - 1]), options[name], name)
+        for name, filenos in sockets.items()
     }
     root = makeService(options, reactor, endpoints=endpoints)
-    channel = WorkerChannel(root, reactor)
+    covers: dict[int, list[ListeningService]] = {}
+    for own in list(root.listeners):
+        for other, fileno in enumerate(sockets[own.name], start=1):
+            if other != number:
+                paused = _InheritedSocket(reactor, fileno, paused=True)
+                endpoint = serverEndpoint(paused, options[own.name], own.name)
+                cover = ListeningService(f"{own.name} of worker {other}", endpoint, own.factory, quiet=True)
+                root.addListener(cover)
+                covers.setdefault(other, []).append(cover)
+    channel = WorkerChannel(root, reactor, covers)
     with socket.socket(fileno=CONTROL_FD) as control:
         reactor.adoptStreamConnection(control.fileno(), socket.AF_UNIX, Factory.forProtocol(lambda: channel))
     return root
@@ -709,8 +825,11 @@ def runWorker(arguments: list[str]) -> None:
     from twisted.internet import reactor
     from twisted.internet.task import react
 
-    sockets = {name: int(fileno) for name, _, fileno in (pair.partition("=") for pair in sockets.split(","))}
-    root = makeWorker(options, reactor, sockets)
+    sockets = {
+        name: [int(fileno) for fileno in filenos.split(":")]
+        for name, _, filenos in (pair.partition("=") for pair in sockets.split(","))
+    }
+    root = makeWorker(options, reactor, number, sockets)
     startLogging(options["log-level"], options["log-format"], worker=number)
     react(serveUntilStopped, [root])
 

@@ -110,14 +110,14 @@ class SummedMetricsTests(MemoryTestCase):
         super().setUp()
         options = ServeOptions()
         options.parseOptions(["--workers", "2"])
-        self.supervisor = Supervisor(self.reactor, options, {})
+        self.supervisor = Supervisor(self.reactor, options, {}, {})
         self.ports = []
         self.gateways = []
         for slot in self.supervisor.workers:
             ports = {"netstring": 10000 + slot.number, "amp": 10100 + slot.number, "web": 8080 + slot.number}
             gateway = self.gateway(ports=ports)
             slot.channel = SupervisorChannel(self.supervisor, slot)
-            worker = WorkerChannel(gateway, self.reactor)
+            worker = WorkerChannel(gateway, self.reactor, {})
             pump = iosim.connect(
                 worker,
                 iosim.FakeTransport(worker, isServer=False),

@@ -1,10 +1,12 @@
 """
 C{xform serve --workers 2} as real processes on loopback: both workers
 serve, and the metrics sum them; a killed worker is replaced while clients
-keep connecting, none refused; SIGTERM drains every worker, requests in
-flight included, and a second signal cuts that short; TLS; a supervisor
-killed outright leaves no worker behind; a worker that cannot start stops
-the whole; and the usage errors of C{--workers}.
+keep connecting, none refused, and while it is down the other serves its
+sockets; SIGTERM drains every worker, requests in flight included, a
+worker that does not end is killed, and a second signal cuts that short;
+each worker's own limits; TLS; a supervisor killed outright leaves no
+worker behind; a worker that cannot start stops the whole; and the usage
+errors of C{--workers}.
 """
 
 import json
@@ -48,12 +50,12 @@ def workerPid(process: GatewayProcess, number: int) -> int:
     return [int(found.group(1)) for found in map(serving.search, process.log) if found][-1]
 
 
-def ask(port: int) -> bytes:
+def ask(port: int, timeout: float = 10) -> bytes:
     """
     One netstring request on a connection of its own: the answer, or
     whatever came before the gateway closed.
     """
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
         connection.sendall(REQUEST)
         received = b""
         while chunk := connection.recv(100):
@@ -199,6 +201,40 @@ def test_killedWorkerReplaced(gateway):
     assert process.logged(f"worker 1 (pid {killed}) was killed by SIGKILL; starting another")
     assert workerPid(process, 1) != killed
     assert samples(process.ports["metrics"])["xform_worker_restarts_total", ()] == 1
+
+
+def test_othersServeWhileAWorkerIsDown(tmp_path):
+    """
+    While a worker is down, and its replacements keep ending as they start
+    (here Python's site customization ends them while a file exists), the
+    other workers take the connections on its sockets: every request is
+    answered at once.  The replacements are started after longer and
+    longer delays; once one starts, it serves.
+    """
+    down = tmp_path / "down"
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        f"if sys.orig_argv[1:4] == ['-m', 'gateway.workers', '1'] and os.path.exists({str(down)!r}):\n"
+        "    os._exit(3)\n"
+    )
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    process = GatewayProcess("--workers", "2", env={"PYTHONPATH": path})
+    process.start()
+    try:
+        process.waitForLog(lambda: process.logged("2 workers serving"), what="both workers serving")
+        down.touch()
+        os.kill(workerPid(process, 1), signal.SIGKILL)
+        process.waitForLog(lambda: process.logged("exited with status 3; starting another in 1 s"))
+        for _ in range(40):
+            assert ask(process.ports["netstring"], timeout=5) == ANSWER
+        down.unlink()
+        process.waitForLog(
+            lambda: len([line for line in process.log if "worker 1 serving (pid" in line]) == 2,
+            what="a new worker 1",
+        )
+        assert ask(process.ports["netstring"]) == ANSWER
+    finally:
+        assert process.stop() == 0
 
 
 def until(condition, timeout: float = 30.0) -> None:
