@@ -134,7 +134,7 @@ class ServeOptions(CommandOptions):
             "workers",
             None,
             1,
-            "Processes serving the listeners, all on the same sockets (xform serve only).",
+            "Processes serving the listeners, on the same addresses (xform serve only).",
             positive(int),
         ],
         ["log-level", None, "info", f"Least level logged: {', '.join(LEVELS)}.", oneOf(*LEVELS)],
