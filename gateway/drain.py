@@ -186,7 +186,7 @@ class Gateway(StopsOnSignals, ListeningTree):
         for listener in self.listeners:
             if IReadDescriptor.providedBy(listener.port):
                 listener.port.doRead()  # accept what waits in the backlog, which closing resets
-        listening = _stopAll(self.listeners)
+        listening = stopAll(self.listeners)
         open = len(self.connections)
         self.connections.drain()
         self.log.info("stopped listening; draining {count} connections", count=open)
@@ -206,7 +206,7 @@ class Gateway(StopsOnSignals, ListeningTree):
         else:
             self.log.info("drained: every connection is closed")
         await listening
-        rest = _stopAll(reversed([child for child in self if child not in self.listeners]))
+        rest = stopAll(reversed([child for child in self if child not in self.listeners]))
         if how != CUT_SHORT:
             await rest
 
@@ -215,7 +215,7 @@ class Gateway(StopsOnSignals, ListeningTree):
             self._endDrain.callback(how)
 
 
-def _stopAll(services: Iterable[IService]) -> "Deferred[object]":
+def stopAll(services: Iterable[IService]) -> "Deferred[object]":
     """
     Stop C{services}, all at once; the L{Deferred} fires once each has
     stopped.

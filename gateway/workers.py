@@ -1,6 +1,6 @@
 """
 Every core: C{xform serve --workers N} runs the gateway in N worker
-processes, all serving the same listening sockets.
+processes, all serving the same listening addresses.
 
 The parent, the L{Supervisor}, listens on each listener's endpoint, but
 never accepts a connection: it makes one listening socket per worker on the
@@ -32,8 +32,9 @@ C{/metrics}.
 
 The supervisor starts a worker again when one ends (at once if it had run
 for L{STEADY} seconds, else after a delay that doubles up to
-L{MAX_RESTART_DELAY}); the listening sockets stay open in the supervisor
-and the other workers meanwhile, so no connection is refused.  On SIGTERM
+L{MAX_RESTART_DELAY}); its listening sockets stay open in the supervisor
+and the other workers meanwhile, which serve them, so no connection is
+refused.  On SIGTERM
 or SIGINT it closes its own sockets, sends SIGTERM to every worker, each
 of which drains as one gateway does (L{gateway.drain}), waits for them up
 to the drain timeout and L{STOP_MARGIN} more (then kills those left), and
@@ -66,7 +67,7 @@ from twisted.protocols import amp
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
-from gateway.drain import Gateway, StopsOnSignals, _stopAll
+from gateway.drain import Gateway, StopsOnSignals, stopAll
 from gateway.listening import CannotListen, ListeningService, ListeningTree
 from gateway.metrics import MetricSums
 from gateway.options import OptionError, serverEndpoint
@@ -576,7 +577,7 @@ class Supervisor(StopsOnSignals, ListeningTree):
         for pending in self._restarts.values():
             pending.cancel()
         self._restarts.clear()
-        await _stopAll(self.listeners)
+        await stopAll(self.listeners)
         await DeferredList(
             [port.stopListening() for shared in self._shared.values() for port in shared.ports[1:]]
         )
@@ -590,7 +591,7 @@ class Supervisor(StopsOnSignals, ListeningTree):
         if timer.active():
             timer.cancel()
         self.log.info("every worker has stopped")
-        await _stopAll([child for child in self if child not in self.listeners])
+        await stopAll([child for child in self if child not in self.listeners])
 
     def _kill(self) -> None:
         left = [slot for slot in self.workers if slot.process is not None]
