@@ -3,12 +3,16 @@
 #   make test   install everything the tests need and run the whole suite
 # and the whole system under Docker (docs/deploy.md):
 #   make compose-test   the compose system, tested through HAProxy
+#   make swarm-test     the same system as a Swarm stack, scaled and updated
+# and longer runs than the suite's, for reliability (docs/reliability.md):
+#   make fuzz           each parser under atheris, FUZZ_SECONDS each (45: about 4 minutes)
+#   make soak           mixed and hostile traffic, SOAK_SECONDS (180: a little over 3 minutes)
 
 PYTHON ?= python3
 VENV ?= .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench conformance deps compose-deps compose-test install clean
+.PHONY: run test lint bench conformance fuzz soak deps compose-deps compose-test swarm-test install clean
 
 run: $(VENV)/.runtime
 	$(VENV)/bin/xform serve
@@ -22,9 +26,22 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Throughput and latency against a baseline server, printed (see bench/run.py).
-bench: install
-	$(VENV)/bin/python bench/run.py
+# The benchmarks: the gateway against baselines written for comparison, in
+# the same run (bench/README.md). Options through BENCH_ARGS, e.g.
+#   make bench BENCH_ARGS=--quick
+#   make bench BENCH_ARGS='amp-200 ws-200 --rounds 5'
+#   make bench BENCH_ARGS='--profile amp-200'     (a py-spy flame graph)
+# It installs what it needs beyond the tests': Debian's wrk (HTTP load),
+# gcc (to build loadgen) and taskset, and the bench extra into .venv.
+BENCH_DEBIAN_PACKAGES := wrk gcc libc6-dev util-linux
+
+bench: install $(VENV)/.bench-installed
+	@$(MAKE) --no-print-directory deps DEBIAN_PACKAGES="$(BENCH_DEBIAN_PACKAGES)"
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+$(VENV)/.bench-installed: pyproject.toml
+	$(VENV)/bin/pip install --quiet --config-settings editable_mode=compat -e '.[test,bench]'
+	touch $@
 
 # WebSocket conformance: Autobahn|Testsuite's fuzzing client against /ws and
 # its echo twin (tests/conformance/run.py). wstest runs on Python 2.7 only,
@@ -40,6 +57,26 @@ $(WSTEST_VENV)/.installed:
 	PYTHONPATH=$(WSTEST_VENV)-tools $(PYTHON27) -m virtualenv --quiet $(WSTEST_VENV)
 	$(WSTEST_VENV)/bin/pip install --quiet autobahntestsuite
 	touch $@
+
+# Fuzzing: each target of tests/fuzz/targets.py (netstring, AMP, JSON-RPC,
+# HTTP) under atheris for FUZZ_SECONDS; an input that fails one is kept in
+# tests/fuzz/regressions/, which the suite replays (tests/fuzz/run.py).
+FUZZ_SECONDS ?= 45
+
+fuzz: $(VENV)/.fuzz
+	$(VENV)/bin/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
+
+$(VENV)/.fuzz: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --config-settings editable_mode=compat -e '.[test,fuzz]'
+	touch $@
+
+# The soak: a real gateway under mixed traffic on every protocol, with bad
+# clients mixed in, for SOAK_SECONDS; it prints the errors, the answers
+# checked, and the gateway's descriptors and memory (tests/soak.py).
+SOAK_SECONDS ?= 180
+
+soak: install
+	$(VENV)/bin/python -m tests.soak --seconds $(SOAK_SECONDS)
 
 # The gateway and what it needs to run, nothing more: what `make run` needs.
 $(VENV)/.runtime: pyproject.toml
@@ -60,6 +97,14 @@ $(VENV)/.installed: $(VENV)/.runtime
 # root) when no engine runs, and stops that one after.
 compose-test: compose-deps install
 	VENV=$(VENV) .ci/with-dockerd .ci/compose-test
+
+# The same system as a Swarm stack on a single-node Swarm (which it makes,
+# and leaves after, unless the engine is in one): the stack deployed, the
+# integration suite against it, then from the host scaling to four replicas
+# and a rolling update under load, the stack removed (.ci/swarm-test). It
+# starts dockerd (as root) when no engine runs, and stops that one after.
+swarm-test: compose-deps install
+	VENV=$(VENV) .ci/with-dockerd .ci/swarm-test
 
 # $(call install-missing,FILE): install the Debian packages listed in FILE
 # that are missing.
@@ -83,4 +128,4 @@ compose-deps:
 	$(call install-missing,.ci/compose-packages.txt)
 
 clean:
-	rm -rf $(VENV) $(WSTEST_VENV) $(WSTEST_VENV)-tools *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(WSTEST_VENV) $(WSTEST_VENV)-tools *.egg-info .pytest_cache .ruff_cache artifacts/fuzz

@@ -71,7 +71,7 @@ from gateway.drain import Gateway, StopsOnSignals, stopAll
 from gateway.listening import CannotListen, ListeningService, ListeningTree
 from gateway.metrics import MetricSums
 from gateway.options import OptionError, serverEndpoint
-from gateway.server import LISTENERS, OFF, ServeOptions, makeService
+from gateway.server import LISTENERS, OFF, ServeOptions, listenerEndpoint, makeService
 from gateway.web import makeMetricsSite
 from protocols.amp.commands import Split
 
@@ -621,13 +621,13 @@ def makeSupervisor(options: ServeOptions, reactor) -> Supervisor:
         if options[name] == OFF:
             continue
         sockets[name] = _SharedSockets(reactor, options["workers"])
-        endpoints[name] = serverEndpoint(sockets[name], options[name], name)
+        endpoints[name] = listenerEndpoint(sockets[name], options[name], name)
         if not isinstance(endpoints[name], SHAREABLE):
             raise OptionError(
                 name, f"{options[name]!r}: --workers shares only tcp:, tcp6: and ssl: listeners' sockets"
             )
     if options["metrics"] != OFF:
-        endpoints["metrics"] = serverEndpoint(reactor, options["metrics"], "metrics")
+        endpoints["metrics"] = listenerEndpoint(reactor, options["metrics"], "metrics")
     return Supervisor(reactor, options, endpoints, sockets)
 
 

@@ -1,10 +1,12 @@
 """
-The baseline for the netstring benchmark: the Twisted introduction's Part 12
-transformation server as the tutorial wrote it -- a NetstringReceiver that
-lowercases and closes -- with no limits, deadlines, logging or offloading.
-It shows what our gateway's robustness costs.
+Baseline for the netstring benchmarks: the Twisted introduction's Part 12
+transformation server as the tutorial wrote it -- a L{NetstringReceiver}
+that lowercases and closes -- with no limits, deadlines, logging or
+offloading.  It shows what the gateway's robustness costs.
 
-    python bench/baseline.py PORT
+    python bench/baselines/tutorial_netstring.py PORT
+
+PORT 0 takes a free port; the server prints C{listening on HOST:PORT}.
 """
 
 import sys
@@ -26,5 +28,6 @@ class TutorialTransformProtocol(NetstringReceiver):
 
 factory = ServerFactory.forProtocol(TutorialTransformProtocol)
 factory.noisy = False
-reactor.listenTCP(int(sys.argv[1]), factory, interface="127.0.0.1")
+port = reactor.listenTCP(int(sys.argv[1]), factory, interface="127.0.0.1")
+print(f"listening on 127.0.0.1:{port.getHost().port}", flush=True)
 reactor.run()
