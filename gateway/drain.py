@@ -41,11 +41,14 @@ from service.transformer import TransformService
 DRAINED, TIMED_OUT, CUT_SHORT = "drained", "timed out", "cut short"
 
 
-class StopsOnSignals:
+class DrainingRoot:
     """
-    A root service that takes SIGINT and SIGTERM from the reactor once it
-    runs (in the main thread only): the first stops the reactor, which
-    stops the tree, which drains; a second one calls L{_cutShort}.
+    A root service whose stop is a drain, L{_stop}, run once however often
+    it is stopped, and which takes SIGINT and SIGTERM from the reactor once
+    it runs (in the main thread only): the first stops the reactor, which
+    stops the tree, which drains; a second one calls L{_cutShort}.  The
+    gateway of one process (L{Gateway}) and the supervisor of its workers
+    (L{gateway.workers.Supervisor}) are both one.
 
     @ivar reactor: the reactor stopped by the first signal.
     @ivar drainTimeout: seconds the drain may take, for the log.
@@ -55,6 +58,23 @@ class StopsOnSignals:
     reactor: object
     drainTimeout: float
     _signalled = False
+    _stopping: "Deferred[None] | None" = None
+
+    def stopService(self) -> "Deferred[None]":
+        """
+        Drain, once: a L{Deferred} firing when the drain is over (a failure
+        of it is logged).
+        """
+        if self._stopping is None:
+            self._stopping = Deferred.fromCoroutine(self._stop())
+            self._stopping.addErrback(lambda failure: self.log.failure("while stopping", failure))
+        return self._stopping
+
+    async def _stop(self) -> None:
+        """
+        Drain, then stop every service.
+        """
+        raise NotImplementedError()
 
     def takeStopSignalsWhenRunning(self) -> None:
         """
@@ -95,7 +115,7 @@ class StopsOnSignals:
         raise NotImplementedError()
 
 
-class Gateway(StopsOnSignals, ListeningTree):
+class Gateway(DrainingRoot, ListeningTree):
     """
     The gateway's service tree; stopping it drains the connections.
 
@@ -130,7 +150,6 @@ class Gateway(StopsOnSignals, ListeningTree):
         self.metrics = None
         self._handleSignals = handleSignals
         self._cutRequested = False
-        self._stopping: Deferred[None] | None = None
         self._endDrain: Deferred[str] | None = None
 
     def addListener(self, listener: ListeningService) -> None:
@@ -171,16 +190,10 @@ class Gateway(StopsOnSignals, ListeningTree):
         if self._endDrain is not None:
             self._end(CUT_SHORT)
 
-    def stopService(self) -> "Deferred[None]":
+    async def _stop(self) -> None:
         """
         Drain, then stop every service; see the module's docstring.
         """
-        if self._stopping is None:
-            self._stopping = Deferred.fromCoroutine(self._stop())
-            self._stopping.addErrback(lambda failure: self.log.failure("while stopping", failure))
-        return self._stopping
-
-    async def _stop(self) -> None:
         Service.stopService(self)
         self._endDrain = Deferred()
         for listener in self.listeners:

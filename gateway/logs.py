@@ -113,8 +113,7 @@ def textLine(event: dict, worker: int | None = None) -> str:
     Twisted writes it: the time, C{[namespace#level]} and the text, which a
     worker starts with C{worker N: }.
     """
-    text = formatEvent(event)
-    if worker is not None and text:
+    if worker is not None and (text := formatEvent(event)):
         event = {
             **event,
             "log_format": "worker {log_worker}: {log_text}",

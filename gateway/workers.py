@@ -67,7 +67,7 @@ from twisted.protocols import amp
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
-from gateway.drain import Gateway, StopsOnSignals, stopAll
+from gateway.drain import DrainingRoot, Gateway, stopAll
 from gateway.listening import CannotListen, ListeningService, ListeningTree
 from gateway.metrics import MetricSums
 from gateway.options import OptionError, serverEndpoint
@@ -379,7 +379,7 @@ class _WorkerProcess(ProcessProtocol):
         self.supervisor.workerEnded(self.slot, reason)
 
 
-class Supervisor(StopsOnSignals, ListeningTree):
+class Supervisor(DrainingRoot, ListeningTree):
     """
     The parent process of C{xform serve --workers N}; see the module's
     docstring.
@@ -426,7 +426,6 @@ class Supervisor(StopsOnSignals, ListeningTree):
         self._restarts: dict[int, object] = {}
         self._startWaiters: list[Deferred[None]] | None = []
         self._startFailure: Failure | None = None
-        self._stopping: Deferred[None] | None = None
 
     def readiness(self) -> list[str]:
         """
@@ -560,17 +559,11 @@ class Supervisor(StopsOnSignals, ListeningTree):
         both = gatherResults([ListeningTree.whenListening(self), started], consumeErrors=True)
         return both.addCallbacks(lambda _: None, lambda failure: failure.value.subFailure)
 
-    def stopService(self) -> "Deferred[None]":
+    async def _stop(self) -> None:
         """
         Stop listening, drain every worker, then stop the rest; see the
         module's docstring.
         """
-        if self._stopping is None:
-            self._stopping = Deferred.fromCoroutine(self._stop())
-            self._stopping.addErrback(lambda failure: self.log.failure("while stopping", failure))
-        return self._stopping
-
-    async def _stop(self) -> None:
         Service.stopService(self)
         if self._startWaiters is not None:
             self._failStart(CancelledError())
