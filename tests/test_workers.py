@@ -1,8 +1,10 @@
 """
 The parts of C{xform serve --workers} that run without processes: the
-restart policy, each worker's number in its log lines, and every worker's
+restart policy, each worker's number in its log lines, every worker's
 metrics summed -- gateways in memory (L{tests.memory}) as workers, their
-control channels joined to a supervisor's with L{twisted.test.iosim}.
+control channels joined to a supervisor's with L{twisted.test.iosim} --
+and the supervisor's start, restarts and stop, with fake processes on a
+fake clock.
 The processes themselves are tested in L{tests.test_workers_process}.
 """
 
@@ -11,20 +13,30 @@ import json
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import IProcessTransport
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel
+from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.test import iosim
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from gateway.clients import transformClient
+from gateway.listening import CannotListen
 from gateway.logs import jsonLine, textLine
 from gateway.server import ServeOptions
 from gateway.urls import parseServerURL
 from gateway.workers import (
     FIRST_RESTART_DELAY,
     MAX_RESTART_DELAY,
+    STOP_MARGIN,
+    Cover,
+    Serving,
     Supervisor,
     SupervisorChannel,
+    Uncover,
     WorkerChannel,
     describeEnd,
     restartDelay,
@@ -199,3 +211,221 @@ class SummedMetricsTests(MemoryTestCase):
         self.assertEqual(status, 503)
         self.assertIn("the metrics cannot be gathered", body)
         self.assertTrue(self.reactor.hasStopped)
+
+
+@implementer(IProcessTransport)
+class FakeWorkerProcess:
+    """
+    A worker's process as L{ProcessReactor} spawns it: it records the
+    signals sent to it, and ends when the test says.
+
+    @ivar signals: the names of the signals sent to it.
+    """
+
+    def __init__(self, protocol: ProcessProtocol, pid: int, arguments: list[str]) -> None:
+        self.protocol = protocol
+        self.pid = pid
+        self.arguments = arguments
+        self.signals: list[str] = []
+
+    def signalProcess(self, name: str) -> None:
+        self.signals.append(name)
+
+    def end(self, reason: Exception) -> None:
+        self.pid = None
+        self.protocol.processEnded(Failure(reason))
+
+
+class WorkerEnd(amp.AMP):
+    """
+    A worker's end of its control channel, recording what it is told.
+
+    @ivar told: each command and the worker it was about.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told: list[tuple[str, int]] = []
+
+    @Cover.responder
+    def cover(self, worker: int) -> dict:
+        self.told.append(("cover", worker))
+        return {}
+
+    @Uncover.responder
+    def uncover(self, worker: int) -> dict:
+        self.told.append(("uncover", worker))
+        return {}
+
+
+class ProcessReactor(MemoryReactorClock):
+    """
+    A memory reactor that spawns L{FakeWorkerProcess}es, whose control
+    channels it joins to L{WorkerEnd}s with L{iosim}.
+
+    @ivar processes: the processes spawned, in turn.
+    @ivar ends: the worker's end of each control channel, in turn.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.processes: list[FakeWorkerProcess] = []
+        self.ends: list[WorkerEnd] = []
+        self.pumps: list[iosim.IOPump] = []
+
+    def spawnProcess(self, protocol, executable, args, env=None, childFDs=None, **ignored):
+        process = FakeWorkerProcess(protocol, 1000 + len(self.processes), args)
+        self.processes.append(process)
+        protocol.makeConnection(process)
+        return process
+
+    def adoptStreamConnection(self, fileDescriptor, addressFamily, factory):
+        supervisorEnd, workerEnd = factory.buildProtocol(None), WorkerEnd()
+        self.ends.append(workerEnd)
+        self.pumps.append(
+            iosim.connect(
+                workerEnd,
+                iosim.FakeTransport(workerEnd, isServer=False),
+                supervisorEnd,
+                iosim.FakeTransport(supervisorEnd, isServer=True),
+                greet=False,
+            )
+        )
+
+    def flush(self) -> None:
+        """
+        Move what every control channel has to move, until none has more.
+        """
+        while any([pump.pump() for pump in self.pumps]):
+            pass
+
+
+class SupervisorTests(SynchronousTestCase):
+    """
+    A L{Supervisor} of two workers whose processes are fakes: what it
+    starts, restarts and stops, on a fake clock.
+    """
+
+    def setUp(self):
+        self.reactor = ProcessReactor()
+        options = ServeOptions()
+        options.parseOptions(["--workers", "2", "--drain-timeout", "10"])
+        self.supervisor = Supervisor(self.reactor, options, {}, {})
+        self.supervisor.startService()
+        self.started = self.supervisor.whenListening()
+
+    def serve(self, index: int) -> None:
+        """
+        The process spawned C{index}-th (from 0) says it serves.
+        """
+        self.reactor.ends[index].callRemote(Serving)
+        self.reactor.flush()
+
+    def test_startsEveryWorker(self):
+        """
+        One process per worker, each told its number; the gateway has
+        started once each serves.
+        """
+        self.assertEqual(
+            [process.arguments[1:4] for process in self.reactor.processes],
+            [["-m", "gateway.workers", "1"], ["-m", "gateway.workers", "2"]],
+        )
+        self.serve(0)
+        self.assertNoResult(self.started)
+        self.serve(1)
+        self.successResultOf(self.started)
+
+    def test_endedWorkerStartedAgain(self):
+        """
+        A worker that ends after it has run a while is started again at once;
+        meanwhile the other covers its sockets, and leaves them to the new
+        one once it serves.
+        """
+        self.serve(0)
+        self.serve(1)
+        self.reactor.advance(60)
+        self.reactor.processes[0].end(ProcessTerminated(signal=9))
+        self.reactor.flush()
+        self.assertEqual(self.reactor.ends[1].told, [("cover", 1)])
+        self.assertEqual(len(self.reactor.processes), 2)
+        self.reactor.advance(0)
+        self.assertEqual(self.reactor.processes[2].arguments[3], "1")
+        self.serve(2)
+        self.assertEqual(self.reactor.ends[1].told, [("cover", 1), ("uncover", 1)])
+        self.assertEqual(self.supervisor.workers[0].restarts, 1)
+        self.assertEqual([slot.serving for slot in self.supervisor.workers], [True, True])
+
+    def test_quickEndsWaitLonger(self):
+        """
+        A worker that keeps ending soon after it starts is started again
+        after a delay that doubles each time.
+        """
+        self.serve(0)
+        self.serve(1)
+        for delay in (FIRST_RESTART_DELAY, FIRST_RESTART_DELAY * 2, FIRST_RESTART_DELAY * 4):
+            spawned = len(self.reactor.processes)
+            self.reactor.processes[-1].end(ProcessTerminated(exitCode=3))
+            self.reactor.advance(delay - 0.01)
+            self.assertEqual(len(self.reactor.processes), spawned)
+            self.reactor.advance(0.01)
+            self.assertEqual(len(self.reactor.processes), spawned + 1)
+            self.assertEqual(self.reactor.processes[-1].arguments[3], "2")
+
+    def test_endBeforeServingAtStart(self):
+        """
+        A worker that ends before it has ever served, as the gateway starts,
+        fails the start, naming it; it is not started again.
+        """
+        self.serve(0)
+        self.reactor.processes[1].end(ProcessTerminated(exitCode=3))
+        failure = self.failureResultOf(self.started, CannotListen)
+        self.assertEqual(
+            failure.getErrorMessage(), "worker 2 cannot listen: it exited with status 3 before it served"
+        )
+        self.reactor.advance(MAX_RESTART_DELAY)
+        self.assertEqual(len(self.reactor.processes), 2)
+
+    def test_stopDrainsEveryWorker(self):
+        """
+        Stopping sends SIGTERM to every worker, and is done once each has
+        ended; none is started again.
+        """
+        self.serve(0)
+        self.serve(1)
+        stopped = self.supervisor.stopService()
+        self.assertEqual([process.signals for process in self.reactor.processes], [["TERM"], ["TERM"]])
+        self.reactor.processes[0].end(ProcessDone(0))
+        self.assertNoResult(stopped)
+        self.reactor.processes[1].end(ProcessDone(0))
+        self.successResultOf(stopped)
+        self.reactor.advance(MAX_RESTART_DELAY)
+        self.assertEqual(len(self.reactor.processes), 2)
+
+    def test_hungWorkerKilled(self):
+        """
+        A worker still running its drain timeout and L{STOP_MARGIN} after
+        SIGTERM is killed.
+        """
+        self.serve(0)
+        self.serve(1)
+        stopped = self.supervisor.stopService()
+        self.reactor.processes[0].end(ProcessDone(0))
+        self.reactor.advance(10 + STOP_MARGIN - 0.01)
+        self.assertEqual(self.reactor.processes[1].signals, ["TERM"])
+        self.reactor.advance(0.01)
+        self.assertEqual(self.reactor.processes[1].signals, ["TERM", "KILL"])
+        self.reactor.processes[1].end(ProcessTerminated(signal=9))
+        self.successResultOf(stopped)
+
+    def test_stopCancelsARestart(self):
+        """
+        A worker waiting to be started again is not, once the gateway stops.
+        """
+        self.serve(0)
+        self.serve(1)
+        self.reactor.processes[0].end(ProcessTerminated(exitCode=1))
+        stopped = self.supervisor.stopService()
+        self.reactor.processes[1].end(ProcessDone(0))
+        self.successResultOf(stopped)
+        self.reactor.advance(MAX_RESTART_DELAY)
+        self.assertEqual(len(self.reactor.processes), 2)
