@@ -210,7 +210,8 @@ def test_othersServeWhileAWorkerIsDown(tmp_path):
     (here Python's site customization ends them while a file exists), the
     other workers take the connections on its sockets: every request is
     answered at once.  The replacements are started after longer and
-    longer delays; once one starts, it serves.
+    longer delays; once one starts, it serves.  (The workers from
+    C{XFORM_WORKERS}, which the workers see too.)
     """
     down = tmp_path / "down"
     (tmp_path / "sitecustomize.py").write_text(
@@ -219,7 +220,7 @@ def test_othersServeWhileAWorkerIsDown(tmp_path):
         "    os._exit(3)\n"
     )
     path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
-    process = GatewayProcess("--workers", "2", env={"PYTHONPATH": path})
+    process = GatewayProcess(env={"PYTHONPATH": path, "XFORM_WORKERS": "2"})
     process.start()
     try:
         process.waitForLog(lambda: process.logged("2 workers serving"), what="both workers serving")
@@ -264,16 +265,17 @@ def stoppedListening(process: GatewayProcess) -> int:
     return len([line for line in process.log if ": stopped listening; draining" in line])
 
 
-def test_drainEveryWorker():
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_drainEveryWorker(stop):
     """
-    On SIGTERM the supervisor stops listening and every worker drains: no
-    new connection is taken, the request in flight gets its answer, then
-    the supervisor exits 0.
+    On SIGTERM or SIGINT the supervisor stops listening and every worker
+    drains: no new connection is taken, the request in flight gets its
+    answer, then the supervisor exits 0.
     """
     process = workersGateway("--deadline", "60", listeners=("netstring", "web"))
     try:
         slow = SlowRequest(process, 8).startInFlight()
-        process.process.send_signal(signal.SIGTERM)
+        process.process.send_signal(stop)
         closed = f": netstring no longer listening on 127.0.0.1:{process.ports['netstring']}"
         process.waitForLog(
             lambda: len([line for line in process.log if closed in line]) == 2, what="both workers closed"
