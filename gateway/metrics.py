@@ -340,17 +340,19 @@ class GatewayCollector(Collector):
         yield calls
 
     def _stateMetrics(self) -> Iterator[Metric]:
-        connections = self._connections
-        yield GaugeMetricFamily(
-            "xform_ready",
-            "1 while the gateway is ready for more work (GET /readyz), else 0.",
-            value=self._ready(),
-        )
-        yield GaugeMetricFamily(
-            "xform_draining",
-            "1 once the gateway is stopping and draining its connections.",
-            value=connections.draining,
-        )
+        return stateMetrics(self._ready(), self._connections.draining)
+
+
+def stateMetrics(ready: bool, draining: bool) -> Iterator[Metric]:
+    """
+    The gauges of the gateway's state: C{xform_ready} and C{xform_draining}.
+    """
+    yield GaugeMetricFamily(
+        "xform_ready", "1 while the gateway is ready for more work (GET /readyz), else 0.", value=ready
+    )
+    yield GaugeMetricFamily(
+        "xform_draining", "1 once the gateway is stopping and draining its connections.", value=draining
+    )
 
 
 class MetricSums:

@@ -69,7 +69,7 @@ from twisted.python.failure import Failure
 
 from gateway.drain import DrainingRoot, Gateway, stopAll
 from gateway.listening import CannotListen, ListeningService, ListeningTree
-from gateway.metrics import MetricSums
+from gateway.metrics import MetricSums, stateMetrics
 from gateway.options import OptionError, serverEndpoint
 from gateway.server import LISTENERS, OFF, ServeOptions, listenerEndpoint, makeService
 from gateway.web import makeMetricsSite
@@ -347,16 +347,7 @@ class _WorkersCollector(Collector):
             total.add(sums.metrics())
             requests.add_metric([str(slot.number)], sums.total("xform_requests_total"))
         yield from total.metrics(leaveOut=SUPERVISOR_STATE)
-        yield GaugeMetricFamily(
-            "xform_ready",
-            "1 while the gateway is ready for more work (GET /readyz), else 0.",
-            value=not supervisor.readiness(),
-        )
-        yield GaugeMetricFamily(
-            "xform_draining",
-            "1 once the gateway is stopping and draining its connections.",
-            value=not supervisor.running,
-        )
+        yield from stateMetrics(ready=not supervisor.readiness(), draining=not supervisor.running)
         yield GaugeMetricFamily(
             "xform_workers",
             "Worker processes serving now (--workers).",
