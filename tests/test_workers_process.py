@@ -343,7 +343,7 @@ def test_secondSignalCutsEveryDrainShort():
         signalled = time.monotonic()
         process.process.send_signal(signal.SIGINT)
         assert process.wait(20) == 0
-        assert time.monotonic() - signalled < 5
+        assert time.monotonic() - signalled < 15  # far less than the drain timeout, even on a busy machine
         slow.join(20)
         assert process.logged("SIGINT again: cutting the drain short")
         assert process.logged("SIGTERM again: cutting the drain short")  # a worker's
