@@ -11,6 +11,7 @@ The processes themselves are tested in L{tests.test_workers_process}.
 import json
 
 from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.interfaces import IProcessTransport
@@ -429,3 +430,19 @@ class SupervisorTests(SynchronousTestCase):
         self.successResultOf(stopped)
         self.reactor.advance(MAX_RESTART_DELAY)
         self.assertEqual(len(self.reactor.processes), 2)
+
+    def test_readiness(self):
+        """
+        The supervisor is ready once a worker serves, and while one does,
+        until it stops.
+        """
+        self.assertEqual(self.supervisor.readiness(), ["no worker is serving"])
+        self.serve(0)
+        self.assertEqual(self.supervisor.readiness(), [])
+        self.reactor.processes[0].end(ProcessTerminated(signal=9))
+        self.assertEqual(self.supervisor.readiness(), ["no worker is serving"])
+        self.serve(1)
+        self.assertEqual(self.supervisor.readiness(), [])
+        self.supervisor.stopService()
+        self.assertEqual(self.supervisor.readiness(), ["stopping"])
+        self.failureResultOf(self.started, CancelledError)  # stopped before worker 1 served again
