@@ -392,25 +392,13 @@ class Workers(Scenario):
     """
     C{xform serve --workers 2} against one worker, on AMP 200 B, both
     unpinned (two workers need both cores; the load generator keeps core
-    0).  Skipped while C{--workers} means threads rather than processes
-    (issue 10).
+    0).
     """
 
     name = "workers"
     title = "AMP 200 B, 8 x 16, --workers 2 vs 1"
 
-    def available(self) -> bool:
-        help = subprocess.run(
-            [PYTHON, "-m", "gateway", "serve", "--help"], cwd=ROOT, capture_output=True, text=True
-        ).stdout
-        match = re.search(r"--workers=(.*?)(?=\n\s*--|\n\n|\Z)", help, re.S)
-        return bool(match and "process" in match.group(1).lower())
-
     def run(self, settings: Settings) -> dict:
-        if not self.available():
-            message = "skipped: the gateway's --workers still means threads, not processes (issue 10)"
-            print(f"    {message}")
-            return {"skipped": message}
         servers = [
             gateway("amp", "--workers", "2", name="gateway --workers 2", cores=None),
             gateway("amp", "--workers", "1", name="gateway --workers 1", cores=None),

@@ -157,14 +157,15 @@ async def _start(reactor, root) -> None:
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
 
 
-async def _serve(reactor, root) -> None:
+async def serveUntilStopped(reactor, root) -> None:
     """
-    Run the gateway until SIGINT or SIGTERM stops the reactor.  A listener
-    that cannot listen ends it with status 1 and one line: the message of
-    the L{CannotListen} that starting the tree raises or, if the listener
-    finds out later, the tree's log line.
+    Run the gateway (or the supervisor of its workers) until SIGINT or
+    SIGTERM stops the reactor, even before it is serving.  A listener that
+    cannot listen ends it with status 1 and one line: the message of the
+    L{CannotListen} that starting the tree raises or, if the listener (or a
+    worker) finds out later, the tree's log line.
     """
-    from twisted.internet.defer import Deferred
+    from twisted.internet.defer import CancelledError, Deferred
 
     from gateway.listening import CannotListen
 
@@ -178,6 +179,8 @@ async def _serve(reactor, root) -> None:
         await root.whenListening()
     except CannotListen:
         raise SystemExit(1) from None  # the tree has logged why, and stops the reactor
+    except CancelledError:
+        pass  # stopped before it served
     await Deferred()  # until a signal stops the reactor
 
 
@@ -281,9 +284,13 @@ def _prepare(command: str, options: usage.Options, reactor) -> Callable[[object]
     if command == "serve":
         from gateway.tap import prepareService
 
-        root = prepareService(options, reactor)
+        root = prepareService(options, reactor)  # checks every option, as each worker will
+        if options["workers"] > 1:
+            from gateway.workers import makeSupervisor
+
+            root = makeSupervisor(options, reactor)
         startLogging(options["log-level"], options["log-format"])
-        return partial(_serve, root=root)
+        return partial(serveUntilStopped, root=root)
     if command == "poetry-server":
         from gateway.poetryserver import makePoetryService
 

@@ -41,7 +41,81 @@ from service.transformer import TransformService
 DRAINED, TIMED_OUT, CUT_SHORT = "drained", "timed out", "cut short"
 
 
-class Gateway(ListeningTree):
+class DrainingRoot:
+    """
+    A root service whose stop is a drain, L{_stop}, run once however often
+    it is stopped, and which takes SIGINT and SIGTERM from the reactor once
+    it runs (in the main thread only): the first stops the reactor, which
+    stops the tree, which drains; a second one calls L{_cutShort}.  The
+    gateway of one process (L{Gateway}) and the supervisor of its workers
+    (L{gateway.workers.Supervisor}) are both one.
+
+    @ivar reactor: the reactor stopped by the first signal.
+    @ivar drainTimeout: seconds the drain may take, for the log.
+    """
+
+    log = Logger()
+    reactor: object
+    drainTimeout: float
+    _signalled = False
+    _stopping: "Deferred[None] | None" = None
+
+    def stopService(self) -> "Deferred[None]":
+        """
+        Drain, once: a L{Deferred} firing when the drain is over (a failure
+        of it is logged).
+        """
+        if self._stopping is None:
+            self._stopping = Deferred.fromCoroutine(self._stop())
+            self._stopping.addErrback(lambda failure: self.log.failure("while stopping", failure))
+        return self._stopping
+
+    async def _stop(self) -> None:
+        """
+        Drain, then stop every service.
+        """
+        raise NotImplementedError()
+
+    def takeStopSignalsWhenRunning(self) -> None:
+        """
+        Take the signals once the reactor runs, since the reactor installs
+        its own handlers as it starts.
+        """
+        self.reactor.callWhenRunning(self._takeStopSignals)
+
+    def _takeStopSignals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._received)
+
+    def _received(self, signum: int, frame: object) -> None:
+        """
+        The signal handler: the work is done in the reactor thread.
+        """
+        self.reactor.callFromThread(self._stopSignal, signal.Signals(signum).name)
+
+    def _stopSignal(self, name: str) -> None:
+        if not self._signalled:
+            self._signalled = True
+            self.log.info(
+                "{signal}: stopping; draining the connections for up to {seconds:g} s",
+                signal=name,
+                seconds=self.drainTimeout,
+            )
+            self.reactor.stop()
+            return
+        self.log.warn("{signal} again: cutting the drain short", signal=name)
+        self._cutShort()
+
+    def _cutShort(self) -> None:
+        """
+        End the drain at once.
+        """
+        raise NotImplementedError()
+
+
+class Gateway(DrainingRoot, ListeningTree):
     """
     The gateway's service tree; stopping it drains the connections.
 
@@ -50,6 +124,8 @@ class Gateway(ListeningTree):
     @ivar listeners: the protocols' listeners, stopped first.
     @ivar drainTimeout: seconds the connections have to finish once the
         gateway stops.
+    @ivar metrics: what the gateway counts (a L{gateway.metrics.GatewayMetrics}),
+        once L{gateway.server.makeService} has made it, else C{None}.
     """
 
     log = Logger()
@@ -71,10 +147,9 @@ class Gateway(ListeningTree):
         self.connections = connections
         self.drainTimeout = drainTimeout
         self.listeners: list[ListeningService] = []
+        self.metrics = None
         self._handleSignals = handleSignals
-        self._signalled = False
         self._cutRequested = False
-        self._stopping: Deferred[None] | None = None
         self._endDrain: Deferred[str] | None = None
 
     def addListener(self, listener: ListeningService) -> None:
@@ -108,58 +183,23 @@ class Gateway(ListeningTree):
     def startService(self) -> None:
         super().startService()
         if self._handleSignals:
-            self.reactor.callWhenRunning(self._takeStopSignals)
-
-    def _takeStopSignals(self) -> None:
-        """
-        Take SIGINT and SIGTERM from the reactor's own handlers, which the
-        reactor installs as it starts running.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, self._received)
-
-    def _received(self, signum: int, frame: object) -> None:
-        """
-        The signal handler: the work is done in the reactor thread.
-        """
-        self.reactor.callFromThread(self._stopSignal, signal.Signals(signum).name)
-
-    def _stopSignal(self, name: str) -> None:
-        if not self._signalled:
-            self._signalled = True
-            self.log.info(
-                "{signal}: stopping; draining the connections for up to {seconds:g} s",
-                signal=name,
-                seconds=self.drainTimeout,
-            )
-            self.reactor.stop()
-            return
-        self.log.warn("{signal} again: cutting the drain short", signal=name)
-        self._cutShort()
+            self.takeStopSignalsWhenRunning()
 
     def _cutShort(self) -> None:
         self._cutRequested = True
         if self._endDrain is not None:
             self._end(CUT_SHORT)
 
-    def stopService(self) -> "Deferred[None]":
+    async def _stop(self) -> None:
         """
         Drain, then stop every service; see the module's docstring.
         """
-        if self._stopping is None:
-            self._stopping = Deferred.fromCoroutine(self._stop())
-            self._stopping.addErrback(lambda failure: self.log.failure("while stopping", failure))
-        return self._stopping
-
-    async def _stop(self) -> None:
         Service.stopService(self)
         self._endDrain = Deferred()
         for listener in self.listeners:
             if IReadDescriptor.providedBy(listener.port):
                 listener.port.doRead()  # accept what waits in the backlog, which closing resets
-        listening = _stopAll(self.listeners)
+        listening = stopAll(self.listeners)
         open = len(self.connections)
         self.connections.drain()
         self.log.info("stopped listening; draining {count} connections", count=open)
@@ -179,7 +219,7 @@ class Gateway(ListeningTree):
         else:
             self.log.info("drained: every connection is closed")
         await listening
-        rest = _stopAll(reversed([child for child in self if child not in self.listeners]))
+        rest = stopAll(reversed([child for child in self if child not in self.listeners]))
         if how != CUT_SHORT:
             await rest
 
@@ -188,7 +228,7 @@ class Gateway(ListeningTree):
             self._endDrain.callback(how)
 
 
-def _stopAll(services: Iterable[IService]) -> "Deferred[object]":
+def stopAll(services: Iterable[IService]) -> "Deferred[object]":
     """
     Stop C{services}, all at once; the L{Deferred} fires once each has
     stopped.

@@ -55,22 +55,28 @@ class ListeningService(StreamServerEndpointService):
     @ivar port: the listening port while listening, else C{None}.
     @ivar failure: why it cannot listen, once known (a L{CancelledError}
         if it stopped first), else C{None}.
+    @ivar quiet: whether it leaves out its log lines (a worker's listener
+        on another worker's socket, L{gateway.workers}).
     """
 
     log = Logger()
 
-    def __init__(self, name: str, endpoint: IStreamServerEndpoint, factory: Factory) -> None:
+    def __init__(
+        self, name: str, endpoint: IStreamServerEndpoint, factory: Factory, quiet: bool = False
+    ) -> None:
         super().__init__(_ReportingEndpoint(endpoint, self), factory)
         self.setName(name)
+        self.quiet = quiet
         self.port: IListeningPort | None = None
         self.failure: Failure | None = None
         self._waiting: list[Deferred[IListeningPort]] = []
 
     def _listening(self, port: IListeningPort) -> IListeningPort:
         self.port = port
-        self.log.info(
-            "{name} listening on {address}", name=self.name, address=describeAddress(port.getHost())
-        )
+        if not self.quiet:
+            self.log.info(
+                "{name} listening on {address}", name=self.name, address=describeAddress(port.getHost())
+            )
         self._notify(succeed, port)
         return port
 
@@ -104,7 +110,7 @@ class ListeningService(StreamServerEndpointService):
     def stopService(self) -> "Deferred[None]":
         port, self.port = self.port, None
         stopped = super().stopService()
-        if port is not None:
+        if port is not None and not self.quiet:
             address = describeAddress(port.getHost())
             stopped.addCallback(
                 lambda _: self.log.info(

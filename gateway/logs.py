@@ -13,6 +13,10 @@ A JSON line is one object: C{timestamp} (ISO 8601, UTC), C{level},
 C{namespace}, C{message} (the rendered text), C{traceback} for a failure,
 and the event's own fields (C{peer}, C{error}, ...; one named as one of
 those keys is left out); addresses are written C{host:port}.
+
+A worker of C{xform serve --workers} writes its number in each line: the
+field C{worker} of a JSON line, C{worker N: } before the text of a line of
+text.
 """
 
 import json
@@ -28,8 +32,8 @@ from twisted.logger import (
     LogLevelFilterPredicate,
     PredicateResult,
     formatEvent,
+    formatEventAsClassicLogText,
     globalLogBeginner,
-    textFileLogObserver,
 )
 
 from protocols.addresses import describeAddress
@@ -77,9 +81,11 @@ def _jsonValue(value: object) -> object:
     return str(value)
 
 
-def jsonLine(event: dict) -> str:
+def jsonLine(event: dict, worker: int | None = None) -> str:
     """
     C{event} as one line of JSON, ended by a newline.
+
+    @param worker: the number of the worker writing it, if it is one.
     """
     level = event.get("log_level")
     line = {
@@ -90,6 +96,8 @@ def jsonLine(event: dict) -> str:
         "namespace": event.get("log_namespace", ""),
         "message": formatEvent(event),
     }
+    if worker is not None:
+        line["worker"] = worker
     failure = event.get("log_failure")
     if failure is not None:
         line["traceback"] = failure.getTraceback()
@@ -99,13 +107,34 @@ def jsonLine(event: dict) -> str:
     return json.dumps(line, default=_jsonValue, ensure_ascii=False) + "\n"
 
 
-def gatewayObserver(levelName: str, format: str = "text", stream: TextIO = sys.stderr) -> ILogObserver:
+def textLine(event: dict, worker: int | None = None) -> str:
+    """
+    C{event} as a line of text (and its traceback, if it has one), as
+    Twisted writes it: the time, C{[namespace#level]} and the text, which a
+    worker starts with C{worker N: }.
+    """
+    if worker is not None and (text := formatEvent(event)):
+        event = {
+            **event,
+            "log_format": "worker {log_worker}: {log_text}",
+            "log_worker": worker,
+            "log_text": text,
+        }
+    return formatEventAsClassicLogText(event)
+
+
+def gatewayObserver(
+    levelName: str, format: str = "text", stream: TextIO = sys.stderr, worker: int | None = None
+) -> ILogObserver:
     """
     An observer writing the events of C{levelName} and above to C{stream},
     as text or JSON lines, without the libraries' chatter unless
     C{levelName} is C{debug}.
+
+    @param worker: the number of the worker writing them, if it is one.
     """
-    writer = FileLogObserver(stream, jsonLine) if format == "json" else textFileLogObserver(stream)
+    lines = jsonLine if format == "json" else textLine
+    writer = FileLogObserver(stream, lambda event: lines(event, worker))
     predicates = [LogLevelFilterPredicate(defaultLogLevel=LEVELS[levelName])]
     if LEVELS[levelName] > LogLevel.debug:
         predicates.append(quietLibraries)
@@ -113,14 +142,21 @@ def gatewayObserver(levelName: str, format: str = "text", stream: TextIO = sys.s
 
 
 def startLogging(
-    levelName: str, format: str = "text", stream: TextIO = sys.stderr, discardBuffer: bool = False
+    levelName: str,
+    format: str = "text",
+    stream: TextIO = sys.stderr,
+    discardBuffer: bool = False,
+    worker: int | None = None,
 ) -> None:
     """
     Send log events to C{stream} through a L{gatewayObserver}.
 
     @param discardBuffer: drop the events logged before, instead of writing
         them out first.
+    @param worker: the number of the worker writing them, if it is one.
     """
     globalLogBeginner.beginLoggingTo(
-        [gatewayObserver(levelName, format, stream)], discardBuffer=discardBuffer, redirectStandardIO=False
+        [gatewayObserver(levelName, format, stream, worker)],
+        discardBuffer=discardBuffer,
+        redirectStandardIO=False,
     )

@@ -25,11 +25,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from protocols.connections import Connections
-from protocols.http import APIResource
+from protocols.http import APIResource, errorBody
 from protocols.interfaces import ITransformClient, ITransformLister
 from protocols.observer import OK, IServerObserver
 from service.errors import TransformError
@@ -190,6 +190,9 @@ class GatewayMetrics:
     @ivar protocols: the L{ProtocolMetrics} of each protocol, by name.
     @ivar upstreams: the L{ObservedClient} of each upstream, by prefix.
     @ivar registry: the C{prometheus_client} registry to scrape.
+    @ivar gather: if set, where L{exposition} gets its text from instead:
+        in a worker of C{xform serve --workers}, every worker's metrics
+        summed by the supervisor (L{gateway.workers}), a L{Deferred}.
     """
 
     def __init__(
@@ -209,6 +212,7 @@ class GatewayMetrics:
         self.upstreams: dict[str, ObservedClient] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(GatewayCollector(self, service, connections, ready))
+        self.gather: Callable[[], Deferred[bytes]] | None = None
 
     def observeUpstream(self, prefix: str, client: ITransformClient) -> ObservedClient:
         """
@@ -218,9 +222,18 @@ class GatewayMetrics:
         self.upstreams[prefix] = observed
         return observed
 
-    def exposition(self) -> bytes:
+    def exposition(self) -> "bytes | Deferred[bytes]":
         """
-        Every metric, in the Prometheus text format.
+        What C{/metrics} shows: every metric, in the Prometheus text format;
+        those that L{gather} gives, if it is set.
+        """
+        if self.gather is not None:
+            return self.gather()
+        return self.ownExposition()
+
+    def ownExposition(self) -> bytes:
+        """
+        This process's metrics alone, in the Prometheus text format.
         """
         return generate_latest(self.registry)
 
@@ -327,31 +340,100 @@ class GatewayCollector(Collector):
         yield calls
 
     def _stateMetrics(self) -> Iterator[Metric]:
-        connections = self._connections
-        yield GaugeMetricFamily(
-            "xform_ready",
-            "1 while the gateway is ready for more work (GET /readyz), else 0.",
-            value=self._ready(),
-        )
-        yield GaugeMetricFamily(
-            "xform_draining",
-            "1 once the gateway is stopping and draining its connections.",
-            value=connections.draining,
+        return stateMetrics(self._ready(), self._connections.draining)
+
+
+def stateMetrics(ready: bool, draining: bool) -> Iterator[Metric]:
+    """
+    The gauges of the gateway's state: C{xform_ready} and C{xform_draining}.
+    """
+    yield GaugeMetricFamily(
+        "xform_ready", "1 while the gateway is ready for more work (GET /readyz), else 0.", value=ready
+    )
+    yield GaugeMetricFamily(
+        "xform_draining", "1 once the gateway is stopping and draining its connections.", value=draining
+    )
+
+
+class MetricSums:
+    """
+    Metric families of several processes, added up sample by sample: the
+    same name and labels make one sample, whose value is the sum.  Counters,
+    histograms and gauges alike: the sum of the workers' open connections
+    is the gateway's.
+
+    @ivar families: each family's help, type and summed samples (by sample
+        name and labels), by family name, in the order first seen.
+    """
+
+    def __init__(self) -> None:
+        self.families: dict[str, tuple[str, str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]] = {}
+
+    def add(self, families: Iterable[Metric], types: frozenset[str] | None = None) -> None:
+        """
+        Add C{families} (of the types in C{types}, if given).
+        """
+        for family in families:
+            if types is not None and family.type not in types:
+                continue
+            _, _, samples = self.families.setdefault(family.name, (family.documentation, family.type, {}))
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                samples[key] = samples.get(key, 0.0) + sample.value
+
+    def metrics(self, leaveOut: Iterable[str] = ()) -> Iterator[Metric]:
+        """
+        The summed families, but those named in C{leaveOut}.
+        """
+        for name, (documentation, kind, samples) in self.families.items():
+            if name in leaveOut:
+                continue
+            family = Metric(name, documentation, kind)
+            for (sampleName, labels), value in samples.items():
+                family.add_sample(sampleName, dict(labels), value)
+            yield family
+
+    def total(self, sampleName: str) -> float:
+        """
+        The sum of every sample called C{sampleName}, whatever its labels.
+        """
+        return sum(
+            value
+            for _, _, samples in self.families.values()
+            for (name, _), value in samples.items()
+            if name == sampleName
         )
 
 
 class MetricsPage(APIResource):
     """
     C{GET /metrics}: every metric, in the Prometheus text format, made in
-    the reactor thread when asked.
+    the reactor thread when asked -- at once, or once a worker's supervisor
+    has summed every worker's (C{503} if it cannot).
 
-    @ivar metrics: the gateway's metrics.
+    @ivar metrics: the gateway's metrics: anything whose C{exposition()}
+        returns the text, or a L{Deferred} of it.
     """
 
     def __init__(self, metrics: GatewayMetrics) -> None:
         super().__init__()
         self.metrics = metrics
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> bytes | int:
         request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
-        return self.metrics.exposition()
+        text = self.metrics.exposition()
+        if isinstance(text, bytes):
+            return text
+        finished = request.notifyFinish()
+        finished.addErrback(lambda _: None)  # the client went away: nothing to write to
+
+        def answer(body: bytes) -> None:
+            if not finished.called:
+                request.write(body)
+                request.finish()
+
+        def unavailable(failure: Failure) -> None:
+            answer(errorBody(request, 503, "unavailable", f"the metrics cannot be gathered: {failure.value}"))
+
+        text.addCallbacks(answer, unavailable)
+        return NOT_DONE_YET

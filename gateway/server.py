@@ -5,10 +5,12 @@ connections in one L{Connections} and reporting to one L{GatewayMetrics}.
 """
 
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.python import usage
 
@@ -106,6 +108,8 @@ class ServeOptions(CommandOptions):
     The options of C{xform serve}, and of the C{xform-gateway} twistd
     plugin: each also from its C{XFORM_} environment variable
     (L{gateway.options}).
+
+    @ivar arguments: the arguments parsed, environment aside.
     """
 
     commandName = "xform serve"
@@ -156,6 +160,13 @@ class ServeOptions(CommandOptions):
             "Seconds between the gateway's pings on each WebSocket; one not answered within "
             "--idle-timeout closes it.",
             positive(float),
+        ],
+        [
+            "workers",
+            None,
+            1,
+            "Processes serving the listeners, on the same addresses (xform serve only).",
+            positive(int),
         ],
         ["log-level", None, "info", f"Least level logged: {', '.join(LEVELS)}.", oneOf(*LEVELS)],
         [
@@ -216,6 +227,16 @@ class ServeOptions(CommandOptions):
         super().__init__()
         self["allowed-origin"] = []
         self["upstream"] = {}
+        self.arguments: list[str] = []
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """
+        Parse C{options} and the environment, keeping the arguments in
+        L{arguments}: the workers of C{--workers} parse them again, in the
+        same environment, to run with the same configuration.
+        """
+        self.arguments = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)
 
     @repeatable
     def opt_allowed_origin(self, origin: str) -> None:
@@ -274,7 +295,12 @@ def listenerEndpoint(reactor, description: str, option: str):
     return endpoint if withOurs == description else serverEndpoint(reactor, withOurs, option)
 
 
-def makeService(options: ServeOptions, reactor, handleSignals: bool = True) -> Gateway:
+def makeService(
+    options: ServeOptions,
+    reactor,
+    handleSignals: bool = True,
+    endpoints: Mapping[str, IStreamServerEndpoint] | None = None,
+) -> Gateway:
     """
     Build the gateway: a L{Gateway} tree of the shared
     L{TransformService} with the upstreams' transforms delegated to them
@@ -285,6 +311,9 @@ def makeService(options: ServeOptions, reactor, handleSignals: bool = True) -> G
 
     @param handleSignals: let the tree take SIGINT and SIGTERM once the
         reactor runs: what the runners want, and a test in-process not.
+    @param endpoints: the endpoint of each listener to run, by name, instead
+        of every listener the options describe and C{--metrics}: a worker's
+        inherited sockets (L{gateway.workers}).
     @raise OptionError: if an endpoint string is invalid, or an upstream's
         prefix is unusable or its scheme has no client.
     """
@@ -297,7 +326,7 @@ def makeService(options: ServeOptions, reactor, handleSignals: bool = True) -> G
     service = TransformService(catalogue, reactor, limits)
     connections = Connections(options["max-connections"], options["max-connections-per-peer"])
     root = Gateway(reactor, service, connections, options["drain-timeout"], handleSignals)
-    metrics = GatewayMetrics(service, connections, lambda: not root.readiness())
+    root.metrics = metrics = GatewayMetrics(service, connections, lambda: not root.readiness())
     for prefix, server in options["upstream"].items():
         try:
             client = transformClient(reactor, server, limits.deadline, options["ca-file"])
@@ -307,17 +336,18 @@ def makeService(options: ServeOptions, reactor, handleSignals: bool = True) -> G
         except ValueError as error:
             raise OptionError("upstream", f"{prefix}={server}: {error}") from None
         upstream.setServiceParent(root)
+    if endpoints is None:
+        endpoints = {
+            name: listenerEndpoint(reactor, options[name], name) for name in LISTENERS if options[name] != OFF
+        }
+        if options["metrics"] != OFF:
+            endpoints["metrics"] = listenerEndpoint(reactor, options["metrics"], "metrics")
     for name, listener in LISTENERS.items():
-        description = options[name]
-        if description == OFF:
-            continue
-        endpoint = listenerEndpoint(reactor, description, name)
-        root.addListener(
-            ListeningService(name, endpoint, listener.makeFactory(root, options, metrics, reactor))
-        )
-    if options["metrics"] != OFF:
-        endpoint = listenerEndpoint(reactor, options["metrics"], "metrics")
+        if name in endpoints:
+            factory = listener.makeFactory(root, options, metrics, reactor)
+            root.addListener(ListeningService(name, endpoints[name], factory))
+    if "metrics" in endpoints:
         ListeningService(
-            "metrics", endpoint, makeMetricsSite(metrics, root.readiness, reactor)
+            "metrics", endpoints["metrics"], makeMetricsSite(metrics, root.readiness, reactor)
         ).setServiceParent(root)
     return root

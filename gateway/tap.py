@@ -9,13 +9,16 @@ cannot listen ends the process with one line and status 1
 
 Under C{twist} and C{twistd} the runner writes the log, with its own
 options (C{twist --log-format json --log-level info}, C{twistd --logfile});
-the gateway's C{--log-format} is for C{xform serve}.
+the gateway's C{--log-format} is for C{xform serve}.  So is C{--workers}:
+the runners own their one process, so under them C{--workers} above 1 is a
+usage error.
 """
 
 from twisted.logger import Logger
 from twisted.python import usage
 
 from gateway.listening import ListeningTree
+from gateway.options import OptionError
 from gateway.server import ServeOptions as Options
 from gateway.server import makeService as makeGateway
 
@@ -46,6 +49,10 @@ def makeService(options: Options) -> ListeningTree:
     """
     from twisted.internet import reactor
 
+    if options["workers"] > 1:
+        options.exitWithUsageError(
+            OptionError("workers", "twist and twistd run one process; for several, use xform serve --workers")
+        )
     root = prepareService(options, reactor)
     if options["log-format"] != "text":
         log.warn(
