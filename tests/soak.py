@@ -2,7 +2,7 @@
 The soak: a real C{xform serve} under mixed traffic on every protocol for a
 bounded time, with bad clients mixed in, and an account at the end.
 
-    python -m tests.soak [--seconds N] [--unfixed]
+    python -m tests.soak [--seconds N]
 
 (C{make soak}, C{SOAK_SECONDS=N}, 180 by default: a little over three
 minutes in all.)  Well-behaved clients, each from a loopback address of
@@ -13,10 +13,7 @@ transforms run here.
 Meanwhile attackers, from 127.0.0.1 and a few other addresses, run the
 hostile suite's attacks (L{tests.hostile}) one after the other, each with
 its expected outcome checked; the soak starts with 100,000 pipelined AMP
-questions on one connection.  C{--unfixed} adds the attacks of issue 12
-that the gateway does not withstand yet (clients that never read over
-WebSocket and HTTP, silent WebSockets, HTTP bodies announced huge, endless
-or slow).
+questions on one connection.
 
 At the end it prints the requests answered and checked; the good clients'
 requests refused under load (their deadline passed, or a cap was reached),
@@ -70,9 +67,9 @@ from tests.hostile.support import (
     webSocket,
 )
 
-#: The gateway's options: a short idle timeout, so that what the attackers
+#: The gateway's options: short idle timeouts, so that what the attackers
 #: leave is let go within seconds; the default deadline (5 s).
-GATEWAY = ("--idle-timeout", "2")
+GATEWAY = ("--idle-timeout", "2", "--ws-idle-timeout", "5")
 
 #: How far the gateway's resident memory may be above where it started, at
 #: its peak and at the end.
@@ -314,6 +311,32 @@ def echoFlood(target: Target) -> None:
             assert len(test_websockets.answers(sock, 50)) == 50
 
 
+def _neverReads(target: Target, request: bytes, upgrade: bool) -> None:
+    from tests.hostile import test_unread
+
+    with test_unread.smallBuffers(target.port("web"), upgrade=upgrade) as sock:
+        assert test_unread.neverReads(target, sock, itertools.repeat(request)) in ("paused", "dropped")
+
+
+def webSocketNeverReads(target: Target) -> None:
+    _neverReads(target, text(rpc("transform", ["cummingsify", "X" * 256 * 1024])), True)
+
+
+def httpNeverReads(target: Target) -> None:
+    _neverReads(target, httpRequest("POST", "/transform/cummingsify", b"X" * 256 * 1024), False)
+
+
+def silentWebSockets(target: Target) -> None:
+    silent = [webSocket(target.port("web")) for _ in range(20)]
+    assert all(closedByPeer(sock, 10) for sock in silent)
+
+
+def hugeContentLength(target: Target) -> None:
+    with connection(target.port("web")) as sock:
+        sock.sendall(httpRequest("POST", "/transform/rot13", headers={"Content-Length": "10000000000"}))
+        assert test_web.firstAnswer(sock).startswith(b"HTTP/1.1 413 ")
+
+
 ATTACKS = [
     netstringAbuse,
     ampAbuse,
@@ -328,38 +351,11 @@ ATTACKS = [
     idleConnections,
     leaveMidTransform,
     echoFlood,
+    webSocketNeverReads,
+    httpNeverReads,
+    silentWebSockets,
+    hugeContentLength,
 ]
-
-
-def unfixed(target: Target) -> list:
-    """
-    The attacks of issue 12 the gateway does not withstand yet, as the
-    hostile suite runs them (each a strict xfail there).
-    """
-    from tests.hostile import test_unread
-
-    def neverReads(name: str, request: bytes, upgrade: bool) -> None:
-        with test_unread.smallBuffers(target.port("web"), upgrade=upgrade) as sock:
-            assert test_unread.neverReads(target, sock, itertools.repeat(request)) in ("paused", "dropped"), (
-                name
-            )
-
-    def webSocketNeverReads(target: Target) -> None:
-        neverReads("ws", text(rpc("transform", ["cummingsify", "X" * 256 * 1024])), True)
-
-    def httpNeverReads(target: Target) -> None:
-        neverReads("http", httpRequest("POST", "/transform/cummingsify", b"X" * 256 * 1024), False)
-
-    def silentWebSockets(target: Target) -> None:
-        silent = [webSocket(target.port("web")) for _ in range(20)]
-        assert all(closedByPeer(sock, 10) for sock in silent)
-
-    def hugeContentLength(target: Target) -> None:
-        with connection(target.port("web")) as sock:
-            sock.sendall(httpRequest("POST", "/transform/rot13", headers={"Content-Length": "10000000000"}))
-            assert test_web.firstAnswer(sock).startswith(b"HTTP/1.1 413 ")
-
-    return [webSocketNeverReads, httpNeverReads, silentWebSockets, hugeContentLength]
 
 
 def attacker(target: Target, attacks: list, account: Account, stop: threading.Event) -> None:
@@ -399,9 +395,6 @@ def pipelined(target: Target, account: Account, count: int = 100_000) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=180, help="how long the traffic runs (180)")
-    parser.add_argument(
-        "--unfixed", action="store_true", help="add the attacks the gateway does not withstand yet"
-    )
     options = parser.parse_args()
 
     target = Target(*GATEWAY).start()
@@ -420,13 +413,12 @@ def main() -> int:
         print(f"soak: {options.seconds:g} s of traffic on gateway {pid}", flush=True)
 
         stop = threading.Event()
-        attacks = ATTACKS + (unfixed(target) if options.unfixed else [])
         threads = [
             threading.Thread(target=goodClient, args=(target, source, account, stop, n))
             for n, source in enumerate(GOOD)
         ]
         threads += [
-            threading.Thread(target=attacker, args=(target, attacks, account, stop)) for _ in range(2)
+            threading.Thread(target=attacker, args=(target, ATTACKS, account, stop)) for _ in range(2)
         ]
         threads.append(threading.Thread(target=pipelined, args=(target, account)))
         for thread in threads:

@@ -482,6 +482,27 @@ class SplitPoemTests(ServerTestCase):
         self.assertEqual(takeValue(answer, b"poem").decode(), "é" * 40_000)
 
 
+class TurnTests(ServerTestCase):
+    """
+    A connection handles at most C{boxesPerTurn} boxes in one turn of the
+    reactor; the rest wait for the next, reading paused meanwhile.
+    """
+
+    def test_floodAnsweredOverTurns(self):
+        server, transport = self.raw()
+        questions = [
+            box(_ask=b"%d" % n, _command=b"Transform", transform=b"rot13", poem=b"x") for n in range(150)
+        ]
+        server.dataReceived(b"".join(questions))
+        self.assertEqual(len(decodeBoxes(transport.value())), server.boxesPerTurn)
+        self.assertEqual(transport.producerState, "paused")
+        self.clock.advance(0)
+        self.assertEqual(
+            [answer[b"_answer"] for answer in decodeBoxes(transport.value())], [b"%d" % n for n in range(150)]
+        )
+        self.assertEqual(transport.producerState, "producing")
+
+
 class FireAndForgetTests(ServerTestCase):
     """
     A question without C{_ask} is carried out and never answered; when it
@@ -497,6 +518,7 @@ class FireAndForgetTests(ServerTestCase):
         """
         server, transport = self.raw()
         server.dataReceived(question + REQUEST)
+        self.clock.advance(0)  # the boxes past one turn's
         self.assertEqual(transport.value(), ANSWER)
         self.assertFalse(transport.disconnecting)
         self.assertFalse([event for event in self.events if event.get("log_failure")])

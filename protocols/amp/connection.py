@@ -6,6 +6,7 @@ C{amp.BoxDispatcher} to the responders of an C{amp.CommandLocator}.
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols import amp
@@ -62,6 +63,15 @@ class BoxConnection(Protocol):
     log = Logger()
     peer = "?"
 
+    #: The most boxes handled in one turn of the reactor, once L{clock} is
+    #: set: past them, reading pauses until the next turn, so that a
+    #: connection that floods questions answered at once leaves time to
+    #: the other connections and to work done in slices.
+    boxesPerTurn = 32
+    #: Schedules the next turn's boxes; C{None}: every box received is
+    #: handled at once.
+    clock: IReactorTime | None = None
+
     def __init__(self, locator: amp.IResponderLocator, maxBoxBytes: int) -> None:
         """
         @param locator: finds the responder of each question received.
@@ -106,8 +116,14 @@ class BoxConnection(Protocol):
         if self._reading:  # called again while handling a box: the loop below goes on
             return
         self._reading = True
+        handled = 0
         try:
             while not self._pauses and not self._finished:
+                if handled == self.boxesPerTurn and self.clock is not None:
+                    self.pauseReading("turn")
+                    self.clock.callLater(0, self.resumeReading, "turn")
+                    break
+                handled += 1
                 try:
                     box = self.decoder.pop(self.maxBoxBytes - self.heldBytes if self.heldBytes else None)
                 except BrokenBox as error:

@@ -188,6 +188,7 @@ class TransformAMP(BoxConnection, TimeoutMixin):
         self.factory = factory
         self.locator = TransformLocator(factory.service, factory.refusals, factory.observer, factory.clock)
         super().__init__(self.locator, maxBoxBytes(factory.service.limits.maxPoemBytes))
+        self.clock = factory.clock
 
     def connectionMade(self) -> None:
         super().connectionMade()
