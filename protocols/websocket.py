@@ -226,13 +226,25 @@ class TransformWebSocketProtocol(WebSocketServerProtocol, TimeoutMixin):
             self._send(self.factory.rpc.refuse(BINARY_REFUSAL))
             return
         # Autobahn checked the UTF-8.
-        answer = self.factory.rpc.handle(payload.decode("utf-8"), self.caller, self._logRefusal)
-        self._pending.add(answer)
-        answer.addBoth(self._settled, answer)
-        answer.addCallback(self._send)
-        answer.addErrback(self._failed)
+        try:
+            answer = self.factory.rpc.answer(payload, self.caller, self._logRefusal)
+        except Exception:
+            self._failed(Failure())
+            return
+        if isinstance(answer, Deferred):
+            self._pending.add(answer)
+            answer.addBoth(self._settled, answer)
+            answer.addCallback(self._send)
+            answer.addErrback(self._failed)
+            if self._draining:
+                answer.addBoth(lambda _: self._closeIfIdle())
+            return
+        # Answered at once: nothing was in flight, and the idle time, which
+        # starts with the last answer, was restarted as the message arrived
+        # (onMessageFrameData), in this same turn of the reactor.
+        self._send(answer)
         if self._draining:
-            answer.addBoth(lambda _: self._closeIfIdle())
+            self._closeIfIdle()
 
     def _settled(self, result: object, answer: Deferred) -> object:
         self._pending.discard(answer)
@@ -311,12 +323,12 @@ class TransformWebSocketProtocol(WebSocketServerProtocol, TimeoutMixin):
         # 3000-4999); 1001 and 1011 are the server's own.
         self.sendCloseFrame(CLOSE_GOING_AWAY, b"the gateway is stopping")
 
-    def _send(self, text: str | None) -> None:
-        if text is None or self.state != WebSocketProtocol.STATE_OPEN:
+    def _send(self, answer: bytes | None) -> None:
+        if answer is None or self.state != WebSocketProtocol.STATE_OPEN:
             return
         # An answer is never over the message limit: results that would take
         # it over are replaced by errors, and ids are short.
-        self.sendMessage(text.encode("utf-8"), isBinary=False)
+        self.sendMessage(answer, isBinary=False)
 
     def _failed(self, failure: Failure) -> None:
         if not failure.check(CancelledError):
