@@ -20,6 +20,10 @@ CPU time per request, the best of several batches, and for each scenario
 the medians over the rounds and their ratio (bare over gateway: above 1,
 the gateway spends less).
 
+With C{--before DIR}, the gateway of an earlier source tree (C{git archive
+COMMIT | tar -x -C DIR}) is measured too, as the server C{before}, in the
+same run: what a change bought.
+
 C{callgrind} counts the instructions per request with valgrind's callgrind
 (no timing at all: the count is the same on a busy machine): the same
 driver run for N and 2N requests, the difference over N.  C{--keep} writes
@@ -54,6 +58,9 @@ sys.path[:0] = [str(HERE), str(HERE / "baselines")]
 import harness  # noqa: E402
 
 SCENARIOS = ("ws-200", "ws-100k", "http-200")
+
+#: The source tree of the server C{before} (C{--before}).
+BEFORE: Path | None = None
 
 #: The poem bytes of each scenario, and how many requests make one batch.
 SIZES = {"ws-200": 200, "ws-100k": 100_000, "http-200": 200}
@@ -139,9 +146,7 @@ class Driver:
 
     def _frames(self, poem: str, requests: int) -> list[tuple[bytes, int]]:
         tail = json.dumps({"method": "transform", "params": {"transform": "cummingsify", "poem": poem}})
-        frames = [
-            _frame(f'{{"jsonrpc":"2.0","id":{n},{tail[1:]}'.encode()) for n in range(requests)
-        ]
+        frames = [_frame(f'{{"jsonrpc":"2.0","id":{n},{tail[1:]}'.encode()) for n in range(requests)]
         if len(frames[0]) < 4096:  # sixteen in flight arrive together
             return [(b"".join(frames[n : n + 16]), len(frames[n : n + 16])) for n in range(0, requests, 16)]
         reads = []
@@ -243,27 +248,54 @@ def requestCost(server: str, scenario: str, requests: int, batches: int) -> floa
     return min(driver.batch() for _ in range(batches)) / requests * 1e6
 
 
-def inProcess(scenarios: list[str], rounds: int) -> None:
+def _requestCommand(server: str, scenario: str, *options: str) -> tuple[list[str], dict[str, str]]:
+    """
+    The command measuring C{server} (C{gateway}, C{bare}, or C{before}: the
+    gateway of the tree given with C{--before}) on C{scenario}, and its
+    environment.
+    """
+    environment = {**os.environ, **harness.MALLOC}
+    if server == "before":
+        # The earlier tree's packages come before this one's, which the
+        # virtual environment's editable install puts on the path.
+        environment["PYTHONPATH"] = str(BEFORE)
+        server = "gateway"
+    return [sys.executable, __file__, "request", scenario, "--server", server, *options], environment
+
+
+def _compared(scenario: str, costs: dict[str, float], unit: str) -> None:
+    line = ", ".join(f"{server} {cost:,.2f}" for server, cost in costs.items())
+    ratios = [f"bare / {server} {costs['bare'] / costs[server]:.2f}" for server in costs if server != "bare"]
+    if "before" in costs and "gateway" in costs:
+        ratios.append(f"before / gateway {costs['before'] / costs['gateway']:.2f}")
+    print(
+        f"{scenario}: {unit}: {line}; " + ", ".join(ratios)
+        if "bare" in costs
+        else f"{scenario}: {unit}: {line}"
+    )
+
+
+def inProcess(scenarios: list[str], servers: list[str], rounds: int) -> None:
     for scenario in scenarios:
-        costs: dict[str, list[float]] = {"gateway": [], "bare": []}
+        costs: dict[str, list[float]] = {server: [] for server in servers}
         for round in range(rounds):
-            for server in (["gateway", "bare"] if round % 2 == 0 else ["bare", "gateway"]):
+            for server in servers[round % len(servers) :] + servers[: round % len(servers)]:
+                command, environment = _requestCommand(server, scenario)
                 done = subprocess.run(
-                    harness.pinned(
-                        harness.SERVER_CORES,
-                        [sys.executable, __file__, "request", scenario, "--server", server],
-                    ),
+                    harness.pinned(harness.SERVER_CORES, command),
                     capture_output=True,
                     text=True,
                     cwd=ROOT,
-                    env={**os.environ, **harness.MALLOC},
+                    env=environment,
                 )
                 if done.returncode:
                     raise SystemExit(done.stderr)
                 costs[server].append(float(done.stdout))
-                print(f"  {scenario} round {round + 1}: {server:8} {costs[server][-1]:8.2f} us CPU per request")
-        gateway, bare = statistics.median(costs["gateway"]), statistics.median(costs["bare"])
-        print(f"{scenario}: medians gateway {gateway:.2f} us, bare {bare:.2f} us; bare / gateway {bare / gateway:.2f}")
+                print(
+                    f"  {scenario} round {round + 1}: {server:8} {costs[server][-1]:8.2f} us CPU per request"
+                )
+        medians = {server: statistics.median(values) for server, values in costs.items()}
+        _compared(scenario, medians, "median us CPU per request")
 
 
 def instructions(server: str, scenario: str, requests: int, keep: Path | None = None) -> int:
@@ -271,23 +303,13 @@ def instructions(server: str, scenario: str, requests: int, keep: Path | None = 
     The instructions C{server} runs to start, open a connection and answer
     C{requests} requests of C{scenario}, counted by callgrind.
     """
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        f"--callgrind-out-file={keep or '/dev/null'}",
-        sys.executable,
-        __file__,
-        "request",
-        scenario,
-        "--server",
-        server,
-        "--requests",
-        str(requests),
-        "--batches",
-        "1",
-    ]
+    command, environment = _requestCommand(server, scenario, "--requests", str(requests), "--batches", "1")
     done = subprocess.run(
-        command, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"}
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={keep or '/dev/null'}", *command],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**environment, "PYTHONHASHSEED": "0"},
     )
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode or not found:
@@ -306,9 +328,8 @@ def callgrind(scenarios: list[str], servers: list[str], keep: bool) -> None:
             once = instructions(server, scenario, requests)
             twice = instructions(server, scenario, 2 * requests, out)
             counts[server] = (twice - once) / requests
-            print(f"{scenario}: {server:8} {counts[server]:12,.0f} instructions per request", flush=True)
-        if len(counts) == 2:
-            print(f"{scenario}: bare / gateway {counts['bare'] / counts['gateway']:.2f}")
+            print(f"  {scenario}: {server:8} {counts[server]:12,.0f} instructions per request", flush=True)
+        _compared(scenario, counts, "instructions per request")
 
 
 # -- over sockets --------------------------------------------------------------
@@ -367,7 +388,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("command", choices=["inprocess", "callgrind", "sockets", "request"])
     parser.add_argument("scenarios", nargs="*", choices=[[], *SCENARIOS], default=list(SCENARIOS))
-    parser.add_argument("--server", choices=["gateway", "bare"], action="append")
+    parser.add_argument("--server", choices=["gateway", "bare", "before"], action="append")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="DIR",
+        help="the source of an earlier gateway, measured as the server 'before' "
+        "(e.g. git archive COMMIT | tar -x -C DIR)",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int)
     parser.add_argument("--batches", type=int, default=10)
@@ -375,14 +403,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--keep", action="store_true", help="callgrind: keep the profiles")
     options = parser.parse_args()
-    servers = options.server or ["gateway", "bare"]
+    global BEFORE
+    BEFORE = options.before
+    servers = options.server or ["gateway", "bare", *(["before"] if BEFORE else [])]
     if options.command == "request":
+        if servers[0] == "before":
+            raise SystemExit("web_cost.py: measure 'before' with inprocess or callgrind")
         (scenario,) = options.scenarios
         print(requestCost(servers[0], scenario, options.requests or REQUESTS[scenario], options.batches))
         return
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     if options.command == "inprocess":
-        inProcess(options.scenarios, options.rounds)
+        inProcess(options.scenarios, servers, options.rounds)
     elif options.command == "callgrind":
         callgrind(options.scenarios, servers, options.keep)
     else:
