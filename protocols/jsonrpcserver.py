@@ -13,6 +13,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from protocols.atonce import then
 from protocols.jsonrpc import (
     ANSWER_TOO_BIG,
     INTERNAL_ERROR,
@@ -89,34 +90,6 @@ def _bind(params: Message, names: tuple[str, ...]) -> list[str]:
     return arguments
 
 
-def _then(result, callback, errback, callbackArgs=(), errbackArgs=()):
-    """
-    Give C{result} -- a value, a L{Failure}, or a L{Deferred} of a value --
-    to C{callback}, or a failure to C{errback}, as L{Deferred.addCallbacks}
-    would, but at once when the result is already there.
-
-    A L{Deferred} that has fired has its result taken out of it (it is left
-    with C{None}); then, as for a value or a L{Failure}, what the callback
-    returns is returned, and what it raises is raised.  To any other
-    L{Deferred} the callbacks are added, and it is returned.
-
-    This is how a request that the service answers at once is answered in
-    the same call, without a L{Deferred} of its own, by the same code as
-    any other: the service answers cheap requests with a L{Deferred} that
-    has already fired (L{TransformService.transform}), and each callback
-    added to a L{Deferred} costs about as much as the service's answer.
-    """
-    if isinstance(result, Deferred):
-        if not result.called or result.paused:
-            return result.addCallbacks(callback, errback, callbackArgs, None, errbackArgs)
-        outcome = []
-        result.addBoth(outcome.append)  # runs now: the Deferred has fired and waits for nothing
-        result = outcome[0]
-    if isinstance(result, Failure):
-        return errback(result, *errbackArgs)
-    return callback(result, *callbackArgs)
-
-
 def _passOn(failure: Failure) -> Failure:
     return failure
 
@@ -136,7 +109,7 @@ class JSONRPCServer:
 
     A message whose requests the service answers at once -- most of them --
     is answered in the same call; any other gets a L{Deferred} of its
-    answer.  Both go through the same code (L{_then}).
+    answer.  Both go through the same code (L{protocols.atonce.then}).
 
     @ivar service: the transform service called.
     @ivar methods: the callable for each method name, taking the request's
@@ -175,7 +148,7 @@ class JSONRPCServer:
         except RPCError:
             self.observer.requestServed("", BadRequest.name, 0.0)
             raise
-        return _then(
+        return then(
             self.service.transform(name, poem, caller),
             self._served,
             self._refused,
@@ -221,7 +194,7 @@ class JSONRPCServer:
         except RPCError as error:
             return encode(errorResponse(error))
         if not isinstance(message, list):
-            return _then(self._respond(message, caller, onRefusal), self._fit, _passOn)
+            return then(self._respond(message, caller, onRefusal), self._fit, _passOn)
         if not message:
             return encode(errorResponse(RPCError(INVALID_REQUEST, "Invalid Request: the batch is empty")))
         responses = [self._respond(request, caller, onRefusal) for request in message]
@@ -304,7 +277,7 @@ class JSONRPCServer:
             result = self._method(request)(request.get("params"), caller)
         except Exception:
             result = Failure()
-        return _then(result, self._result, self._error, (request,), (request, onRefusal))
+        return then(result, self._result, self._error, (request,), (request, onRefusal))
 
     def _result(self, result: Message, request: dict) -> dict | None:
         if "id" not in request:
