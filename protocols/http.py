@@ -708,7 +708,8 @@ class WebSite(ServingFactory, Site):
     L{BusyChannel}; at most L{MAX_BUSY} such answers are under way at once,
     and past that a connection over the caps is closed at once.  Its access
     log is not a file: with L{accessLog} on, each request is one C{debug}
-    line of C{twisted.logger}, else nothing.
+    line of C{twisted.logger}, else nothing.  It never reads a body as a
+    form: C{request.args} holds the query's arguments only.
 
     @ivar maxBodyBytes: the largest request body kept.
     @ivar refusals: where the refusals of the site's routes, WebSocket
@@ -745,7 +746,11 @@ class WebSite(ServingFactory, Site):
         @param connections: the gateway's connections, with their caps.
         @param observer: told what the HTTP connections serve.
         """
-        super().__init__(resource, **kwargs)
+        # No route reads a form: the poem is the body as it is.  Parsing
+        # bodies as forms would cost a POST with a Content-Type half its
+        # time (Twisted parses the type with the email package), and hold
+        # a multipart body's parts in memory.
+        super().__init__(resource, parsePOSTFormSubmission=False, **kwargs)
         self.serve(connections, observer)
         self.maxBodyBytes = maxBodyBytes
         self.refusals = refusals if refusals is not None else Refusals(self.clock)
