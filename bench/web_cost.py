@@ -20,9 +20,9 @@ CPU time per request, the best of several batches, and for each scenario
 the medians over the rounds and their ratio (bare over gateway: above 1,
 the gateway spends less).
 
-With C{--before DIR}, the gateway of an earlier source tree (C{git archive
-COMMIT | tar -x -C DIR}) is measured too, as the server C{before}, in the
-same run: what a change bought.
+With C{--before NAME=DIR} (repeatable), the gateway of an earlier source
+tree (C{git archive COMMIT | tar -x -C DIR}) is measured too, as the server
+NAME, in the same run: what a change bought.
 
 C{callgrind} counts the instructions per request with valgrind's callgrind
 (no timing at all: the count is the same on a busy machine): the same
@@ -59,8 +59,9 @@ import harness  # noqa: E402
 
 SCENARIOS = ("ws-200", "ws-100k", "http-200")
 
-#: The source tree of the server C{before} (C{--before}).
-BEFORE: Path | None = None
+#: The source trees of earlier gateways, by the name they are measured as
+#: (C{--before}).
+EARLIER: dict[str, Path] = {}
 
 #: The poem bytes of each scenario, and how many requests make one batch.
 SIZES = {"ws-200": 200, "ws-100k": 100_000, "http-200": 200}
@@ -250,29 +251,37 @@ def requestCost(server: str, scenario: str, requests: int, batches: int) -> floa
 
 def _requestCommand(server: str, scenario: str, *options: str) -> tuple[list[str], dict[str, str]]:
     """
-    The command measuring C{server} (C{gateway}, C{bare}, or C{before}: the
-    gateway of the tree given with C{--before}) on C{scenario}, and its
+    The command measuring C{server} (C{gateway}, C{bare}, or the name of
+    an earlier gateway given with C{--before}) on C{scenario}, and its
     environment.
     """
     environment = {**os.environ, **harness.MALLOC}
-    if server == "before":
+    if server in EARLIER:
         # The earlier tree's packages come before this one's, which the
         # virtual environment's editable install puts on the path.
-        environment["PYTHONPATH"] = str(BEFORE)
+        environment["PYTHONPATH"] = str(EARLIER[server])
         server = "gateway"
     return [sys.executable, __file__, "request", scenario, "--server", server, *options], environment
 
 
 def _compared(scenario: str, costs: dict[str, float], unit: str) -> None:
+    """
+    Print each server's cost, and the ratios: the bare server's over each
+    gateway's, each earlier gateway's over this one's.
+    """
+    ratios = []
+    if "bare" in costs:
+        ratios += [
+            f"bare / {server} {costs['bare'] / cost:.2f}"
+            for server, cost in costs.items()
+            if server != "bare"
+        ]
+    if "gateway" in costs:
+        ratios += [
+            f"{name} / gateway {costs[name] / costs['gateway']:.2f}" for name in costs if name in EARLIER
+        ]
     line = ", ".join(f"{server} {cost:,.2f}" for server, cost in costs.items())
-    ratios = [f"bare / {server} {costs['bare'] / costs[server]:.2f}" for server in costs if server != "bare"]
-    if "before" in costs and "gateway" in costs:
-        ratios.append(f"before / gateway {costs['before'] / costs['gateway']:.2f}")
-    print(
-        f"{scenario}: {unit}: {line}; " + ", ".join(ratios)
-        if "bare" in costs
-        else f"{scenario}: {unit}: {line}"
-    )
+    print(f"{scenario}: {unit}: {line}" + (f"; {', '.join(ratios)}" if ratios else ""))
 
 
 def inProcess(scenarios: list[str], servers: list[str], rounds: int) -> None:
@@ -388,12 +397,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("command", choices=["inprocess", "callgrind", "sockets", "request"])
     parser.add_argument("scenarios", nargs="*", choices=[[], *SCENARIOS], default=list(SCENARIOS))
-    parser.add_argument("--server", choices=["gateway", "bare", "before"], action="append")
+    parser.add_argument("--server", action="append", help="gateway, bare, or a NAME of --before")
     parser.add_argument(
         "--before",
-        type=Path,
-        metavar="DIR",
-        help="the source of an earlier gateway, measured as the server 'before' "
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="the source of an earlier gateway, measured as the server NAME "
         "(e.g. git archive COMMIT | tar -x -C DIR)",
     )
     parser.add_argument("--rounds", type=int, default=5)
@@ -403,12 +413,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--keep", action="store_true", help="callgrind: keep the profiles")
     options = parser.parse_args()
-    global BEFORE
-    BEFORE = options.before
-    servers = options.server or ["gateway", "bare", *(["before"] if BEFORE else [])]
+    for earlier in options.before:
+        name, _, directory = earlier.partition("=")
+        EARLIER[name] = Path(directory)
+    servers = options.server or ["gateway", "bare", *EARLIER]
     if options.command == "request":
-        if servers[0] == "before":
-            raise SystemExit("web_cost.py: measure 'before' with inprocess or callgrind")
+        if servers[0] not in ("gateway", "bare"):
+            raise SystemExit("web_cost.py: measure an earlier gateway with inprocess or callgrind")
         (scenario,) = options.scenarios
         print(requestCost(servers[0], scenario, options.requests or REQUESTS[scenario], options.batches))
         return
