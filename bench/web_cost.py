@@ -167,7 +167,7 @@ class Driver:
 
         txaio.use_twisted()
         service = TransformService(builtinCatalogue(self.reactor), self.reactor, Limits())
-        connections = Connections(10_000, 1_000)
+        connections = Connections(100_000, 100_000)
         metrics = GatewayMetrics(service, connections, lambda: True)
         # The timers are long so that none is due while measured: the
         # reactor does not run here.
