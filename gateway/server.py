@@ -23,6 +23,7 @@ from gateway.upstream import Upstream
 from gateway.urls import parseServerURL
 from gateway.web import makeMetricsSite, makeSite
 from protocols.amp.server import TransformAMPFactory
+from protocols.common import TransformServerFactory
 from protocols.connections import Connections
 from protocols.netstring import TransformFactory
 from protocols.origins import OriginPolicy, normalizeOrigin
@@ -57,24 +58,23 @@ class Listener:
     makeFactory: Callable[[Gateway, "ServeOptions", GatewayMetrics, object], Factory]
 
 
-def _netstringFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetrics, reactor) -> Factory:
-    return TransformFactory(
-        gateway.service,
-        reactor,
-        idleTimeout=options["idle-timeout"],
-        connections=gateway.connections,
-        observer=metrics.protocols["netstring"],
-    )
+def _transformServer(factoryClass: type[TransformServerFactory]):
+    """
+    How to make the factory of a transform server of C{factoryClass} (the
+    netstring and AMP servers), over the gateway's service, connections
+    and metrics.
+    """
 
+    def makeFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetrics, reactor) -> Factory:
+        return factoryClass(
+            gateway.service,
+            reactor,
+            idleTimeout=options["idle-timeout"],
+            connections=gateway.connections,
+            observer=metrics.protocols[factoryClass.protocolName],
+        )
 
-def _ampFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetrics, reactor) -> Factory:
-    return TransformAMPFactory(
-        gateway.service,
-        reactor,
-        idleTimeout=options["idle-timeout"],
-        connections=gateway.connections,
-        observer=metrics.protocols["amp"],
-    )
+    return makeFactory
 
 
 def _webFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetrics, reactor) -> Factory:
@@ -95,8 +95,8 @@ def _webFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetri
 
 #: The protocols of the gateway, by the name of their option, in start order.
 LISTENERS: dict[str, Listener] = {
-    "netstring": Listener("tcp:10001:interface=127.0.0.1", _netstringFactory),
-    "amp": Listener("tcp:10002:interface=127.0.0.1", _ampFactory),
+    "netstring": Listener("tcp:10001:interface=127.0.0.1", _transformServer(TransformFactory)),
+    "amp": Listener("tcp:10002:interface=127.0.0.1", _transformServer(TransformAMPFactory)),
     "web": Listener("tcp:8080:interface=127.0.0.1", _webFactory),
 }
 
