@@ -254,10 +254,11 @@ class TransformWebSocketProtocol(WebSocketServerProtocol, TimeoutMixin):
             if self._draining:
                 answer.addBoth(lambda _: self._closeIfIdle())
             return
-        # Answered at once: nothing was in flight, and the idle time, which
-        # starts with the last answer, was restarted as the message arrived
-        # (onMessageFrameData), in this same turn of the reactor.
+        # Answered at once, with nothing in flight: the idle time starts
+        # with this answer, not with the message's last frame (reading a
+        # large message can take a while).
         self._send(answer)
+        self.resetTimeout()
         if self._draining:
             self._closeIfIdle()
 

@@ -28,7 +28,7 @@ from protocols.jsonrpc import (
 )
 from protocols.origins import OriginPolicy
 from protocols.websocket import IDLE_REASON, IDLE_TIMEOUT, PING_INTERVAL, maxMessageBytes
-from service import Limits, TransformService, transforms
+from service import Limits, Transform, TransformService, transforms
 from tests.helpers import POEMS, captureLogs, echoed, misbehavingCatalogue
 from tests.memory import HOST, Collector, MemoryTestCase, readResponse
 from tests.websocketclient import UPGRADE, WebSocketClient
@@ -484,6 +484,22 @@ class TimeoutTests(WebSocketTestCase):
         client.send(json.dumps(request("transform", ["stall", "a"])))
         self.assertEqual(withoutMessages(self.receive(client, 1)[0]), appError("timeout"))
         self.assertIdleClose(client, 1000 + IDLE_TIMEOUT)
+
+    def test_idleTimeStartsWithAnAnswerGivenAtOnce(self):
+        """
+        The idle time starts with an answer given at once, however long
+        making it took, not with the request's arrival.
+        """
+
+        def slow(poem):
+            self.reactor.advance(20)  # the transform works for 20 s of the clock
+            return poem
+
+        self.service.catalogue.add(Transform("slow", "takes 20 s", slow))
+        client = self.open()
+        client.send(json.dumps(request("transform", ["slow", "a"])))
+        self.assertEqual(self.receive(client, 1), [result({"poem": "a"})])
+        self.assertIdleClose(client, 20 + IDLE_TIMEOUT)
 
     def test_clientAnsweringNoPingCut(self):
         """
