@@ -116,6 +116,14 @@ def maxMessageBytes(service: TransformService) -> int:
     return 6 * service.limits.maxPoemBytes + ENVELOPE_BYTES
 
 
+def _isUTF8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 @implementer(IDrainable, IPushProducer)
 class TransformWebSocketProtocol(WebSocketServerProtocol, TimeoutMixin):
     """
@@ -223,7 +231,9 @@ class TransformWebSocketProtocol(WebSocketServerProtocol, TimeoutMixin):
 
     def onMessageEnd(self) -> None:
         """
-        The message is whole: answer it (L{onMessage}).
+        The message is whole: check that a text message is UTF-8, and
+        answer it (L{onMessage}); close a text message that is not UTF-8
+        with 1007, as Autobahn does.
 
         This is Autobahn's own C{onMessageEnd} without what nothing here
         uses and every message paid for (a tenth of a small request's
@@ -231,9 +241,19 @@ class TransformWebSocketProtocol(WebSocketServerProtocol, TimeoutMixin):
         is ever added, through a L{Deferred} of its own, and timings, which
         are not tracked.  The message is put together from the frames that
         Autobahn's C{onMessageBegin} and C{onMessageFrame} collected.
+
+        Autobahn's own UTF-8 check, frame by frame as they arrive, is off
+        (C{utf8validateIncoming}): Python's decoder checks a whole message
+        at a small fraction of its cost (half the time of a 100 KB
+        request went to it).  A message that is not UTF-8 is therefore
+        refused once it is whole, rather than at its first wrong byte.
         """
         if not self.failedByMe:
-            self.onMessage(b"".join(self.message_data), self.message_is_binary)
+            payload = b"".join(self.message_data)
+            if self.message_is_binary or _isUTF8(payload):
+                self.onMessage(payload, self.message_is_binary)
+            else:
+                self._invalid_payload("a text message that is not UTF-8")
         self.message_data = None
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -419,6 +439,9 @@ class TransformWebSocketFactory(ServingFactory, WebSocketServerFactory):
             # Say why (1009, 1007, ...) with a close frame, rather than just
             # dropping the connection.
             failByDrop=False,
+            # Text is checked to be UTF-8 as a whole message, at a fraction
+            # of the cost (TransformWebSocketProtocol.onMessageEnd).
+            utf8validateIncoming=False,
             # Let every Origin through to onConnect, where the policy decides.
             allowNullOrigin=True,
             # RFC 6455 only: the drafts before it (8 and 7) are not spoken.

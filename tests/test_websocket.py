@@ -413,6 +413,28 @@ class ConformanceTests(WebSocketTestCase):
         client.sendRaw(Frame(Opcode.TEXT, b'"\xff\xfe"').serialize(mask=True))
         self.assertEqual(self.closeCode(client), 1007)
 
+    def test_characterSplitAcrossFragments(self):
+        """
+        Text is UTF-8 as a whole message: a character split across two
+        fragments is read as one.
+        """
+        client = self.open()
+        message = json.dumps(request("transform", ["cummingsify", "CAFÉ"]), ensure_ascii=False).encode()
+        cut = message.index("É".encode()) + 1
+        client.sendRaw(Frame(Opcode.TEXT, message[:cut], fin=False).serialize(mask=True))
+        client.sendRaw(Frame(Opcode.CONT, message[cut:]).serialize(mask=True))
+        self.assertEqual(self.receive(client, 1), [result({"poem": "café"})])
+
+    def test_invalidUTF8AcrossFragments(self):
+        """
+        A message whose fragments, put together, are not UTF-8 closes the
+        connection with 1007 once it is whole.
+        """
+        client = self.open()
+        client.sendRaw(Frame(Opcode.TEXT, b'"\xe2\x82', fin=False).serialize(mask=True))
+        client.sendRaw(Frame(Opcode.CONT, b'("').serialize(mask=True))
+        self.assertEqual(self.closeCode(client), 1007)
+
 
 class ClosingTests(WebSocketTestCase):
     limits = Limits(maxPoemBytes=1000, deadline=60.0)
