@@ -127,6 +127,11 @@ MAX_VALUES = 10_000
 #: The most requests one batch may hold.
 MAX_BATCH = 100
 
+#: Every byte but the quotes, commas and opening brackets that
+#: L{overValueLimit} counts: deleting these leaves those (half the time of
+#: deleting those and measuring what is left).
+_NOT_COUNTED = bytes(sorted(set(range(256)) - set(b'",[{')))
+
 
 def countValues(data: bytes) -> int:
     """
@@ -160,7 +165,7 @@ def overValueLimit(data: bytes) -> bool:
     """
     if len(data) < MAX_VALUES:
         return False
-    if len(data) - len(data.translate(None, b'",[{')) < MAX_VALUES:
+    if len(data.translate(None, _NOT_COUNTED)) < MAX_VALUES:
         return False
     return countValues(data) > MAX_VALUES
 
