@@ -407,6 +407,12 @@ class Workers(Scenario):
         return Throughput(self.name, self.title, load, servers).run(settings)
 
 
+#: The gateway of the idle-memory count: no connection closed for being
+#: idle, nor refused by the caps on connections (every one comes from
+#: 127.0.0.1).
+IDLE = ("--idle-timeout", "3600", "--max-connections", "20000", "--max-connections-per-peer", "20000")
+
+
 def scenarios(useUvloop: bool) -> list[Scenario]:
     """
     Every scenario, in the order they run.
@@ -440,9 +446,9 @@ def scenarios(useUvloop: bool) -> list[Scenario]:
         Mixed([gateway("netstring", *BIG_POEMS), tutorial]),
         IdleMemory(
             [
-                ("netstring", gateway("netstring", "--idle-timeout", "3600"), tutorial),
-                ("amp", gateway("amp", "--idle-timeout", "3600"), bareAMP),
-                ("ws", gateway("web", "--idle-timeout", "3600"), autobahn),
+                ("netstring", gateway("netstring", *IDLE), tutorial),
+                ("amp", gateway("amp", *IDLE), bareAMP),
+                ("ws", gateway("web", *IDLE), autobahn),
             ]
         ),
         Workers(),

@@ -61,6 +61,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 from zope.interface import implementer
 
 from protocols.addresses import describeAddress, peerOf
+from protocols.atonce import then
 from protocols.common import (
     MAX_REPLY_BYTES,
     ConnectionPerCall,
@@ -105,6 +106,16 @@ def errorBody(request: Request, status: int, name: str, message: str) -> bytes:
     if status == 503:
         request.setHeader(b"Retry-After", b"1")
     return jsonBody(request, {"error": name, "message": message}, status)
+
+
+def _finish(request: Request, body: bytes) -> None:
+    """
+    Answer C{request} with C{body}, its length said, as Twisted does for a
+    body a resource returns (rather than in chunks).
+    """
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    request.write(body)
+    request.finish()
 
 
 class JSONMethodErrors:
@@ -185,14 +196,15 @@ class APIResource(JSONMethodErrors, Resource):
 
 class TransformRoute(APIResource):
     """
-    C{/transform}: the parent of one L{TransformCall} per name; a C{POST}
-    to C{/transform} itself names no transform.
+    C{/transform}: the parent of L{TransformCall}, which serves every name
+    below it; a C{POST} to C{/transform} itself names no transform.
 
     @ivar service: the transform service called.
     @ivar origins: the pages allowed to post.
     @ivar refusals: where refusals are logged (the web site's).
     @ivar observer: told how each request ended.
     @ivar clock: times the requests.
+    @ivar call: the child, C{/transform/<name>}.
     """
 
     def __init__(
@@ -209,9 +221,10 @@ class TransformRoute(APIResource):
         self.refusals = refusals
         self.observer = observer
         self.clock = clock
+        self.call = TransformCall(service, origins, refusals, observer, clock)
 
     def getChild(self, path: bytes, request: Request) -> Resource:
-        return TransformCall(self.service, self.origins, self.refusals, self.observer, self.clock)
+        return self.call
 
     def render_POST(self, request: Request) -> bytes:
         return errorBody(request, 404, "not-found", "POST the poem to /transform/<name>")
@@ -262,13 +275,10 @@ class TransformCall(APIResource):
             return self._refusal(request, 400, error)
         caller = Caller(peerOf(request.getClientAddress()), request.channel)
         result = self.service.transform(name, poem, caller)
-        request.notifyFinish().addErrback(lambda _: result.cancel())  # the client went away
-        result.addCallbacks(
-            self._answer,
-            self._refuse,
-            callbackArgs=(request, name, started),
-            errbackArgs=(request, name, started),
-        )
+        arguments = (request, name, started)
+        pending = then(result, self._answer, self._refuse, arguments, arguments)
+        if isinstance(pending, Deferred):  # the answer is still to come
+            request.notifyFinish().addErrback(lambda _: pending.cancel())  # the client went away
         return NOT_DONE_YET
 
     @staticmethod
@@ -289,8 +299,7 @@ class TransformCall(APIResource):
     def _answer(self, poem: str, request: Request, transform: str, started: float) -> None:
         self.observer.requestServed(transform, OK, self._now() - started)
         request.setHeader(b"Content-Type", TEXT_PLAIN.encode())
-        request.write(poem.encode("utf-8"))
-        request.finish()
+        _finish(request, poem.encode("utf-8"))
 
     def _refuse(self, failure: Failure, request: Request, transform: str, started: float) -> None:
         if failure.check(CancelledError):
@@ -304,8 +313,7 @@ class TransformCall(APIResource):
             )
             self.observer.requestServed(transform, "internal-error", self._now() - started)
             body = errorBody(request, 500, "internal-error", "the gateway failed; its log tells why")
-        request.write(body)
-        request.finish()
+        _finish(request, body)
 
     def _refusal(
         self, request: Request, status: int, error: TransformError, transform: str = "", seconds: float = 0.0
@@ -346,8 +354,7 @@ class TransformsRoute(APIResource):
     def render_GET(self, request: Request):
         listing = self.service.listing()
         request.notifyFinish().addErrback(lambda _: listing.cancel())  # the client went away
-        listing.addCallback(lambda entries: request.write(jsonBody(request, transformsListing(entries))))
-        listing.addCallback(lambda _: request.finish())
+        listing.addCallback(lambda entries: _finish(request, jsonBody(request, transformsListing(entries))))
         listing.addErrback(lambda failure: failure.trap(CancelledError))
         return NOT_DONE_YET
 
@@ -436,10 +443,7 @@ class BoundedRequest(Request):
         error of the face.
         """
         self.log.failure("while answering {uri}", reason, uri=self.uri)
-        body = errorBody(self, 500, "internal-error", "the gateway failed; its log tells why")
-        self.setHeader(b"Content-Length", b"%d" % (len(body),))
-        self.write(body)
-        self.finish()
+        _finish(self, errorBody(self, 500, "internal-error", "the gateway failed; its log tells why"))
         return reason
 
 
@@ -477,6 +481,7 @@ class ServedChannel(HTTPChannel):
     _transportFull = False
     _discarding = False
     _linger = None
+    _secure: bool | None = None
 
     #: Seconds the rest of a body refused as too large is read and thrown
     #: away before the connection closes.
@@ -596,8 +601,18 @@ class ServedChannel(HTTPChannel):
         super().writeHeaders(version, code, reason, headers)
         size = len(version) + len(code) + len(reason) + 6  # two spaces, two CRLFs
         for name, values in headers.getAllRawHeaders():
-            size += sum(len(name) + len(value) + 4 for value in values)
+            size += len(values) * (len(name) + 4) + sum(map(len, values))  # name: value CRLF
         self.site.observer.sent(size)
+
+    def isSecure(self) -> bool:
+        """
+        Whether the connection is over TLS: looked up once, since a
+        connection keeps its transport (Twisted looks it up for every
+        request that asks).
+        """
+        if self._secure is None:
+            self._secure = super().isSecure()
+        return self._secure
 
     def write(self, data: bytes) -> None:
         self.site.observer.sent(len(data))
@@ -721,7 +736,8 @@ class WebSite(ServingFactory, Site):
     L{BusyChannel}; at most L{MAX_BUSY} such answers are under way at once,
     and past that a connection over the caps is closed at once.  Its access
     log is not a file: with L{accessLog} on, each request is one C{debug}
-    line of C{twisted.logger}, else nothing.
+    line of C{twisted.logger}, else nothing.  It never reads a body as a
+    form: C{request.args} holds the query's arguments only.
 
     @ivar maxBodyBytes: the largest request body kept.
     @ivar refusals: where the refusals of the site's routes, WebSocket
@@ -758,7 +774,11 @@ class WebSite(ServingFactory, Site):
         @param connections: the gateway's connections, with their caps.
         @param observer: told what the HTTP connections serve.
         """
-        super().__init__(resource, **kwargs)
+        # No route reads a form: the poem is the body as it is.  Parsing
+        # bodies as forms would cost a POST with a Content-Type half its
+        # time (Twisted parses the type with the email package), and hold
+        # a multipart body's parts in memory.
+        super().__init__(resource, parsePOSTFormSubmission=False, **kwargs)
         self.serve(connections, observer)
         self.maxBodyBytes = maxBodyBytes
         self.refusals = refusals if refusals is not None else Refusals(self.clock)

@@ -58,6 +58,8 @@ blocking WebSocket clients.
 import json
 from typing import Any
 
+import orjson
+
 from service.errors import ERRORS_BY_NAME, BadRequest, TransformError, TransformFailed
 
 VERSION = "2.0"
@@ -125,55 +127,118 @@ MAX_VALUES = 10_000
 #: The most requests one batch may hold.
 MAX_BATCH = 100
 
+#: Every byte but the quotes, commas and opening brackets that
+#: L{overValueLimit} counts: deleting these leaves those (half the time of
+#: deleting those and measuring what is left).
+_NOT_COUNTED = bytes(sorted(set(range(256)) - set(b'",[{')))
 
-def countValues(text: str) -> int:
+
+def countValues(data: bytes) -> int:
     """
-    How many JSON values, keys included, C{text} holds, counted from its
-    structure alone -- its quotes, commas and opening brackets -- without
-    parsing it or building anything, in time linear in its length.  For
-    JSON it is never fewer than the values it holds and at most three times
-    as many; it never grows with the length of a string (a poem counts as
-    one).
+    How many JSON values, keys included, the UTF-8 JSON C{data} holds,
+    counted from its structure alone -- its quotes, commas and opening
+    brackets -- without parsing it or building anything, in time linear in
+    its length.  For JSON it is never fewer than the values it holds and at
+    most three times as many; it never grows with the length of a string (a
+    poem counts as one).
     """
     # Escaped backslashes and quotes are not quotes: without them, every
     # other quote opens a string, and what lies between strings is the
-    # structure.
-    plain = text.replace("\\\\", "").replace('\\"', "")
-    quotes = plain.count('"')
+    # structure.  (No byte of a character beyond ASCII is ever one of these
+    # in UTF-8.)
+    plain = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    quotes = plain.count(b'"')
     if quotes > 2 * MAX_VALUES:
         return quotes // 2
-    structure = "".join(plain.split('"')[::2])
-    return quotes // 2 + structure.count(",") + structure.count("[") + structure.count("{") + 1
+    structure = b"".join(plain.split(b'"')[::2])
+    return quotes // 2 + structure.count(b",") + structure.count(b"[") + structure.count(b"{") + 1
 
 
-def parse(text: str) -> Message:
+def overValueLimit(data: bytes) -> bool:
     """
-    Decode one JSON-RPC message.
+    Whether the UTF-8 JSON C{data} holds more than L{MAX_VALUES} values, as
+    L{countValues} counts them.  Most messages are known to be within the
+    limit from a bound that costs a fraction of the count: L{countValues}
+    is never more than one plus the quotes, commas and opening brackets
+    anywhere in C{data}, in its strings too, and so never more than one
+    plus its length.
+    """
+    if len(data) < MAX_VALUES:
+        return False
+    if len(data.translate(None, _NOT_COUNTED)) < MAX_VALUES:
+        return False
+    return countValues(data) > MAX_VALUES
 
-    @raise RPCError: with L{PARSE_ERROR} if C{text} is not JSON, holds
-        C{NaN} or C{Infinity}, or cannot be read here (nesting deeper than
-        the interpreter's recursion limit, a number of thousands of digits).
+
+def parse(text: str | bytes) -> Message:
+    """
+    Decode one JSON-RPC message (text, or UTF-8 bytes), with C{orjson}
+    where it reads the message as the standard library does, else with the
+    standard library.
+
+    @raise RPCError: with L{PARSE_ERROR} if C{text} is not JSON (nor
+        UTF-8), holds C{NaN} or C{Infinity}, or cannot be read here
+        (nesting deeper than the interpreter's recursion limit, a number of
+        thousands of digits).
     """
     try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # Not JSON, or JSON that orjson refuses but the standard library
+        # reads: lone surrogates, numbers beyond a double's range.  The
+        # standard library decides, as it always has.
+        return _parseExactly(text)
+    if _floatIds(message):
+        # orjson reads an integer beyond 64 bits as a float, and an id is
+        # the only number an answer echoes: read it exactly.
+        return _parseExactly(text)
+    return message
+
+
+def _floatIds(message: Message) -> bool:
+    """
+    Whether a request of C{message}, or C{message} itself, has a float id.
+    """
+    if isinstance(message, dict):
+        return isinstance(message.get("id"), float)
+    if isinstance(message, list):
+        return any(isinstance(item, dict) and isinstance(item.get("id"), float) for item in message)
+    return False
+
+
+def _parseExactly(text: str | bytes) -> Message:
+    """
+    L{parse} with the standard library alone.
+    """
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")  # not json.loads' guess at the encoding
         return json.loads(text, parse_constant=_rejectConstant)
     except RecursionError:
         raise RPCError(PARSE_ERROR, "Parse error: the JSON is nested too deeply") from None
-    except ValueError as error:  # JSONDecodeError, and numbers too long to convert
+    except ValueError as error:  # JSONDecodeError, not UTF-8, numbers too long to convert
         raise RPCError(PARSE_ERROR, f"Parse error: {error}") from None
 
 
-def encode(message: Message) -> str:
+def encode(message: Message) -> bytes:
     """
-    Encode a message as compact JSON, non-ASCII text as it is.  A string
-    that UTF-8 cannot carry (a lone surrogate, which a client may send in an
-    id) is escaped instead.
+    Encode a message as compact JSON in UTF-8, non-ASCII text as it is,
+    with C{orjson}.  What orjson does not write, the standard library
+    writes: an integer beyond 64 bits (an id), and a string that UTF-8
+    cannot carry (a lone surrogate, which a client may send in an id),
+    which is escaped.
+
+    No number in a message is ever NaN or infinite (an id must be finite),
+    which orjson would write as C{null}.
     """
-    text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(message, allow_nan=False, separators=(",", ":"))
-    return text
+        return orjson.dumps(message)
+    except orjson.JSONEncodeError:
+        text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(message, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def errorResponse(error: RPCError, id: Message = None) -> dict:
@@ -187,7 +252,7 @@ def encodeCall(method: str, params: Message, id: int | str) -> str:
     """
     A request calling C{method} with C{params}, expecting an answer to C{id}.
     """
-    return encode({"jsonrpc": VERSION, "method": method, "params": params, "id": id})
+    return encode({"jsonrpc": VERSION, "method": method, "params": params, "id": id}).decode("utf-8")
 
 
 def serviceError(error: Message) -> TransformError:

@@ -13,6 +13,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from protocols.atonce import then
 from protocols.jsonrpc import (
     ANSWER_TOO_BIG,
     INTERNAL_ERROR,
@@ -24,9 +25,9 @@ from protocols.jsonrpc import (
     VERSION,
     Message,
     RPCError,
-    countValues,
     encode,
     errorResponse,
+    overValueLimit,
     parse,
 )
 from protocols.listing import transformsListing
@@ -75,27 +76,45 @@ def _bind(params: Message, names: tuple[str, ...]) -> list[str]:
             )
         arguments = params
     else:
-        missing = [name for name in names if name not in params]
-        extra = sorted(set(params) - set(names))
-        if missing:
-            raise RPCError(INVALID_PARAMS, f"Invalid params: missing {', '.join(missing)}")
-        if extra:
+        try:
+            arguments = [params[name] for name in names]
+        except KeyError:
+            missing = [name for name in names if name not in params]
+            raise RPCError(INVALID_PARAMS, f"Invalid params: missing {', '.join(missing)}") from None
+        if len(params) != len(names):
+            extra = sorted(set(params) - set(names))
             raise RPCError(INVALID_PARAMS, f"Invalid params: unknown {', '.join(map(repr, extra))}")
-        arguments = [params[name] for name in names]
     for name, value in zip(names, arguments, strict=True):
         if not isinstance(value, str):
             raise RPCError(INVALID_PARAMS, f"Invalid params: {name} must be a string, not {_describe(value)}")
     return arguments
 
 
+def _passOn(failure: Failure) -> Failure:
+    return failure
+
+
+def _firstFailure(failure: Failure) -> Failure:
+    """
+    The failure of the request that failed a batch's L{gatherResults}: only
+    ever a cancellation, since every other error is answered.
+    """
+    failure.trap(FirstError)
+    return failure.value.subFailure
+
+
 class JSONRPCServer:
     """
     Answer JSON-RPC 2.0 messages with a L{TransformService}.
 
+    A message whose requests the service answers at once -- most of them --
+    is answered in the same call; any other gets a L{Deferred} of its
+    answer.  Both go through the same code (L{protocols.atonce.then}).
+
     @ivar service: the transform service called.
     @ivar methods: the callable for each method name, taking the request's
-        params and the L{Caller}, and returning the result or a L{Deferred}
-        of it.
+        params and the L{Caller}, and returning the result, a L{Failure},
+        or a L{Deferred} of the result.
     @ivar maxAnswerBytes: the longest answer the transport can send, in
         bytes of UTF-8, or C{None} for no limit.
     @ivar observer: told how each C{transform} request ended.
@@ -122,15 +141,19 @@ class JSONRPCServer:
             "list_transforms": self._listTransforms,
         }
 
-    def _transform(self, params: Message, caller: Caller | None) -> "Deferred[dict]":
+    def _transform(self, params: Message, caller: Caller | None) -> "dict | Failure | Deferred[dict]":
         started = self._now()
         try:
             name, poem = _bind(params, ("transform", "poem"))
         except RPCError:
             self.observer.requestServed("", BadRequest.name, 0.0)
             raise
-        return self.service.transform(name, poem, caller).addCallbacks(
-            self._served, self._refused, (name, started), errbackArgs=(name, started)
+        return then(
+            self.service.transform(name, poem, caller),
+            self._served,
+            self._refused,
+            (name, started),
+            (name, started),
         )
 
     def _served(self, poem: str, name: str, started: float) -> dict:
@@ -146,77 +169,87 @@ class JSONRPCServer:
         _bind(params, ())
         return self.service.listing().addCallback(transformsListing)
 
-    def handle(
+    def answer(
         self,
-        text: str,
+        message: bytes,
         caller: Caller | None = None,
         onRefusal: Callable[[TransformError], None] | None = None,
-    ) -> "Deferred[str | None]":
+    ) -> "bytes | None | Deferred[bytes | None]":
         """
         Answer one message.
 
-        @param text: the message, a request or a batch.
+        @param message: the message, a request or a batch, in UTF-8.
         @param caller: who asks, for the service's caps on requests in
             flight.
         @param onRefusal: called with each error of the service that a
             request is answered with, for the transport to log.
-        @return: a L{Deferred} firing with the answer to send, or with
-            C{None} when there is nothing to send (notifications only).
-            Cancelling it abandons the requests still running.
+        @return: the answer to send, in UTF-8, or C{None} when there is
+            nothing to send (notifications only): at once when every
+            request of the message was answered at once, else a
+            L{Deferred} firing with it.  Cancelling that abandons the
+            requests still running.
         """
         try:
-            if countValues(text) > MAX_VALUES:
-                raise RPCError(
-                    INVALID_REQUEST,
-                    f"Invalid Request: a message holds at most {MAX_VALUES:,} JSON values; "
-                    "send fewer requests at once",
-                )
-            message = parse(text)
-            if isinstance(message, list) and len(message) > MAX_BATCH:
-                raise RPCError(
-                    INVALID_REQUEST,
-                    f"Invalid Request: a batch holds at most {MAX_BATCH:,} requests; "
-                    f"this one holds {len(message):,}",
-                )
+            message = self._read(message)
         except RPCError as error:
-            return succeed(encode(errorResponse(error)))
-        return Deferred.fromCoroutine(self._answer(message, caller, onRefusal))
+            return encode(errorResponse(error))
+        if not isinstance(message, list):
+            return then(self._respond(message, caller, onRefusal), self._fit, _passOn)
+        if not message:
+            return encode(errorResponse(RPCError(INVALID_REQUEST, "Invalid Request: the batch is empty")))
+        responses = [self._respond(request, caller, onRefusal) for request in message]
+        if not any(isinstance(response, Deferred) for response in responses):
+            return self._fitBatch(responses)
+        running = [
+            response if isinstance(response, Deferred) else succeed(response) for response in responses
+        ]
+        return gatherResults(running, consumeErrors=True).addCallbacks(self._fitBatch, _firstFailure)
 
-    def refuse(self, reason: str) -> str:
+    def _read(self, message: bytes) -> Message:
+        """
+        The message, decoded.
+
+        @raise RPCError: if it is not JSON, or over the limits.
+        """
+        if overValueLimit(message):
+            raise RPCError(
+                INVALID_REQUEST,
+                f"Invalid Request: a message holds at most {MAX_VALUES:,} JSON values; "
+                "send fewer requests at once",
+            )
+        message = parse(message)
+        if isinstance(message, list) and len(message) > MAX_BATCH:
+            raise RPCError(
+                INVALID_REQUEST,
+                f"Invalid Request: a batch holds at most {MAX_BATCH:,} requests; "
+                f"this one holds {len(message):,}",
+            )
+        return message
+
+    def refuse(self, reason: str) -> bytes:
         """
         The answer to a message that cannot be a request at all (a binary
         WebSocket frame): an Invalid Request error with a C{null} id.
         """
         return encode(errorResponse(RPCError(INVALID_REQUEST, f"Invalid Request: {reason}")))
 
-    async def _answer(self, message: Message, caller: Caller | None, onRefusal) -> str | None:
-        if isinstance(message, list):
-            if not message:
-                return encode(errorResponse(RPCError(INVALID_REQUEST, "Invalid Request: the batch is empty")))
-            try:
-                responses = await gatherResults(
-                    [Deferred.fromCoroutine(self._call(item, caller, onRefusal)) for item in message],
-                    consumeErrors=True,
-                )
-            except FirstError as error:  # only ever a cancellation: _call answers everything else
-                error.subFailure.raiseException()
-            answered = [response for response in responses if response is not None]
-            return self._fit(answered) if answered else None
-        response = await self._call(message, caller, onRefusal)
-        return None if response is None else self._fit(response)
+    def _fitBatch(self, responses: list[dict | None]) -> bytes | None:
+        answered = [response for response in responses if response is not None]
+        return self._fit(answered) if answered else None
 
-    def _fit(self, answer: dict | list[dict]) -> str:
+    def _fit(self, answer: dict | list[dict] | None) -> bytes | None:
         """
         Encode C{answer}; if that is longer than L{maxAnswerBytes}, replace
         each of its results with an L{ANSWER_TOO_BIG} error instead.
         """
-        text = encode(answer)
-        size = len(text) if text.isascii() else len(text.encode("utf-8"))
-        if self.maxAnswerBytes is None or size <= self.maxAnswerBytes:
-            return text
+        if answer is None:
+            return None
+        data = encode(answer)
+        if self.maxAnswerBytes is None or len(data) <= self.maxAnswerBytes:
+            return data
         error = RPCError(
             ANSWER_TOO_BIG,
-            f"Server error: the answer is {size} bytes, over the limit of {self.maxAnswerBytes} bytes "
+            f"Server error: the answer is {len(data)} bytes, over the limit of {self.maxAnswerBytes} bytes "
             "for one message; send fewer or smaller requests at once",
         )
         responses = [
@@ -225,9 +258,12 @@ class JSONRPCServer:
         ]
         return encode(responses if isinstance(answer, list) else responses[0])
 
-    async def _call(self, request: Message, caller: Caller | None, onRefusal) -> dict | None:
+    def _respond(
+        self, request: Message, caller: Caller | None, onRefusal
+    ) -> "dict | None | Deferred[dict | None]":
         """
-        The response object to one request, or C{None} for a notification.
+        The response object to one request, or C{None} for a notification:
+        at once if its method answered at once, else a L{Deferred} of it.
         An invalid request is answered even without an id: it is no
         notification, since it is no request.
         """
@@ -237,27 +273,37 @@ class JSONRPCServer:
                     INVALID_REQUEST, f"Invalid Request: a request is an object, not {_describe(request)}"
                 )
             )
-        id = request.get("id")
-        notification = "id" not in request
         try:
-            method = self._method(request)
-            result = method(request.get("params"), caller)
-            if isinstance(result, Deferred):
-                result = await result
-        except RPCError as error:
+            result = self._method(request)(request.get("params"), caller)
+        except Exception:
+            result = Failure()
+        return then(result, self._result, self._error, (request,), (request, onRefusal))
+
+    def _result(self, result: Message, request: dict) -> dict | None:
+        if "id" not in request:
+            return None
+        return {"jsonrpc": VERSION, "result": result, "id": request["id"]}
+
+    def _error(self, failure: Failure, request: dict, onRefusal) -> "dict | None | Failure":
+        """
+        The response reporting why a request failed; a cancellation passes
+        on.
+        """
+        error = failure.value
+        if isinstance(error, CancelledError):
+            return failure
+        id = request.get("id")
+        if isinstance(error, RPCError):
             if error.code == INVALID_REQUEST:
                 return errorResponse(error, id if _validId(id) else None)
-            return None if notification else errorResponse(error, id)
-        except TransformError as error:
+        elif isinstance(error, TransformError):
             if onRefusal is not None:
                 onRefusal(error)
-            return None if notification else errorResponse(RPCError.fromServiceError(error), id)
-        except CancelledError:
-            raise
-        except Exception:
-            self.log.failure("JSON-RPC method {method!r} raised", method=request["method"])
-            return None if notification else errorResponse(RPCError(INTERNAL_ERROR, "Internal error"), id)
-        return None if notification else {"jsonrpc": VERSION, "result": result, "id": id}
+            error = RPCError.fromServiceError(error)
+        else:
+            self.log.failure("JSON-RPC method {method!r} raised", failure, method=request["method"])
+            error = RPCError(INTERNAL_ERROR, "Internal error")
+        return errorResponse(error, id) if "id" in request else None
 
     def _method(self, request: dict) -> Callable[[Message], Message]:
         """

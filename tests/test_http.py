@@ -109,14 +109,20 @@ class HTTPTestCase(MemoryTestCase):
         Send C{path} exactly as written, as C{http.client} writes a request,
         and read the response with C{http.client}; the status and the body.
         """
+        response = self.exchange(method, path, body, headers)
+        return response.status, response.read()
+
+    def exchange(self, method, path, body=None, headers=()):
+        """
+        L{exactly}, but the C{http.client} response itself.
+        """
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.address}", "Connection: close"]
         lines += [f"{name}: {value}" for name, value in headers]
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
         collect = Collector("\r\n".join([*lines, "", ""]).encode("latin-1") + (body or b""))
         connectProtocol(TCP4ClientEndpoint(self.reactor, HOST, WEB), collect)
-        response = readResponse(self.result(collect.done))
-        return response.status, response.read()
+        return readResponse(self.result(collect.done))
 
 
 class TransformRouteTests(HTTPTestCase):
@@ -143,6 +149,31 @@ class TransformRouteTests(HTTPTestCase):
         self.assertEqual(self.text(response), "nop")
         status, body = self.exactly("POST", "/transform/rot13", b"abc")
         self.assertEqual((status, body), (200, b"nop"))
+
+    def test_formsAreText(self):
+        """
+        A body sent as a form, even one that is no form at all, is the poem
+        as it is: nothing parses it.
+        """
+        for contentType in ["multipart/form-data; boundary=x", "application/x-www-form-urlencoded"]:
+            status, body = self.exactly("POST", "/transform/rot13", b"a=b&c", [("Content-Type", contentType)])
+            self.assertEqual((status, body), (200, b"n=o&p"))
+
+    def test_answersSayTheirLength(self):
+        """
+        An answer, with a poem, an error or the list of transforms, says
+        its length rather than coming in chunks.
+        """
+        for method, path, status in [
+            ("POST", "/transform/cummingsify", 200),
+            ("POST", "/transform/nope", 404),
+            ("GET", "/transforms", 200),
+        ]:
+            response = self.exchange(method, path, b"HELLO" if method == "POST" else None)
+            body = response.read()
+            self.assertEqual(response.status, status)
+            self.assertEqual(response.getheader("Content-Length"), str(len(body)))
+            self.assertIsNone(response.getheader("Transfer-Encoding"))
 
     def test_emptyPoem(self):
         response = self.post("reverse", b"")

@@ -6,7 +6,7 @@ service on a fake clock; no transport.
 import json
 
 from hypothesis import given, strategies
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -24,6 +24,7 @@ from protocols.jsonrpc import (
     decodeReply,
     encode,
     encodeCall,
+    overValueLimit,
     serviceError,
 )
 from protocols.jsonrpcserver import MAX_ID_CHARS, JSONRPCServer
@@ -40,6 +41,14 @@ from service import (
 )
 from service.errors import ERRORS_BY_NAME
 from tests.helpers import captureLogs, misbehavingCatalogue
+
+
+def answered(rpc, text):
+    """
+    A L{Deferred} of C{rpc}'s answer to the JSON C{text}, fired already if
+    it was answered at once.
+    """
+    return maybeDeferred(rpc.answer, text.encode("utf-8"))
 
 
 def call(method, params=None, id=1, **extra):
@@ -86,7 +95,7 @@ class JSONRPCServerTests(SynchronousTestCase):
         once it has come.
         """
         text = message if isinstance(message, str) else json.dumps(message)
-        answer = self.successResultOf(self.rpc.handle(text))
+        answer = self.successResultOf(answered(self.rpc, text))
         return None if answer is None else json.loads(answer)
 
     def assertAnswer(self, message, expected):
@@ -123,8 +132,53 @@ class JSONRPCServerTests(SynchronousTestCase):
         huge = 10**40 + 1
         for id in ["abc", "", 0, -7, 1.5, huge, None]:
             self.assertAnswer(call("transform", ["rot13", "a"], id=id), result({"poem": "n"}, id=id))
-        text = self.successResultOf(self.rpc.handle(json.dumps(call("transform", ["rot13", "a"], id=huge))))
-        self.assertIn(f'"id":{huge}', text)
+        text = self.successResultOf(
+            answered(self.rpc, json.dumps(call("transform", ["rot13", "a"], id=huge)))
+        )
+        self.assertIn(f'"id":{huge}'.encode(), text)
+
+    def test_idsBeyond64Bits(self):
+        """
+        Integer ids beyond 64 bits, which orjson would read as floats, come
+        back exactly, alone and in batches; float ids come back as the same
+        numbers.
+        """
+        for id in [2**64, -(2**63) - 1, 10**100 + 7, 1e300, 0.1, -1.5e-7]:
+            self.assertAnswer(call("transform", ["rot13", "a"], id=id), result({"poem": "n"}, id=id))
+            self.assertAnswer(
+                [call("transform", ["rot13", "a"], id=1), call("transform", ["rot13", "b"], id=id)],
+                [result({"poem": "n"}, id=1), result({"poem": "o"}, id=id)],
+            )
+
+    def test_answerInUTF8(self):
+        """
+        The answer is compact JSON in UTF-8, its text beyond ASCII as it is.
+        """
+        data = self.successResultOf(answered(self.rpc, json.dumps(call("transform", ["cummingsify", "ÉTÉ"]))))
+        self.assertEqual(data, '{"jsonrpc":"2.0","result":{"poem":"été"},"id":1}'.encode())
+
+    def test_notUTF8(self):
+        """
+        A message that is not UTF-8 (which a WebSocket text message always
+        is) is a parse error.
+        """
+        answer = json.loads(self.successResultOf(maybeDeferred(self.rpc.answer, b'{"id": "\xff"}')))
+        self.assertEqual((answer["error"]["code"], answer["id"]), (PARSE_ERROR, None))
+
+    def test_answeredAtOnce(self):
+        """
+        A message whose requests the service answers at once is answered in
+        the same call, a batch too; one that waits for a transform gets a
+        L{Deferred}.
+        """
+        single = self.rpc.answer(json.dumps(call("transform", ["rot13", "a"])).encode())
+        self.assertEqual(json.loads(single), result({"poem": "n"}))
+        batch = [call("transform", ["rot13", "a"], id=1), call("nope", id=2), call("list_transforms", id=3)]
+        self.assertEqual(len(json.loads(self.rpc.answer(json.dumps(batch).encode()))), 3)
+        waiting = self.rpc.answer(json.dumps(call("transform", ["echo", "a"])).encode())
+        self.assertNoResult(waiting)
+        self.clock.advance(0)
+        self.assertEqual(json.loads(self.successResultOf(waiting)), result({"poem": "a … a … a"}))
 
     def test_invalidIds(self):
         """
@@ -202,7 +256,7 @@ class JSONRPCServerTests(SynchronousTestCase):
         """
         poem = '"],{[\\,:' * MAX_VALUES
         service = TransformService(misbehavingCatalogue(self.clock), self.clock, Limits(maxPoemBytes=200_000))
-        answer = JSONRPCServer(service).handle(json.dumps(call("transform", ["reverse", poem])))
+        answer = answered(JSONRPCServer(service), json.dumps(call("transform", ["reverse", poem])))
         while not answer.called:  # a long poem is worked through in slices, one per turn
             self.clock.advance(0)
         self.assertEqual(json.loads(self.successResultOf(answer)), result({"poem": poem}))
@@ -225,7 +279,7 @@ class JSONRPCServerTests(SynchronousTestCase):
         self.assertAnswer(call("transform", nested), error(INVALID_PARAMS))
 
     def test_methodNotFound(self):
-        for method in ["nope", "Transform", "__init__", "_transform", "handle", ""]:
+        for method in ["nope", "Transform", "__init__", "_transform", "answer", ""]:
             self.assertAnswer(call(method, []), error(METHOD_NOT_FOUND))
 
     def test_invalidParams(self):
@@ -276,8 +330,8 @@ class JSONRPCServerTests(SynchronousTestCase):
         self.assertEqual(answer["error"]["message"], "Invalid params: missing poem")
 
     def test_timeoutAndOverloaded(self):
-        stalled = self.rpc.handle(json.dumps(call("transform", ["stall", "a"], id=1)))
-        self.rpc.handle(json.dumps(call("transform", ["stall", "a"], id=2)))
+        stalled = answered(self.rpc, json.dumps(call("transform", ["stall", "a"], id=1)))
+        answered(self.rpc, json.dumps(call("transform", ["stall", "a"], id=2)))
         self.assertAnswer(
             call("transform", ["rot13", "a"], id=3), error(ERROR_CODES["overloaded"], 3, "overloaded")
         )
@@ -351,8 +405,9 @@ class JSONRPCServerTests(SynchronousTestCase):
         The requests of a batch all start at once: both asynchronous
         transforms are in flight before either answers.
         """
-        answer = self.rpc.handle(
-            json.dumps([call("transform", ["echo", "a b"], id=1), call("transform", ["echo", "c"], id=2)])
+        answer = answered(
+            self.rpc,
+            json.dumps([call("transform", ["echo", "a b"], id=1), call("transform", ["echo", "c"], id=2)]),
         )
         self.assertNoResult(answer)
         self.assertEqual(self.service.inFlight, 2)
@@ -363,8 +418,9 @@ class JSONRPCServerTests(SynchronousTestCase):
         )
 
     def test_cancelAbandonsTheRequests(self):
-        answer = self.rpc.handle(
-            json.dumps([call("transform", ["stall", "a"], id=1), call("transform", ["stall", "b"], id=2)])
+        answer = answered(
+            self.rpc,
+            json.dumps([call("transform", ["stall", "a"], id=1), call("transform", ["stall", "b"], id=2)]),
         )
         self.assertEqual(self.service.inFlight, 2)
         answer.cancel()
@@ -378,22 +434,22 @@ class JSONRPCServerTests(SynchronousTestCase):
         """
         rpc = JSONRPCServer(self.service, maxAnswerBytes=300)
         small = json.loads(
-            self.successResultOf(rpc.handle(json.dumps(call("transform", ["rot13", "a" * 50]))))
+            self.successResultOf(answered(rpc, json.dumps(call("transform", ["rot13", "a" * 50]))))
         )
         self.assertEqual(small, result({"poem": "n" * 50}))
         batch = [call("transform", ["rot13", "a" * 90], id=i) for i in range(3)] + [call("nope", id=3)]
-        answer = json.loads(self.successResultOf(rpc.handle(json.dumps(batch))))
+        answer = json.loads(self.successResultOf(answered(rpc, json.dumps(batch))))
         self.assertEqual(
             withoutMessages(answer),
             [error(ANSWER_TOO_BIG, i) for i in range(3)] + [error(METHOD_NOT_FOUND, 3)],
         )
         tight = JSONRPCServer(self.service, maxAnswerBytes=100)
         single = json.loads(
-            self.successResultOf(tight.handle(json.dumps(call("transform", ["rot13", "a" * 90]))))
+            self.successResultOf(answered(tight, json.dumps(call("transform", ["rot13", "a" * 90]))))
         )
         self.assertEqual(withoutMessages([single]), [error(ANSWER_TOO_BIG)])
         answer = json.loads(
-            self.successResultOf(tight.handle(json.dumps(call("transform", ["rot13", "a" * 90]))))
+            self.successResultOf(answered(tight, json.dumps(call("transform", ["rot13", "a" * 90]))))
         )
         self.assertIn("over the limit of 100 bytes", answer["error"]["message"])
 
@@ -410,22 +466,22 @@ class JSONRPCServerTests(SynchronousTestCase):
 
 class EncodeTests(SynchronousTestCase):
     def test_nonASCIIAsIs(self):
-        self.assertEqual(encode({"poem": "perché"}), '{"poem":"perché"}')
+        self.assertEqual(encode({"poem": "perché"}), '{"poem":"perché"}'.encode())
 
     def test_loneSurrogateEscaped(self):
         """
         A lone surrogate (which a client may send in an id) cannot be UTF-8;
         it is escaped, so the answer can still be sent.
         """
-        text = encode({"id": "\ud800é"})
-        self.assertEqual(json.loads(text), {"id": "\ud800é"})
-        text.encode("utf-8")
+        data = encode({"id": "\ud800é"})
+        self.assertEqual(data, b'{"id":"\\ud800\\u00e9"}')
+        self.assertEqual(json.loads(data), {"id": "\ud800é"})
 
 
 class ClientHalfTests(SynchronousTestCase):
     def test_roundTrip(self):
         rpc = JSONRPCServer(TransformService(misbehavingCatalogue(Clock()), Clock()))
-        answer = self.successResultOf(rpc.handle(encodeCall("transform", ["cummingsify", "HI"], 7)))
+        answer = self.successResultOf(answered(rpc, encodeCall("transform", ["cummingsify", "HI"], 7)))
         self.assertEqual(decodeReply(answer, 7), {"poem": "hi"})
 
     def test_listingRoundTrip(self):
@@ -434,7 +490,7 @@ class ClientHalfTests(SynchronousTestCase):
         description)} pairs, in catalogue order; anything else is refused.
         """
         service = TransformService(misbehavingCatalogue(Clock()), Clock())
-        answer = self.successResultOf(JSONRPCServer(service).handle(encodeCall("list_transforms", [], 1)))
+        answer = self.successResultOf(answered(JSONRPCServer(service), encodeCall("list_transforms", [], 1)))
         self.assertEqual(
             listedTransforms(decodeReply(answer, 1)),
             [(entry.name, entry.description) for entry in service.transforms()],
@@ -495,6 +551,16 @@ _JSON = strategies.recursive(
 )
 
 
+@given(strategies.integers(0, 3 * MAX_VALUES), strategies.sampled_from(["1", '"a,[{"', "[]", '{"k": 1}']))
+def test_overValueLimitIsCountValuesOverTheLimit(count, item):
+    """
+    L{overValueLimit} says what comparing L{countValues} with
+    L{MAX_VALUES} says, whatever the strings hold.
+    """
+    data = ("[" + ",".join([item] * count) + "]").encode()
+    assert overValueLimit(data) == (countValues(data) > MAX_VALUES)
+
+
 @given(_JSON, strategies.booleans())
 def test_countValuesBoundsTheValues(value, asASCII):
     """
@@ -502,6 +568,6 @@ def test_countValuesBoundsTheValues(value, asASCII):
     fewer than the values it holds (so the limit cannot be slipped past)
     and at most three times as many.
     """
-    text = json.dumps(value, ensure_ascii=asASCII)
+    data = json.dumps(value, ensure_ascii=asASCII).encode("utf-8", "surrogatepass")
     values = _values(value)
-    assert values <= countValues(text) <= 3 * values
+    assert values <= countValues(data) <= 3 * values

@@ -186,7 +186,7 @@ class ObserverTests(OperationsCase):
             )
             + "]"
         )
-        self.successResultOf(rpc.handle(batch))
+        rpc.answer(batch.encode())
         self.assertEqual(
             observed.requests, {("rot13", "ok"): 1, (PIPELINE, "ok"): 1, (OTHER, "bad-request"): 1}
         )
@@ -343,9 +343,9 @@ class InFlightCapTests(OperationsCase):
         rpc = JSONRPCServer(self.service)
         caller = Caller("192.0.2.7", object())
         for n in range(2):
-            rpc.handle(encodeCall("transform", ["stall", "a"], n), caller)
-        answer = self.successResultOf(rpc.handle(encodeCall("transform", ["reverse", "a"], 9), caller))
-        self.assertIn('"overloaded"', answer)
+            rpc.answer(encodeCall("transform", ["stall", "a"], n).encode(), caller)
+        answer = rpc.answer(encodeCall("transform", ["reverse", "a"], 9).encode(), caller)
+        self.assertIn(b'"overloaded"', answer)
 
 
 class DrainTests(OperationsCase):

@@ -28,7 +28,7 @@ from protocols.jsonrpc import (
 )
 from protocols.origins import OriginPolicy
 from protocols.websocket import IDLE_REASON, IDLE_TIMEOUT, PING_INTERVAL, maxMessageBytes
-from service import Limits, TransformService, transforms
+from service import Limits, Transform, TransformService, transforms
 from tests.helpers import POEMS, captureLogs, echoed, misbehavingCatalogue
 from tests.memory import HOST, Collector, MemoryTestCase, readResponse
 from tests.websocketclient import UPGRADE, WebSocketClient
@@ -413,6 +413,28 @@ class ConformanceTests(WebSocketTestCase):
         client.sendRaw(Frame(Opcode.TEXT, b'"\xff\xfe"').serialize(mask=True))
         self.assertEqual(self.closeCode(client), 1007)
 
+    def test_characterSplitAcrossFragments(self):
+        """
+        Text is UTF-8 as a whole message: a character split across two
+        fragments is read as one.
+        """
+        client = self.open()
+        message = json.dumps(request("transform", ["cummingsify", "CAFÉ"]), ensure_ascii=False).encode()
+        cut = message.index("É".encode()) + 1
+        client.sendRaw(Frame(Opcode.TEXT, message[:cut], fin=False).serialize(mask=True))
+        client.sendRaw(Frame(Opcode.CONT, message[cut:]).serialize(mask=True))
+        self.assertEqual(self.receive(client, 1), [result({"poem": "café"})])
+
+    def test_invalidUTF8AcrossFragments(self):
+        """
+        A message whose fragments, put together, are not UTF-8 closes the
+        connection with 1007 once it is whole.
+        """
+        client = self.open()
+        client.sendRaw(Frame(Opcode.TEXT, b'"\xe2\x82', fin=False).serialize(mask=True))
+        client.sendRaw(Frame(Opcode.CONT, b'("').serialize(mask=True))
+        self.assertEqual(self.closeCode(client), 1007)
+
 
 class ClosingTests(WebSocketTestCase):
     limits = Limits(maxPoemBytes=1000, deadline=60.0)
@@ -484,6 +506,22 @@ class TimeoutTests(WebSocketTestCase):
         client.send(json.dumps(request("transform", ["stall", "a"])))
         self.assertEqual(withoutMessages(self.receive(client, 1)[0]), appError("timeout"))
         self.assertIdleClose(client, 1000 + IDLE_TIMEOUT)
+
+    def test_idleTimeStartsWithAnAnswerGivenAtOnce(self):
+        """
+        The idle time starts with an answer given at once, however long
+        making it took, not with the request's arrival.
+        """
+
+        def slow(poem):
+            self.reactor.advance(20)  # the transform works for 20 s of the clock
+            return poem
+
+        self.service.catalogue.add(Transform("slow", "takes 20 s", slow))
+        client = self.open()
+        client.send(json.dumps(request("transform", ["slow", "a"])))
+        self.assertEqual(self.receive(client, 1), [result({"poem": "a"})])
+        self.assertIdleClose(client, 20 + IDLE_TIMEOUT)
 
     def test_clientAnsweringNoPingCut(self):
         """

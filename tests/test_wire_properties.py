@@ -22,6 +22,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
+from protocols.atonce import then
 from protocols.jsonrpc import ERROR_CODES, MAX_BATCH, MAX_VALUES, countValues
 from protocols.jsonrpcserver import MAX_ID_CHARS, JSONRPCServer
 from protocols.netstring import TransformFactory, maxRequestBytes
@@ -372,13 +373,13 @@ def checkJSONRPC(text: str) -> None:
     rpc = JSONRPCServer(service(clock))
     with Logged() as events:
         answers = []
-        rpc.handle(text).addBoth(answers.append)
+        then(rpc.answer(text.encode()), answers.append, answers.append)
         settle(clock)
     assert failures(events) == []
     [answer] = answers
     assert not isinstance(answer, Failure), answer
     refused = {"id": None, "code": -32600}
-    if countValues(text) > MAX_VALUES:
+    if countValues(text.encode()) > MAX_VALUES:
         checkResponse(json.loads(answer), refused)
         return
     try:

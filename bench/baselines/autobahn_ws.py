@@ -44,8 +44,9 @@ class TransformWebSocket(WebSocketServerProtocol):
         self.sendMessage(text.encode("utf-8"))
 
 
-factory = WebSocketServerFactory()
-factory.protocol = TransformWebSocket
-port = reactor.listenTCP(int(sys.argv[1]), factory, interface="127.0.0.1")
-print(f"listening on 127.0.0.1:{port.getHost().port}", flush=True)
-reactor.run()
+if __name__ == "__main__":  # bench/web_cost.py imports the protocol
+    factory = WebSocketServerFactory()
+    factory.protocol = TransformWebSocket
+    port = reactor.listenTCP(int(sys.argv[1]), factory, interface="127.0.0.1")
+    print(f"listening on 127.0.0.1:{port.getHost().port}", flush=True)
+    reactor.run()

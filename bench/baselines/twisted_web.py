@@ -29,8 +29,13 @@ class Transforms(Resource):
         return Cummingsify() if name == b"cummingsify" else NoResource()
 
 
-root = Resource()
-root.putChild(b"transform", Transforms())
-port = reactor.listenTCP(int(sys.argv[1]), Site(root), interface="127.0.0.1")
-print(f"listening on 127.0.0.1:{port.getHost().port}", flush=True)
-reactor.run()
+def site() -> Site:
+    root = Resource()
+    root.putChild(b"transform", Transforms())
+    return Site(root)
+
+
+if __name__ == "__main__":  # bench/web_cost.py imports the site
+    port = reactor.listenTCP(int(sys.argv[1]), site(), interface="127.0.0.1")
+    print(f"listening on 127.0.0.1:{port.getHost().port}", flush=True)
+    reactor.run()

@@ -10,6 +10,8 @@ address hold the attacker and never the polite client.
 """
 
 import base64
+import http.client
+import io
 import json
 import os
 import re
@@ -368,6 +370,33 @@ def receiveAll(sock: socket.socket, most: int = 1 << 24) -> bytes:
     except ConnectionResetError:
         pass
     return bytes(received)
+
+
+class _Received(io.BytesIO):
+    """
+    Bytes already received, read by L{httpBodies} as a socket's file, that
+    each response read from it leaves open for the next.
+    """
+
+    def makefile(self, mode: str) -> "_Received":
+        return self
+
+    def close(self) -> None:
+        pass
+
+
+def httpBodies(data: bytes) -> list[tuple[int, bytes]]:
+    """
+    The status and body of each HTTP response in C{data}, read by
+    L{http.client} whatever their framing (a length or chunks).
+    """
+    received = _Received(data)
+    found = []
+    while received.tell() < len(data):
+        response = http.client.HTTPResponse(received)
+        response.begin()
+        found.append((response.status, response.read()))
+    return found
 
 
 def closedByPeer(sock: socket.socket, timeout: float = 5.0) -> bool:
