@@ -213,6 +213,7 @@ class TransformAMP(BoxConnection, TimeoutMixin):
     _closing = False
     _draining = False
     _received = False
+    _readingData = False
     _grace = None
 
     def __init__(self, factory: "TransformAMPFactory") -> None:
@@ -230,19 +231,27 @@ class TransformAMP(BoxConnection, TimeoutMixin):
         self.factory.opened(self, self.locator.caller.peer)
 
     def dataReceived(self, data: bytes) -> None:
-        self.resetTimeout()
         self._received = True
         self.factory.observer.received(len(data))
-        super().dataReceived(data)
+        self._readingData = True
+        try:
+            super().dataReceived(data)
+        finally:
+            self._readingData = False
+        self.resetTimeout()  # after the answers given while reading: see allAnswered
 
     def boxSent(self, size: int) -> None:
         self.factory.observer.sent(size)
 
-    def questionsChanged(self) -> None:
-        if not self.unanswered:  # the idle time starts with the last answer
+    def allAnswered(self) -> None:
+        # The idle time starts with the last answer; dataReceived resets
+        # the timer after the answers given while it reads, the last one
+        # included, so that the questions answered at once, one after the
+        # other, do not reset it each time.
+        if not self._readingData:
             self.resetTimeout()
-            if self._draining:
-                self._closeIfAnswered()
+        if self._draining:
+            self._closeIfAnswered()
 
     def drain(self) -> None:
         """
