@@ -52,6 +52,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE / "baselines"))
 
+from harness import MALLOC  # noqa: E402
+
 #: What the scenarios send: 200 B of upper-case ASCII, as loadgen does.
 SMALL = ("ABCDEFGHIJ " * 20)[:200]
 LARGE = ("ABCDEFGHIJ KLMNOPQRS\n" * 5000)[:100_000]
@@ -230,7 +232,9 @@ def cpuPerRequest(scenario: str, server: str, batches: int = 15) -> float:
 
 
 def _child(mode: str, scenario: str, server: str, count: int, tree: str | None, pin: bool) -> str:
-    environment = dict(os.environ, PYTHONHASHSEED="0")
+    # The harness's allocator settings (bench/README.md): without them, glibc
+    # maps and unmaps every 100 KB buffer, which costs more than the work.
+    environment = dict(os.environ, PYTHONHASHSEED="0", **MALLOC)
     if tree:
         environment["PYTHONPATH"] = tree
     command = [sys.executable, __file__, mode, scenario, "--server", server, "--count", str(count)]
