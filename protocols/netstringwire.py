@@ -6,6 +6,7 @@ Twisted protocols, the blocking client of L{gateway.syncclient} and the
 poetry protocol share them.
 """
 
+from protocols.wirebuffer import keepReceived
 from service.errors import BadRequest
 
 #: Separates the transform name from the poem in a request's payload.
@@ -40,11 +41,20 @@ class NetstringTooLong(NetstringError):
         self.head = head
 
 
+def netstringPieces(payload: bytes) -> list[bytes]:
+    """
+    The netstring of C{payload} as pieces to write one after the other
+    (C{transport.writeSequence}), so that C{payload} is not copied to frame
+    it.
+    """
+    return [b"%d:" % len(payload), payload, b","]
+
+
 def encodeNetstring(payload: bytes) -> bytes:
     """
     Frame C{payload} as one netstring.
     """
-    return b"%d:%s," % (len(payload), payload)
+    return b"".join(netstringPieces(payload))
 
 
 class NetstringDecoder:
@@ -56,6 +66,9 @@ class NetstringDecoder:
     over C{maxLength} as soon as its colon arrives (L{NetstringTooLong}, after
     which the decoder is done), a length of more than L{MAX_LENGTH_DIGITS}
     digits, and a payload not followed by a comma.
+
+    It copies each payload once, from the bytes received (see
+    L{keepReceived<protocols.wirebuffer.keepReceived>}).
     """
 
     def __init__(self, maxLength: int) -> None:
@@ -63,14 +76,15 @@ class NetstringDecoder:
         @param maxLength: the largest payload accepted, in bytes.
         """
         self.maxLength = maxLength
-        self._buffer = bytearray()
+        self._buffer: bytes | bytearray = b""
+        self._offset = 0  # where the bytes not parsed yet start in _buffer
         self._payloadLength: int | None = None
 
     def feed(self, data: bytes) -> None:
         """
         Add received bytes.
         """
-        self._buffer += data
+        self._buffer, self._offset = keepReceived(self._buffer, self._offset, data), 0
 
     def pop(self) -> bytes | None:
         """
@@ -81,26 +95,31 @@ class NetstringDecoder:
         @raise NetstringTooLong: if its length is over the limit.
         @raise NetstringError: if the bytes cannot be a valid netstring.
         """
+        buffer, start = self._buffer, self._offset
         if self._payloadLength is None:
-            colon = self._buffer.find(b":", 0, MAX_LENGTH_DIGITS + 1)
-            digits = bytes(self._buffer[: MAX_LENGTH_DIGITS + 1 if colon < 0 else colon])
+            colon = buffer.find(b":", start, start + MAX_LENGTH_DIGITS + 1)
+            digits = bytes(buffer[start : start + MAX_LENGTH_DIGITS + 1 if colon < 0 else colon])
             self._checkLength(digits, complete=colon >= 0)
             if colon < 0:
                 return None
             length = int(digits)
-            head = bytes(self._buffer[colon + 1 :])
-            del self._buffer[:]
+            start = self._offset = colon + 1
             if length > self.maxLength:
+                head = bytes(buffer[start:])
+                self._buffer, self._offset = b"", 0
                 raise NetstringTooLong(length, self.maxLength, head)
-            self._buffer += head
             self._payloadLength = length
-        end = self._payloadLength
-        if len(self._buffer) <= end:
+        end = start + self._payloadLength
+        if len(buffer) <= end:
             return None
-        if self._buffer[end] != ord(","):
-            raise NetstringError(f"the {end}-byte payload is not followed by a comma")
-        payload = bytes(memoryview(self._buffer)[:end])
-        del self._buffer[: end + 1]
+        if buffer[end] != ord(","):
+            raise NetstringError(f"the {self._payloadLength}-byte payload is not followed by a comma")
+        if isinstance(buffer, bytes):
+            payload = buffer[start:end]
+        else:
+            with memoryview(buffer) as view:
+                payload = view[start:end].tobytes()
+        self._offset = end + 1
         self._payloadLength = None
         return payload
 

@@ -14,6 +14,7 @@ from array import array
 from collections.abc import Iterable, Iterator, MutableMapping
 from itertools import islice
 
+from protocols.wirebuffer import keepReceived
 from service.errors import ERRORS_BY_NAME, BadRequest, TransformError
 
 #: The longest key, in bytes.
@@ -294,15 +295,7 @@ class BoxDecoder:
         """
         Add received bytes.
         """
-        if self._offset == len(self._buffer):
-            self._buffer, self._offset = data, 0
-            return
-        if isinstance(self._buffer, bytes):
-            self._buffer = bytearray(memoryview(self._buffer)[self._offset :])
-        else:
-            del self._buffer[: self._offset]
-        self._offset = 0
-        self._buffer += data
+        self._buffer, self._offset = keepReceived(self._buffer, self._offset, data), 0
 
     def pending(self) -> int:
         """
