@@ -29,11 +29,12 @@ shared by the server (L{TransformFactory}), the asynchronous client
 poetry protocol.
 """
 
-from collections import deque
+from collections.abc import Callable, Iterator
 
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.endpoints import connectProtocol
 from twisted.internet.interfaces import (
+    IDelayedCall,
     IHalfCloseableProtocol,
     IReactorTime,
     IStreamClientEndpoint,
@@ -56,6 +57,7 @@ from protocols.netstringwire import (
     decodeRequest,
     encodeNetstring,
     encodeRequest,
+    netstringPieces,
 )
 from protocols.observer import OK
 from service.catalogue import MAX_NAME_LENGTH
@@ -90,15 +92,23 @@ class TransformProtocol(Protocol, TimeoutMixin):
     Serve the requests of one connection: read netstrings until at least
     one is whole, answer each in order, close.
 
+    A connection makes one idle timer, when it is made, and keeps it: it is
+    reset rather than replaced, and stopped only while the service works on
+    a request it does not answer at once.
+
     @ivar factory: the L{TransformFactory} that made this protocol.
-    @ivar caller: who asks, for the service's caps on requests in flight.
+    @ivar caller: who asks, for the service's caps on requests in flight;
+        C{None} once the connection is lost.
     """
 
     log = Logger()
     factory: "TransformFactory"
+    caller: Caller | None = None
 
     _decoder: NetstringDecoder | None = None
     _tooLong: NetstringTooLong | None = None
+    #: The whole requests not answered yet, in order.
+    _requests: "Iterator[bytes] | None" = None
     _request: "Deferred[str] | None" = None
     _received = 0
     _replied = False
@@ -106,14 +116,23 @@ class TransformProtocol(Protocol, TimeoutMixin):
     _started: float | None = None
     _grace = None
 
+    def callLater(self, seconds: float, function: Callable[[], object]) -> IDelayedCall:
+        """
+        Schedule C{TimeoutMixin}'s idle timer on the factory's clock.
+        """
+        return self.factory.clock.callLater(seconds, function)
+
+    @property
+    def _peer(self) -> str:
+        """
+        The client, for log lines: described only when a line is written.
+        """
+        return describeAddress(self.transport.getPeer())
+
     def connectionMade(self) -> None:
-        self.callLater = self.factory.clock.callLater
-        address = self.transport.getPeer()
-        self._peer = describeAddress(address)
-        self.caller = Caller(peerOf(address), self)
+        self.caller = Caller(peerOf(self.transport.getPeer()), self)
         self.factory.opened(self, self.caller.peer)
         self._decoder = NetstringDecoder(maxRequestBytes(self.factory.service))
-        self._requests: deque[bytes] = deque()
         self.setTimeout(self.factory.idleTimeout)
 
     def dataReceived(self, data: bytes) -> None:
@@ -124,24 +143,26 @@ class TransformProtocol(Protocol, TimeoutMixin):
         if self._decoder is None:
             return  # the requests have arrived; anything after them is ignored
         self._received += len(data)
-        self.resetTimeout()
         self._decoder.feed(data)
+        requests: list[bytes] = []
         try:
-            self._requests.extend(iter(self._decoder.pop, None))
+            requests.extend(iter(self._decoder.pop, None))
         except NetstringTooLong as tooLong:
-            if not self._requests:
+            if not requests:
                 self._started = self.factory.clock.seconds()
                 self._tooLong = tooLong
                 self._readNameOfTooLong(b"")
                 return
         except NetstringError as error:
-            if not self._requests:
+            if not requests:
                 self._refuse(BadRequest(f"malformed netstring: {error}"))
                 return
-        if self._requests:
-            self._decoder = None
-            self.setTimeout(None)
-            self._answerNext()
+        if not requests:
+            self.resetTimeout()
+            return
+        self._decoder = None
+        self._requests = iter(requests)
+        self._answer()
 
     def _readNameOfTooLong(self, data: bytes) -> None:
         """
@@ -157,25 +178,39 @@ class TransformProtocol(Protocol, TimeoutMixin):
         elif len(tooLong.head) > MAX_NAME_BYTES:
             self._refuse(BadRequest("the request has no '.' after the longest transform name"))
 
-    def _answerNext(self) -> None:
+    def _answer(self) -> None:
         """
-        Transform the next request, or close once every one is answered.
+        Answer the requests in order, one after the other as long as the
+        service answers them at once, then close.  A request the service
+        does not answer at once is answered, and the rest after it, once
+        its L{Deferred} fires.
         """
-        if not self._requests:
-            self.transport.loseConnection()
-            # A client that never reads its answers must not hold them forever.
-            self.setTimeout(self.factory.idleTimeout)
-            return
-        self._started = self.factory.clock.seconds()
-        try:
-            name, poem = decodeRequest(self._requests.popleft())
-        except BadRequest as error:
-            self._refuse(error)
-            return
-        self._transform = name
-        self._request = self.factory.service.transform(name, poem, self.caller)
-        self._request.addCallbacks(self._reply, self._transformFailed)
-        self._request.addErrback(self.log.failure, "while answering {peer}", peer=self._peer)
+        for payload in self._requests:
+            self._started = self.factory.clock.seconds()
+            try:
+                name, poem = decodeRequest(payload)
+                self._transform = name
+                result = self.factory.service.transformEagerly(name, poem, self.caller)
+            except TransformError as error:
+                self._refuse(error)
+                return
+            if not isinstance(result, str):
+                # The service's deadline bounds the wait; the idle time
+                # starts again once the answers are written.
+                self.setTimeout(None)
+                self._request = result
+                result.addCallbacks(self._answerLater, self._transformFailed)
+                result.addErrback(self.log.failure, "while answering {peer}", peer=self._peer)
+                return
+            self._reply(result)
+        self.transport.loseConnection()
+        # A client that never reads its answers must not hold them forever
+        # (the timer is still running when every answer came at once).
+        self.setTimeout(self.factory.idleTimeout)
+
+    def _answerLater(self, poem: str) -> None:
+        self._reply(poem)
+        self._answer()
 
     def _served(self, outcome: str) -> None:
         """
@@ -188,10 +223,9 @@ class TransformProtocol(Protocol, TimeoutMixin):
     def _reply(self, poem: str) -> None:
         self._replied = True
         self._served(OK)
-        answer = encodeNetstring(poem.encode("utf-8"))
-        self.factory.observer.sent(len(answer))
-        self.transport.write(answer)
-        self._answerNext()
+        answer = netstringPieces(poem.encode("utf-8"))
+        self.factory.observer.sent(sum(map(len, answer)))
+        self.transport.writeSequence(answer)
 
     def _transformFailed(self, failure: Failure) -> None:
         if failure.check(CancelledError):
@@ -209,8 +243,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
             protocol="netstring",
             peer=self._peer,
         )
-        self._decoder = self._tooLong = None
-        self._requests.clear()
+        self._decoder = self._tooLong = self._requests = None
         self.transport.loseConnection()
 
     def drain(self) -> None:
@@ -272,7 +305,12 @@ class TransformProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure) -> None:
         self.setTimeout(None)
-        self._requests.clear()
+        self._requests = None
+        # The caller refers to this protocol: without it, the protocol, its
+        # transport and their buffers go as soon as Twisted lets go of them,
+        # rather than at the garbage collector's next pass (the service
+        # keeps its own reference to a request's caller while it runs).
+        self.caller = None
         if self._grace is not None and self._grace.active():
             self._grace.cancel()
         self.factory.closed(self)

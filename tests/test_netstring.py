@@ -200,6 +200,16 @@ class NetstringServerTests(ServerTestCase):
         expected = [b"11:hello world,", encodeNetstring("HELLO … hello … hello".encode()), b"8:TWO\nONE\n,"]
         self.assertReplied(transport, b"".join(expected))
 
+    def test_manyNetstringsInOneReadAreAllAnswered(self):
+        """
+        Thousands of requests in one read, each answered at once, are all
+        answered, in order, and the connection closes: the server answers
+        them in a loop, not in nested calls.
+        """
+        count = 5000
+        protocol, transport = self.request(b"".join(encodeNetstring(b"reverse.%d" % n) for n in range(count)))
+        self.assertReplied(transport, b"".join(encodeNetstring(b"%d" % n) for n in range(count)))
+
     def test_netstringsAfterTheFirstChunkAreIgnored(self):
         """
         A netstring that comes in a later piece of data, once the first
