@@ -71,6 +71,8 @@ class NetstringDecoder:
     L{keepReceived<protocols.wirebuffer.keepReceived>}).
     """
 
+    __slots__ = ("maxLength", "_buffer", "_offset", "_payloadLength")  # one per connection
+
     def __init__(self, maxLength: int) -> None:
         """
         @param maxLength: the largest payload accepted, in bytes.
@@ -97,6 +99,8 @@ class NetstringDecoder:
         """
         buffer, start = self._buffer, self._offset
         if self._payloadLength is None:
+            if start == len(buffer):
+                return None  # nothing left: the usual end of a read
             colon = buffer.find(b":", start, start + MAX_LENGTH_DIGITS + 1)
             digits = bytes(buffer[start : start + MAX_LENGTH_DIGITS + 1 if colon < 0 else colon])
             self._checkLength(digits, complete=colon >= 0)

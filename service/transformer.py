@@ -30,6 +30,7 @@ How a request runs:
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from twisted.internet.defer import (
     CancelledError,
@@ -68,11 +69,11 @@ CONNECTION_SHARE = 1 / 8
 PEER_SHARE = 1 / 2
 
 
-@dataclass(frozen=True)
-class Caller:
+class Caller(NamedTuple):
     """
     Who asks: what the service counts a request against, for the
-    per-connection and per-address shares of the requests in flight.
+    per-connection and per-address shares of the requests in flight.  A
+    named tuple: the cheapest record to make, once per connection.
 
     A protocol makes one per connection, when it is made, and passes it with
     every request of that connection::
