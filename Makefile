@@ -3,12 +3,16 @@
 #   make test   install everything the tests need and run the whole suite
 # and the whole system under Docker (docs/deploy.md):
 #   make compose-test   the compose system, tested through HAProxy
+#   make swarm-test     the same system as a Swarm stack, scaled and updated
+# and longer runs than the suite's, for reliability (docs/reliability.md):
+#   make fuzz           each parser under atheris, FUZZ_SECONDS each (45: about 4 minutes)
+#   make soak           mixed and hostile traffic, SOAK_SECONDS (180: a little over 3 minutes)
 
 PYTHON ?= python3
 VENV ?= .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench conformance deps compose-deps compose-test install clean
+.PHONY: run test lint bench conformance fuzz soak deps compose-deps compose-test swarm-test install clean
 
 run: $(VENV)/.runtime
 	$(VENV)/bin/xform serve
@@ -54,6 +58,26 @@ $(WSTEST_VENV)/.installed:
 	$(WSTEST_VENV)/bin/pip install --quiet autobahntestsuite
 	touch $@
 
+# Fuzzing: each target of tests/fuzz/targets.py (netstring, AMP, JSON-RPC,
+# HTTP) under atheris for FUZZ_SECONDS; an input that fails one is kept in
+# tests/fuzz/regressions/, which the suite replays (tests/fuzz/run.py).
+FUZZ_SECONDS ?= 45
+
+fuzz: $(VENV)/.fuzz
+	$(VENV)/bin/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
+
+$(VENV)/.fuzz: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --config-settings editable_mode=compat -e '.[test,fuzz]'
+	touch $@
+
+# The soak: a real gateway under mixed traffic on every protocol, with bad
+# clients mixed in, for SOAK_SECONDS; it prints the errors, the answers
+# checked, and the gateway's descriptors and memory (tests/soak.py).
+SOAK_SECONDS ?= 180
+
+soak: install
+	$(VENV)/bin/python -m tests.soak --seconds $(SOAK_SECONDS)
+
 # The gateway and what it needs to run, nothing more: what `make run` needs.
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +97,14 @@ $(VENV)/.installed: $(VENV)/.runtime
 # root) when no engine runs, and stops that one after.
 compose-test: compose-deps install
 	VENV=$(VENV) .ci/with-dockerd .ci/compose-test
+
+# The same system as a Swarm stack on a single-node Swarm (which it makes,
+# and leaves after, unless the engine is in one): the stack deployed, the
+# integration suite against it, then from the host scaling to four replicas
+# and a rolling update under load, the stack removed (.ci/swarm-test). It
+# starts dockerd (as root) when no engine runs, and stops that one after.
+swarm-test: compose-deps install
+	VENV=$(VENV) .ci/with-dockerd .ci/swarm-test
 
 # $(call install-missing,FILE): install the Debian packages listed in FILE
 # that are missing.
@@ -96,4 +128,4 @@ compose-deps:
 	$(call install-missing,.ci/compose-packages.txt)
 
 clean:
-	rm -rf $(VENV) $(WSTEST_VENV) $(WSTEST_VENV)-tools *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(WSTEST_VENV) $(WSTEST_VENV)-tools *.egg-info .pytest_cache .ruff_cache artifacts/fuzz

@@ -4,6 +4,7 @@ protocol, each listener built from an endpoint string, all counting their
 connections in one L{Connections} and reporting to one L{GatewayMetrics}.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,25 @@ from gateway.upstream import Upstream
 from gateway.urls import parseServerURL
 from gateway.web import makeMetricsSite, makeSite
 from protocols.amp.server import TransformAMPFactory
+from protocols.common import TransformServerFactory
 from protocols.connections import Connections
 from protocols.netstring import TransformFactory
 from protocols.origins import OriginPolicy, normalizeOrigin
+from protocols.websocket import IDLE_TIMEOUT, PING_INTERVAL
 from service import Limits, TransformService, builtinCatalogue
 
 #: The value of a listener option that switches that listener off.
 OFF = "off"
+
+#: The listen backlog of every listener the gateway builds, unless its
+#: endpoint string gives one (C{backlog=N}): with Twisted's default of 50, a
+#: burst of new connections overflows the kernel's queue, and the connections
+#: it drops wait a second for the client's next try.  The kernel caps it
+#: (C{net.core.somaxconn}, 4096 on Linux since 5.4).
+BACKLOG = 1024
+
+#: The types of endpoint strings that take a C{backlog}.
+_WITH_BACKLOG = frozenset({"tcp", "tcp6", "ssl", "unix"})
 
 
 @dataclass(frozen=True)
@@ -45,24 +58,23 @@ class Listener:
     makeFactory: Callable[[Gateway, "ServeOptions", GatewayMetrics, object], Factory]
 
 
-def _netstringFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetrics, reactor) -> Factory:
-    return TransformFactory(
-        gateway.service,
-        reactor,
-        idleTimeout=options["idle-timeout"],
-        connections=gateway.connections,
-        observer=metrics.protocols["netstring"],
-    )
+def _transformServer(factoryClass: type[TransformServerFactory]):
+    """
+    How to make the factory of a transform server of C{factoryClass} (the
+    netstring and AMP servers), over the gateway's service, connections
+    and metrics.
+    """
 
+    def makeFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetrics, reactor) -> Factory:
+        return factoryClass(
+            gateway.service,
+            reactor,
+            idleTimeout=options["idle-timeout"],
+            connections=gateway.connections,
+            observer=metrics.protocols[factoryClass.protocolName],
+        )
 
-def _ampFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetrics, reactor) -> Factory:
-    return TransformAMPFactory(
-        gateway.service,
-        reactor,
-        idleTimeout=options["idle-timeout"],
-        connections=gateway.connections,
-        observer=metrics.protocols["amp"],
-    )
+    return makeFactory
 
 
 def _webFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetrics, reactor) -> Factory:
@@ -76,13 +88,15 @@ def _webFactory(gateway: Gateway, options: "ServeOptions", metrics: GatewayMetri
         connections=gateway.connections,
         metrics=metrics,
         readiness=gateway.readiness,
+        webSocketIdleTimeout=options["ws-idle-timeout"],
+        pingInterval=options["ws-ping-interval"],
     )
 
 
 #: The protocols of the gateway, by the name of their option, in start order.
 LISTENERS: dict[str, Listener] = {
-    "netstring": Listener("tcp:10001:interface=127.0.0.1", _netstringFactory),
-    "amp": Listener("tcp:10002:interface=127.0.0.1", _ampFactory),
+    "netstring": Listener("tcp:10001:interface=127.0.0.1", _transformServer(TransformFactory)),
+    "amp": Listener("tcp:10002:interface=127.0.0.1", _transformServer(TransformAMPFactory)),
     "web": Listener("tcp:8080:interface=127.0.0.1", _webFactory),
 }
 
@@ -123,7 +137,24 @@ class ServeOptions(CommandOptions):
             "idle-timeout",
             None,
             30.0,
-            "Seconds a client may stay silent before its request is whole (on AMP: with nothing in flight).",
+            "Seconds a client may stay silent before its request is whole (on AMP: with nothing in flight), "
+            "or leave its answers unread.",
+            positive(float),
+        ],
+        [
+            "ws-idle-timeout",
+            None,
+            IDLE_TIMEOUT,
+            "Seconds a WebSocket may send no message while it has no request in flight; "
+            "then it is closed (1000, 'idle').",
+            positive(float),
+        ],
+        [
+            "ws-ping-interval",
+            None,
+            PING_INTERVAL,
+            "Seconds between the gateway's pings on each WebSocket; one not answered within "
+            "--idle-timeout closes it.",
             positive(float),
         ],
         ["log-level", None, "info", f"Least level logged: {', '.join(LEVELS)}.", oneOf(*LEVELS)],
@@ -220,6 +251,29 @@ class ServeOptions(CommandOptions):
             raise usage.UsageError("every listener is off: nothing to serve")
 
 
+def withBacklog(description: str, backlog: int = BACKLOG) -> str:
+    """
+    The endpoint string C{description} with a C{backlog} parameter, if its
+    type takes one and it gives none.
+    """
+    kind = description.partition(":")[0].lower()
+    if kind not in _WITH_BACKLOG or re.search(r"(?<!\\):backlog=", description):
+        return description
+    return f"{description}:backlog={backlog}"
+
+
+def listenerEndpoint(reactor, description: str, option: str):
+    """
+    The server endpoint of the endpoint string C{description}, given to
+    C{--<option>}, with a backlog of L{BACKLOG} unless it gives its own.
+
+    @raise OptionError: if C{description} is invalid, quoting it as given.
+    """
+    endpoint = serverEndpoint(reactor, description, option)
+    withOurs = withBacklog(description)
+    return endpoint if withOurs == description else serverEndpoint(reactor, withOurs, option)
+
+
 def makeService(options: ServeOptions, reactor, handleSignals: bool = True) -> Gateway:
     """
     Build the gateway: a L{Gateway} tree of the shared
@@ -257,12 +311,12 @@ def makeService(options: ServeOptions, reactor, handleSignals: bool = True) -> G
         description = options[name]
         if description == OFF:
             continue
-        endpoint = serverEndpoint(reactor, description, name)
+        endpoint = listenerEndpoint(reactor, description, name)
         root.addListener(
             ListeningService(name, endpoint, listener.makeFactory(root, options, metrics, reactor))
         )
     if options["metrics"] != OFF:
-        endpoint = serverEndpoint(reactor, options["metrics"], "metrics")
+        endpoint = listenerEndpoint(reactor, options["metrics"], "metrics")
         ListeningService(
             "metrics", endpoint, makeMetricsSite(metrics, root.readiness, reactor)
         ).setServiceParent(root)

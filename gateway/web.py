@@ -47,7 +47,12 @@ from protocols.http import (
 from protocols.httpwire import TEXT_PLAIN
 from protocols.observer import UNOBSERVED
 from protocols.origins import OriginPolicy
-from protocols.websocket import TransformWebSocketFactory, TransformWebSocketResource
+from protocols.websocket import (
+    IDLE_TIMEOUT,
+    PING_INTERVAL,
+    TransformWebSocketFactory,
+    TransformWebSocketResource,
+)
 from service.transformer import TransformService
 
 #: Says why the gateway is not ready for more work: nothing if it is.
@@ -85,12 +90,18 @@ class PageRequest(BoundedRequest):
 class StaticFiles(JSONMethodErrors, File):
     """
     The page's files, with the face's JSON errors: 404 for a file that is
-    not there, 403 for one that may not be read, 405 for a method other
+    not there (a name with a NUL byte included, which the system refuses to
+    look up), 403 for one that may not be read, 405 for a method other
     than C{GET} or C{HEAD}.
     """
 
     childNotFound = NotFound()
     forbidden = ErrorPage(403, "forbidden", "that file may not be read")
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if b"\0" in path:
+            return self.childNotFound
+        return super().getChild(path, request)
 
 
 class Health(APIResource):
@@ -204,6 +215,8 @@ def makeSite(
     connections: Connections | None = None,
     metrics: GatewayMetrics | None = None,
     readiness: Readiness = _alwaysReady,
+    webSocketIdleTimeout: float = IDLE_TIMEOUT,
+    pingInterval: float = PING_INTERVAL,
 ) -> WebSite:
     """
     The web face's site.
@@ -212,12 +225,17 @@ def makeSite(
     @param origins: the pages allowed to use C{/ws} and to post.
     @param reactor: runs the timers, times the requests and sums up the
         refusals (the global one if C{None}).
-    @param idleTimeout: seconds an HTTP connection may stay silent.
+    @param idleTimeout: seconds an HTTP connection may stay silent, or
+        read none of its answers; and seconds a WebSocket client has to
+        answer a ping or a close frame.
     @param accessLog: whether to log each request, at C{debug}.
     @param connections: the gateway's connections, with their caps.
     @param metrics: what the HTTP and WebSocket connections report to, and
         serves C{/metrics}; without it, there is no C{/metrics}.
     @param readiness: what C{/readyz} says.
+    @param webSocketIdleTimeout: seconds a WebSocket may receive no message
+        while it has no request in flight.
+    @param pingInterval: seconds between the pings on each WebSocket.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -225,7 +243,15 @@ def makeSite(
     http = metrics.protocols["http"] if metrics is not None else None
     ws = metrics.protocols["ws"] if metrics is not None else None
     webSockets = TransformWebSocketFactory(
-        service, origins, refusals, reactor, connections=connections, observer=ws
+        service,
+        origins,
+        refusals,
+        reactor,
+        connections=connections,
+        observer=ws,
+        idleTimeout=webSocketIdleTimeout,
+        peerTimeout=idleTimeout,
+        pingInterval=pingInterval,
     )
     root = StaticFiles(str(STATIC))
     root.putChild(b"ws", TransformWebSocketResource(webSockets))

@@ -277,6 +277,11 @@ def lostToAnError(reason: Failure) -> bool:
     return not reason.check(ConnectionDone, ConnectionLost)
 
 
+#: The longest answer the clients accept from an upstream by default: an
+#: answer announced as longer is refused as soon as its length is known.
+MAX_REPLY_BYTES = 64 * 2**20
+
+
 class ConnectionPerCall:
     """
     The base of the clients that open one connection per call and close it

@@ -22,9 +22,12 @@ C{POST} from a page that L{protocols.origins} does not allow) and
 C{internal-error} (500: a bug of the gateway's, logged).  C{503} also says
 C{Retry-After: 1}.
 
-A body over the service's maximum poem size is refused with 413 once it
-passes the limit; the rest of it is read and thrown away, never stored
-(L{BoundedRequest}).
+A body over the service's maximum poem size is refused with 413 as soon
+as that is known: at the headers when they announce its length (instead of
+C{100 Continue}), else once it passes the limit; then the connection
+closes, what more comes of the body thrown away (L{ServedChannel}).  A body
+is held in memory, never in a file (L{BoundedRequest}).  While the client
+leaves its answers unread, its connection reads nothing more.
 
 A connection over the gateway's connection caps is answered C{503
 overloaded} with C{Retry-After: 1} and C{Connection: close} as soon as its
@@ -38,9 +41,11 @@ of L{gateway.syncclient}.
 """
 
 import json
+from collections.abc import Callable
 from io import BytesIO
 
 from treq.client import HTTPClient
+from treq.content import collect
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol
@@ -49,13 +54,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import FileBodyProducer, RequestTransmissionFailed, ResponseNeverReceived
 from twisted.web.http import HTTPChannel
-from twisted.web.iweb import IAgent, IBodyProducer
+from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer, IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 from zope.interface import implementer
 
 from protocols.addresses import describeAddress, peerOf
 from protocols.common import (
+    MAX_REPLY_BYTES,
     ConnectionPerCall,
     ForbiddenOrigin,
     Refusals,
@@ -108,6 +114,9 @@ class JSONMethodErrors:
 
     def render(self, request: Request):
         try:
+            if request.method == b"HEAD" and not hasattr(self, "render_GET"):
+                # Resource.render_HEAD would call the render_GET it lacks.
+                raise UnsupportedMethod(self.servedMethods())
             return super().render(request)
         except UnsupportedMethod as unsupported:
             allowed = {method.decode() for method in unsupported.allowedMethods}
@@ -121,6 +130,12 @@ class JSONMethodErrors:
                 "method-not-allowed",
                 f"{request.method.decode(errors='replace')} is not allowed here; use {' or '.join(allowed)}",
             )
+
+    def servedMethods(self) -> list[bytes]:
+        """
+        The methods this resource has a C{render_<METHOD>} for.
+        """
+        return [name.removeprefix("render_").encode() for name in dir(self) if name.startswith("render_")]
 
 
 class ErrorPage(Resource):
@@ -337,41 +352,64 @@ class TransformsRoute(APIResource):
 
 class BoundedRequest(Request):
     """
-    A request whose body is kept only up to its site's C{maxBodyBytes}.
-    Past that the body is discarded as it arrives, and the request is
-    answered with 413 whatever resource it was for.  A resource that fails
-    is answered with 500 in JSON, and logged.
+    A request whose body is held in memory, and only up to its site's
+    C{maxBodyBytes}; one of a L{ServedChannel}, which stops it at its
+    headers when they announce a longer body, and ends it as soon as a
+    body in chunks passes the limit.  Such a request is answered with 413
+    whatever resource it was for, and its connection closed.  A request
+    behind answers the client has not read waits until they are read
+    (L{ServedChannel.whenWritable}).  A resource that fails is answered
+    with 500 in JSON, and logged.
+
+    @ivar tooLarge: whether its body is over the limit.
+    @ivar received: whether the whole request is in (or taken as such).
     """
 
     log = Logger()
 
+    tooLarge = False
+    received = False
     _bodyBytes = 0
-    _tooLarge = False
     _announced: int | None = None
 
     def _limit(self) -> int:
         return self.channel.site.maxBodyBytes
 
     def gotLength(self, length: int | None) -> None:
-        self._announced = length
-        if length is not None and length > self._limit():
-            self._tooLarge = True
-            length = 0
-        super().gotLength(length)
+        """
+        Hold the body in memory whatever its length: it is at most the
+        limit, where Twisted keeps a body of 100 KB or more in a temporary
+        file, a descriptor held for as long as the upload lasts.
+        """
+        self.content = BytesIO()
+
+    def refuseBody(self, announced: int | None) -> None:
+        """
+        The body is over the limit (C{announced} by the headers, or
+        C{None} when it came in chunks): keep none of it, and answer 413.
+        """
+        self.tooLarge = True
+        self._announced = announced
+        self.content = BytesIO()
 
     def handleContentChunk(self, data: bytes) -> None:
-        if self._tooLarge:
+        if self.tooLarge:
             return
         self._bodyBytes += len(data)
         if self._bodyBytes > self._limit():
-            self._tooLarge = True
-            self.content.close()
-            self.content = BytesIO()
+            self.refuseBody(None)
             return
         super().handleContentChunk(data)
 
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        self.received = True
+        super().requestReceived(command, path, version)
+
+    def process(self) -> None:
+        self.channel.whenWritable(super().process)
+
     def render(self, resource: Resource) -> None:
-        if self._tooLarge:
+        if self.tooLarge:
             # The body is the poem: its size is known when announced, and
             # only over the limit when it came in chunks.
             known = self._announced is not None
@@ -407,16 +445,44 @@ class BoundedRequest(Request):
 class ServedChannel(HTTPChannel):
     """
     One HTTP connection of a L{WebSite}: counted among the gateway's
-    connections and for the site's observer, and drained when the gateway
-    stops.
+    connections and for the site's observer, drained when the gateway
+    stops, and bounded for a client that sends too much or reads too
+    little:
+
+        - A request whose C{Content-Length} is over the site's
+          C{maxBodyBytes} is answered 413 at its headers (instead of
+          C{100 Continue} if it expects one), and one whose chunked body
+          passes the limit as soon as it does; then the connection closes.
+          What more of the body comes in the next L{LINGER} seconds is read
+          and thrown away: closing a connection with unread data resets
+          it, and a client that sends its whole body before it reads would
+          lose the answer.
+        - While the transport's write buffer is full (the client does not
+          read its answers), nothing more is read from the connection, and
+          no request is served until the client has read them: a
+          connection holds at most one answer more than the transport's
+          buffer.  A client that reads nothing for the idle timeout is cut.
 
     @ivar site: the L{WebSite} that made it.
     """
 
+    log = Logger()
     site: "WebSite"
     _draining = False
     _received = False
     _grace = None
+    _stalled = None
+    _transportFull = False
+    _discarding = False
+    _linger = None
+
+    #: Seconds the rest of a body refused as too large is read and thrown
+    #: away before the connection closes.
+    LINGER = 5.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._whenWritable: list[Callable[[], object]] = []
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -425,7 +491,104 @@ class ServedChannel(HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         self._received = True
         self.site.observer.received(len(data))
+        if self._discarding:
+            return
         super().dataReceived(data)
+        self._answerTooLarge()
+
+    def allHeadersReceived(self) -> None:
+        """
+        The headers of a request are in: refuse a body announced over the
+        limit now, before any of it is read (and without the C{100
+        Continue} that Twisted sends to a request that expects one).
+        """
+        if self.length is not None and self.length > self.site.maxBodyBytes:
+            self.requests[-1].refuseBody(self.length)
+            return
+        super().allHeadersReceived()
+
+    def requestDone(self, request: Request) -> None:
+        super().requestDone(request)
+        self._answerTooLarge()  # a request read from what was waiting behind the one done
+
+    def _answerTooLarge(self) -> None:
+        """
+        A request whose body is over the limit and not whole yet is
+        answered now (413, by L{BoundedRequest.render}), as if its body had
+        ended, and the connection closes after the answer: the rest of the
+        body is thrown away as it comes (L{loseConnection}).
+        """
+        if not self.requests:
+            return
+        request = self.requests[-1]
+        if request.tooLarge and not request.received:
+            self.persistent = False
+            self._discarding = True
+            request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+            self.allContentReceived()
+
+    def loseConnection(self) -> None:
+        """
+        Close the connection once what it has to send is sent; after a body
+        refused as too large, only L{LINGER} seconds later (unless the
+        client closes first), throwing away what comes until then.
+        """
+        if self._discarding and self._linger is None:
+            self._linger = self.callLater(self.LINGER, super().loseConnection)
+            return
+        super().loseConnection()
+
+    def whenWritable(self, call: Callable[[], object]) -> None:
+        """
+        Call C{call} now, or once the client has read the answers that fill
+        the transport's write buffer.
+        """
+        if self._transportFull:
+            self._whenWritable.append(call)
+        else:
+            call()
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full: read nothing more (Twisted
+        only stops reading between requests), serve no request until it
+        drains, and cut the connection if it does not drain within the idle
+        timeout.
+        """
+        super().pauseProducing()
+        self._transportFull = True
+        self.transport.pauseProducing()
+        if self._stalled is None and self.timeOut:
+            self._stalled = self.callLater(self.timeOut, self._notReading)
+
+    def resumeProducing(self) -> None:
+        """
+        The client has read its answers: read again, and serve the requests
+        that waited.
+        """
+        super().resumeProducing()
+        self._transportFull = False
+        self._stopStallTimer()
+        self.transport.resumeProducing()
+        waiting, self._whenWritable = self._whenWritable, []
+        for call in waiting:
+            call()
+
+    def _stopStallTimer(self) -> None:
+        if self._stalled is not None:
+            if self._stalled.active():
+                self._stalled.cancel()
+            self._stalled = None
+
+    def _notReading(self) -> None:
+        self._stopStallTimer()
+        self.log.info(
+            "http {peer}: read none of its answers for {seconds:g} s; closing the connection",
+            peer=describeAddress(self.transport.getPeer()),
+            seconds=self.timeOut,
+        )
+        self.site.observer.idleTimedOut()
+        self.transport.abortConnection()
 
     def writeHeaders(self, version, code, reason, headers) -> None:
         super().writeHeaders(version, code, reason, headers)
@@ -457,8 +620,10 @@ class ServedChannel(HTTPChannel):
         """
         C{protocol} serves this connection from now on (a WebSocket): it
         takes the channel's place among the gateway's connections, and the
-        channel no longer counts as an HTTP connection.
+        channel no longer counts as an HTTP connection.  It must take the
+        channel's place as the transport's producer too.
         """
+        self._stopStallTimer()
         self.site.connections.replace(self, protocol)
         self.site.observer.connectionClosed()
 
@@ -489,13 +654,19 @@ class ServedChannel(HTTPChannel):
             self.loseConnection()
 
     def timeoutConnection(self) -> None:
+        if self._transportFull:  # closing would wait for the client to read
+            self._notReading()
+            return
         self.site.observer.idleTimedOut()
         super().timeoutConnection()
 
     def connectionLost(self, reason: Failure) -> None:
         super().connectionLost(reason)
-        if self._grace is not None and self._grace.active():
-            self._grace.cancel()
+        for timer in (self._grace, self._linger):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._stopStallTimer()
+        self._whenWritable = []
         self.site.closed(self)
 
 
@@ -653,18 +824,28 @@ class HTTPTransformProxy(ConnectionPerCall):
 
     @ivar baseURL: the gateway, without a final C{/}.
     @ivar timeout: seconds for each exchange, connecting included.
+    @ivar maxReplyBytes: the longest body of an answer accepted.
     """
 
-    def __init__(self, agent: IAgent, baseURL: str, clock: IReactorTime, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        agent: IAgent,
+        baseURL: str,
+        clock: IReactorTime,
+        timeout: float = 10.0,
+        maxReplyBytes: int = MAX_REPLY_BYTES,
+    ) -> None:
         """
         @param agent: makes the requests (a L{twisted.web.client.Agent}).
         @param baseURL: the gateway, C{http://host:port}.
         @param clock: measures C{timeout}, and schedules the writes of
             each request's body (see L{httpClient}).
         @param timeout: seconds for each exchange, connecting included.
+        @param maxReplyBytes: the longest body of an answer accepted.
         """
         super().__init__(clock, timeout)
         self.baseURL = baseURL.rstrip("/")
+        self.maxReplyBytes = maxReplyBytes
         self._http = httpClient(agent, clock)
 
     def xform(self, transform: str, poem: str) -> "Deferred[str]":
@@ -726,7 +907,28 @@ class HTTPTransformProxy(ConnectionPerCall):
                 if lostToAnError(reason):
                     reason.raiseException()
             raise
-        answer = await response.content()
+        answer = await self._body(response)
         if response.code != 200:
             raise errorFromResponse(response.code, answer)
         return answer
+
+    async def _body(self, response: IResponse) -> bytes:
+        """
+        The body of C{response}, read as it comes.
+
+        @raise TransformFailed: the body is, or is announced as, longer
+            than L{maxReplyBytes}; its connection is closed at once.
+        """
+        pieces: list[bytes] = []
+        received = 0
+
+        def collector(data: bytes) -> None:
+            nonlocal received
+            received += len(data)
+            length = received if response.length is UNKNOWN_LENGTH else max(received, response.length)
+            if length > self.maxReplyBytes:
+                raise TransformFailed(f"the answer is over this client's limit of {self.maxReplyBytes} bytes")
+            pieces.append(data)
+
+        await collect(response, collector)
+        return b"".join(pieces)

@@ -46,7 +46,13 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from protocols.addresses import describeAddress, peerOf
-from protocols.common import ConnectionPerCall, TransformServerFactory, logRefusal, lostToAnError
+from protocols.common import (
+    MAX_REPLY_BYTES,
+    ConnectionPerCall,
+    TransformServerFactory,
+    logRefusal,
+    lostToAnError,
+)
 from protocols.connections import FIRST_BYTES_GRACE, IDrainable
 from protocols.interfaces import ITransformClient
 from protocols.netstringwire import (
@@ -399,7 +405,7 @@ class TransformProxy(ConnectionPerCall):
         endpoint: IStreamClientEndpoint,
         clock: IReactorTime,
         timeout: float = 10.0,
-        maxReplyBytes: int = 64 * 1024 * 1024,
+        maxReplyBytes: int = MAX_REPLY_BYTES,
     ) -> None:
         """
         @param endpoint: where the server listens.

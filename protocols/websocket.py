@@ -23,6 +23,14 @@ connection's requests may come in any order: match them by id.
       the URL) gets 426 Upgrade Required, in the web face's JSON error form.
     - When the connection closes, the requests it still has running are
       abandoned.
+    - While the client does not read its answers (the transport's write
+      buffer is full), no more messages are read: a connection holds at
+      most the answers to the requests it has in flight.
+    - A connection that receives no message and has no request in flight
+      for L{IDLE_TIMEOUT} seconds is closed with 1000 (C{idle}).  The
+      server pings every L{PING_INTERVAL} seconds; the client has the
+      factory's C{peerTimeout} to answer a ping, to finish its opening
+      handshake, and to answer a close frame, or the connection is cut.
     - When the gateway stops, each connection is closed with code 1001
       (going away) as soon as it has no request running: at once if it has
       none, else right after its last answer.
@@ -45,14 +53,16 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import connectProtocol
-from twisted.internet.interfaces import IReactorTime, ISSLTransport, IStreamClientEndpoint
+from twisted.internet.interfaces import IPushProducer, IReactorTime, ISSLTransport, IStreamClientEndpoint
 from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 from zope.interface import implementer
 
 from protocols.addresses import describeAddress, peerOf
 from protocols.common import (
+    MAX_REPLY_BYTES,
     ConnectionPerCall,
     ForbiddenOrigin,
     Refusals,
@@ -83,6 +93,16 @@ CLOSE_NORMAL = 1000
 #: Close code: the server is going away (the gateway is stopping).
 CLOSE_GOING_AWAY = 1001
 
+#: Seconds a connection may receive no message with no request in flight
+#: before it is closed (C{xform serve --ws-idle-timeout}).
+IDLE_TIMEOUT = 300.0
+
+#: Seconds between the server's pings (C{xform serve --ws-ping-interval}).
+PING_INTERVAL = 30.0
+
+#: The reason of the close frame of a connection closed for being idle.
+IDLE_REASON = "idle"
+
 #: The only message a binary frame gets.
 BINARY_REFUSAL = "binary messages are not accepted; send each JSON-RPC message as one text message"
 
@@ -97,11 +117,16 @@ def maxMessageBytes(service: TransformService) -> int:
     return 6 * service.limits.maxPoemBytes + ENVELOPE_BYTES
 
 
-@implementer(IDrainable)
-class TransformWebSocketProtocol(WebSocketServerProtocol):
+@implementer(IDrainable, IPushProducer)
+class TransformWebSocketProtocol(WebSocketServerProtocol, TimeoutMixin):
     """
     One WebSocket connection: each message goes to the factory's
     L{JSONRPCServer}, each answer comes back as a text message.
+
+    It is the transport's streaming producer: while the client does not
+    read its answers, it reads no more messages.  Its idle timeout
+    (L{TimeoutMixin}, the factory's C{idleTimeout}) runs while it receives
+    no message data and has no request in flight.
 
     @ivar factory: the L{TransformWebSocketFactory} that made it.
     @ivar caller: who asks, for the service's caps on requests in flight.
@@ -123,16 +148,22 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
         super().__init__()
         self._pending: set[Deferred] = set()
 
+    def connectionMade(self) -> None:
+        self.callLater = self.factory.reactor.callLater
+        super().connectionMade()
+
     def takeOver(self, channel: ServedChannel) -> None:
         """
         Serve the connection that the HTTP C{channel} served until its
         request was upgraded: take its place among the gateway's
-        connections, and count as a WebSocket connection rather than an
-        HTTP one.
+        connections, count as a WebSocket connection rather than an HTTP
+        one, and as the transport's producer.
         """
         channel.handOver(self)
         self.factory.observer.connectionOpened()
         self._counted = True
+        self.transport.unregisterProducer()
+        self.transport.registerProducer(self, True)
 
     def onConnect(self, request):
         self.client = describeAddress(self.transport.getPeer())
@@ -159,6 +190,7 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
         )
 
     def onOpen(self) -> None:
+        self.setTimeout(self.factory.idleTimeout)
         if self._draining:
             self._goAway()
 
@@ -170,6 +202,25 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         self.factory.observer.sent(len(data))
         super().sendData(data, sync, chopsize)
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full: read no more messages until
+        the client reads its answers.
+        """
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """
+        The connection is ending; there is nothing more to read.
+        """
+
+    def onMessageFrameData(self, payload: bytes) -> None:
+        self.resetTimeout()  # a message arriving, however slowly, is no idleness
+        super().onMessageFrameData(payload)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
@@ -186,7 +237,60 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
 
     def _settled(self, result: object, answer: Deferred) -> object:
         self._pending.discard(answer)
+        if not self._pending:
+            self.resetTimeout()  # the idle time starts with the last answer
         return result
+
+    def timeoutConnection(self) -> None:
+        """
+        Abort a connection whose closing handshake is over but which the
+        client has not closed (it does not read); keep one with requests in
+        flight; close an idle one with 1000 (C{idle}).
+        """
+        if self.state == WebSocketProtocol.STATE_CLOSED:
+            self.transport.abortConnection()
+        elif self._pending:
+            self.setTimeout(self.factory.idleTimeout)
+        elif self.state == WebSocketProtocol.STATE_OPEN:
+            self.gatewayLog.info(
+                "ws {peer}: idle for {seconds:g} s; closing the connection",
+                peer=self.client,
+                seconds=self.factory.idleTimeout,
+            )
+            self.factory.observer.idleTimedOut()
+            self.sendClose(CLOSE_NORMAL, IDLE_REASON)
+
+    def onAutoPingTimeout(self) -> None:
+        """
+        The client did not answer a ping in time, nor send anything: it is
+        gone, or does not read.  Cut the connection.
+        """
+        self.gatewayLog.info(
+            "ws {peer}: no answer to a ping within {seconds:g} s; closing the connection",
+            peer=self.client,
+            seconds=self.autoPingTimeout,
+        )
+        self.factory.observer.idleTimedOut()
+        super().onAutoPingTimeout()
+
+    def dropConnection(self, abort: bool = False) -> None:
+        """
+        End the TCP connection once the WebSocket one is over.
+
+        When the client's close frame answers the server's, Autobahn aborts
+        the connection, throwing away what the transport has not sent yet.
+        When the client's frame broke the protocol (an invalid close code,
+        a close payload over 125 bytes), the server's answer, a close frame
+        with 1002, went out in the same turn, and the client would get a
+        reset instead.  So the connection is closed once what it has to
+        send is sent, and aborted if the client has not read it within the
+        factory's C{peerTimeout}.
+        """
+        if self.wasClean:  # the closing handshake is complete
+            abort = False
+        super().dropConnection(abort)
+        if not abort:
+            self.setTimeout(self.factory.peerTimeout)
 
     def drain(self) -> None:
         """
@@ -220,6 +324,7 @@ class TransformWebSocketProtocol(WebSocketServerProtocol):
             self.gatewayLog.failure("ws {peer}: while answering", failure, peer=self.client)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.setTimeout(None)
         pending, self._pending = self._pending, set()
         for answer in pending:
             answer.cancel()
@@ -243,6 +348,11 @@ class TransformWebSocketFactory(ServingFactory, WebSocketServerFactory):
     @ivar rpc: the JSON-RPC server shared by every connection.
     @ivar origins: the pages allowed to connect.
     @ivar refusals: where its refusals are logged (the web site's).
+    @ivar idleTimeout: seconds a connection may receive no message while
+        it has no request in flight.
+    @ivar peerTimeout: seconds the client has for what it owes the server:
+        the rest of its opening handshake, the answer to a ping, to a close
+        frame.
     """
 
     protocolName = "ws"
@@ -257,14 +367,20 @@ class TransformWebSocketFactory(ServingFactory, WebSocketServerFactory):
         reactor=None,
         connections: Connections | None = None,
         observer: IServerObserver | None = None,
+        idleTimeout: float = IDLE_TIMEOUT,
+        peerTimeout: float = 30.0,
+        pingInterval: float = PING_INTERVAL,
     ) -> None:
         """
         @param refusals: the web site's refusals, which keep their log lines
             few.
         @param connections: the gateway's connections (the web site's).
         @param observer: told what the WebSocket connections serve.
+        @param pingInterval: seconds between the server's pings.
         """
         super().__init__(server="xform-gateway", reactor=reactor)
+        self.idleTimeout = idleTimeout
+        self.peerTimeout = peerTimeout
         self.refusals = refusals
         self.serve(connections, observer)
         limit = maxMessageBytes(service)
@@ -280,6 +396,13 @@ class TransformWebSocketFactory(ServingFactory, WebSocketServerFactory):
             allowNullOrigin=True,
             # RFC 6455 only: the drafts before it (8 and 7) are not spoken.
             versions=[13],
+            openHandshakeTimeout=peerTimeout,
+            closeHandshakeTimeout=peerTimeout,
+            # A ping keeps a live page's connection (and the state of the
+            # proxies and NATs on its way) open, and finds a client that is
+            # gone or does not read; a message answers it as well as a pong.
+            autoPingInterval=pingInterval,
+            autoPingTimeout=peerTimeout,
         )
 
 
@@ -396,7 +519,7 @@ class WebSocketTransformProxy(ConnectionPerCall):
         url: str,
         clock: IReactorTime,
         timeout: float = 10.0,
-        maxReplyBytes: int = 64 * 1024 * 1024,
+        maxReplyBytes: int = MAX_REPLY_BYTES,
     ) -> None:
         """
         @param endpoint: where the gateway listens.

@@ -278,6 +278,17 @@ class WebClientTests(WebTestCase):
         error = self.outcome(self.client("ws", WEB).xform("rot13", poem), PoemTooLarge)
         self.assertIn("too big", error.message)
 
+    def test_httpAnswerOverTheClientsLimit(self):
+        """
+        An HTTP answer longer than the client's C{maxReplyBytes} fails the
+        call with L{TransformFailed}; one of that length is taken.
+        """
+        client = self.client("http", WEB)
+        client.maxReplyBytes = 100
+        self.assertEqual(self.successResultOf(self.network.run(client.xform("rot13", "x" * 100))), "k" * 100)
+        error = self.outcome(client.xform("rot13", "x" * 101), TransformFailed)
+        self.assertEqual(error.message, "the answer is over this client's limit of 100 bytes")
+
     def test_connectionRefused(self):
         for scheme in ("ws", "http"):
             self.outcome(self.client(scheme, WEB + 1).xform("rot13", "a"), ConnectionRefusedError)

@@ -248,6 +248,35 @@ def test_reconnectsAfterARestart(desktop):
         first.stop()
 
 
+def test_idleCloseIsQuiet(desktop):
+    """
+    The gateway closes a WebSocket left unused (C{--ws-idle-timeout}); the
+    page connects again at once without saying it was disconnected, and
+    works.
+    """
+    with GatewayProcess(*OPTIONS, "--ws-idle-timeout", "2", listeners=("web",)) as gateway:
+        page = desktop.new_page()
+        try:
+            open_(page, gateway)
+            page.evaluate(
+                """() => {
+                    window.connectionStates = [];
+                    new MutationObserver(() => window.connectionStates.push(
+                        document.querySelector("#connection").dataset.state
+                    )).observe(document.querySelector("#connection"), {attributes: true});
+                }"""
+            )
+            gateway.waitForLog(lambda: gateway.logged("idle"), what="an idle close")
+            page.wait_for_function("window.connectionStates.includes('connecting')", timeout=PATIENCE)
+            expectConnected(page)
+            assert "closed" not in page.evaluate("window.connectionStates")
+            page.get_by_label("Text", exact=True).fill("STILL HERE")
+            page.get_by_role("button", name="Transform").click()
+            expect(transformed(page)).to_have_text("still here", timeout=PATIENCE)
+        finally:
+            page.close()
+
+
 def test_screenshot(page):
     """
     The page after a transform, saved for the README (copied to

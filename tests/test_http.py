@@ -9,6 +9,8 @@ L{tests.test_loopback} and, against a real gateway,
 L{tests.test_web_process}.
 """
 
+import json
+import os
 import re
 import shutil
 import tempfile
@@ -16,8 +18,9 @@ from pathlib import Path
 
 import treq
 from twisted.internet import reactor
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, serverFromString
+from twisted.internet.protocol import Protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from twisted.web.resource import Resource
@@ -208,6 +211,145 @@ class TransformRouteTests(HTTPTestCase):
         self.assertError(self.request("POST", "/transform", data=b"a"), 404, "not-found")
 
 
+class _Upload(Protocol):
+    """
+    Send a request's head, then its body in chunks of chunked encoding, one
+    every L{PACE} seconds of the network's clock, without end (or until
+    C{chunks} are sent), collecting what comes back.
+
+    @ivar done: fires with what came back once the server has closed.
+    @ivar answered: when the first byte of the answer came, on the clock.
+    """
+
+    PACE = 0.5
+
+    def __init__(self, clock, head, chunk, chunks=None):
+        self.clock, self.head, self.chunk, self.chunks = clock, head, chunk, chunks
+        self.received = []
+        self.answered = None
+        self.done = Deferred()
+        self._next = None
+
+    def connectionMade(self):
+        self.transport.write(self.head)
+        self._send()
+
+    def _send(self):
+        if self.chunks == 0:
+            return
+        if self.chunks is not None:
+            self.chunks -= 1
+        self.transport.write(b"%x\r\n%s\r\n" % (len(self.chunk), self.chunk))
+        self._next = self.clock.callLater(self.PACE, self._send)
+
+    def dataReceived(self, data):
+        if self.answered is None:
+            self.answered = self.clock.seconds()
+        self.received.append(data)
+
+    def connectionLost(self, reason):
+        if self._next is not None and self._next.active():
+            self._next.cancel()
+        self.done.callback(b"".join(self.received))
+
+
+class BodyLimitTests(HTTPTestCase):
+    """
+    A body over the limit is refused as soon as that is known, at the
+    headers when they announce its length, and the connection closed; no
+    body is ever kept in a file.
+    """
+
+    def head(self, *headers):
+        lines = ["POST /transform/rot13 HTTP/1.1", f"Host: {self.address}", *headers, "", ""]
+        return "\r\n".join(lines).encode("latin-1")
+
+    def exchange(self, data):
+        """
+        Send C{data} and keep the connection open; what came back once the
+        server closed it, and when that was on the clock.
+        """
+        collect = Collector(data)
+        connectProtocol(TCP4ClientEndpoint(self.reactor, HOST, WEB), collect)
+        return self.result(collect.done), self.reactor.seconds()
+
+    def assertRefused(self, data, message):
+        response = readResponse(data)
+        self.assertEqual(response.status, 413)
+        self.assertEqual(response.getheader("connection"), "close")
+        self.assertEqual(json.loads(response.read()), {"error": "poem-too-large", "message": message})
+
+    def test_announcedLengthRefusedAtTheHeaders(self):
+        """
+        A Content-Length over the limit is answered 413 at once, with the
+        first bytes of the body that came with the headers and none of the
+        other ten gigabytes; the connection then closes.
+        """
+        data, closed = self.exchange(self.head("Content-Length: 10000000000") + b"x" * 1000)
+        self.assertRefused(
+            data,
+            f"the poem is 10,000,000,000 bytes; this gateway accepts at most {MAX_POEM_BYTES:,} "
+            "(--max-poem-bytes)",
+        )
+        self.assertEqual(closed, self.site.protocol.LINGER)
+
+    def test_expectContinueAnswered413(self):
+        """
+        A request that expects C{100 Continue} before it sends a body over
+        the limit gets 413 instead.
+        """
+        head = self.head("Content-Length: 10000000000", "Expect: 100-continue")
+        data, _ = self.exchange(head)
+        self.assertTrue(data.startswith(b"HTTP/1.1 413 "), data[:100])
+        self.assertRefused(data, PoemTooLarge.forSize(10_000_000_000, MAX_POEM_BYTES).message)
+
+    def test_endlessChunkedBodyCut(self):
+        """
+        A chunked body that never ends is answered 413 as soon as it passes
+        the limit; what more comes is thrown away for a few seconds, then
+        the connection is closed, however long the client goes on.
+        """
+        upload = _Upload(self.reactor, self.head("Transfer-Encoding: chunked"), b"x" * 8192)
+        connectProtocol(TCP4ClientEndpoint(self.reactor, HOST, WEB), upload)
+        data = self.result(upload.done)
+        passed = upload.PACE * (MAX_POEM_BYTES // 8192)  # the chunk that passes it goes out then
+        self.assertEqual(upload.answered, passed)
+        self.assertEqual(self.reactor.seconds(), passed + self.site.protocol.LINGER)
+        self.assertRefused(
+            data,
+            f"the poem is over {MAX_POEM_BYTES:,} bytes; this gateway accepts at most {MAX_POEM_BYTES:,} "
+            "(--max-poem-bytes)",
+        )
+
+    def test_silentUploadCutAtTheIdleTimeout(self):
+        """
+        A client that stops half-way through its body is disconnected once
+        it has been silent for the idle timeout (60 s by default).
+        """
+        upload = _Upload(self.reactor, self.head("Transfer-Encoding: chunked"), b"x" * 1000, chunks=3)
+        connectProtocol(TCP4ClientEndpoint(self.reactor, HOST, WEB), upload)
+        self.assertEqual(self.result(upload.done), b"")
+        self.assertEqual(self.reactor.seconds(), 2 * upload.PACE + 60)
+
+
+class LargeBodyTests(HTTPTestCase):
+    limits = Limits(maxPoemBytes=1_000_000, deadline=0.5)
+
+    def test_bodiesHeldInMemory(self):
+        """
+        Uploads under way hold no file descriptor each: a body is kept in
+        memory (it is at most the limit), where Twisted would keep one of
+        100 KB or more in a temporary file.
+        """
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(10):
+            upload = Collector(BodyLimitTests.head(self, "Content-Length: 500000") + b"x" * 200_000)
+            connectProtocol(TCP4ClientEndpoint(self.reactor, HOST, WEB), upload)
+        self.network.flush()
+        self.assertEqual(len(self.site.connections), 10)
+        self.assertEqual(len(os.listdir("/proc/self/fd")), before)
+
+
 class IdleTimeoutTests(HTTPTestCase):
     def test_silentConnectionIsClosed(self):
         """
@@ -307,6 +449,15 @@ class RouteTests(HTTPTestCase):
         self.assertError(self.request("GET", "/healthz/deep"), 404, "not-found")
         self.assertError(self.request("GET", "/nothing-here"), 404, "not-found")
         self.assertError(self.request("GET", "/app.js/deeper"), 404, "not-found")
+
+    def test_nulInAFileName(self):
+        """
+        A file name with a NUL byte, which the system refuses to look up,
+        names no file: 404 in JSON, and nothing logged as an error.
+        """
+        for path in ["/app.js%00.html", "/%00", "/app.js%00"]:
+            status, body = self.exactly("GET", path)
+            self.assertEqual((status, json.loads(body)["error"]), (404, "not-found"), path)
 
     def test_wrongMethods(self):
         for method, path, allowed in [

@@ -41,6 +41,7 @@ from protocols.netstring import NoReply, TransformFactory, TransformProxy
 from protocols.origins import OriginPolicy
 from service import Caller, Catalogue, Limits, Overloaded, Transform, TransformService, UnknownTransform
 from tests.helpers import misbehavingCatalogue
+from tests.websocketclient import UPGRADE
 
 HELLO = b"23:cummingsify.HELLO WORLD,"
 REPLY = b"11:hello world,"
@@ -257,6 +258,24 @@ class ConnectionCapTests(OperationsCase):
         self.assertIn(b"Connection: close", head)
         self.assertIn(b'"overloaded"', body)
         self.assertTrue(transport.disconnecting)
+
+    def test_webSocketInItsOpeningHandshakeCounts(self):
+        """
+        A WebSocket connection still in its opening handshake holds its
+        place under the caps (as an HTTP connection: the handshake is an
+        HTTP request), and the idle timeout ends it there.
+        """
+        site = makeSite(
+            self.service, {}, OriginPolicy(), self.clock, connections=Connections(maxConnections=1)
+        )
+        opening = site.buildProtocol(peer("192.0.2.7"))
+        transport = StringTransport()
+        opening.makeConnection(transport)
+        opening.dataReceived(UPGRADE[:-2])  # all but the blank line that ends it
+        self.assertIsInstance(site.buildProtocol(peer("192.0.2.8")), BusyChannel)
+        self.clock.advance(site.timeOut)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.value(), b"")
 
     def test_silentHTTPConnectionOverTheCapsDropped(self):
         """

@@ -11,7 +11,10 @@ client against a real gateway, L{tests.test_web_process}.
 import json
 import os
 
-from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, connectProtocol, serverFromString
+from twisted.trial.unittest import TestCase
 from websockets.frames import Frame, Opcode
 
 from gateway.web import makeSite
@@ -24,11 +27,11 @@ from protocols.jsonrpc import (
     PARSE_ERROR,
 )
 from protocols.origins import OriginPolicy
-from protocols.websocket import maxMessageBytes
+from protocols.websocket import IDLE_REASON, IDLE_TIMEOUT, PING_INTERVAL, maxMessageBytes
 from service import Limits, TransformService, transforms
 from tests.helpers import POEMS, captureLogs, echoed, misbehavingCatalogue
 from tests.memory import HOST, Collector, MemoryTestCase, readResponse
-from tests.websocketclient import WebSocketClient
+from tests.websocketclient import UPGRADE, WebSocketClient
 
 #: The server's limits: a 1 MB poem fits, a request stalls for 0.5 s, and one
 #: connection may use the whole cap on requests in flight (the caps per
@@ -429,6 +432,108 @@ class ClosingTests(WebSocketTestCase):
         self.assertEqual(self.closeCode(client), 1000)
         self.assertEqual(self.service.inFlight, 0)
         self.assertLess(self.reactor.seconds(), 60.0)
+
+
+class TimeoutTests(WebSocketTestCase):
+    """
+    The timeouts of a connection, with the site's defaults: closed with
+    1000 (C{idle}) after 300 s without a message or a request in flight;
+    pinged every 30 s, and cut if it answers no ping within 60 s (the
+    HTTP idle timeout of L{makeSite}).
+    """
+
+    limits = Limits(maxPoemBytes=1000, deadline=1000.0)
+
+    def waitUntil(self, when):
+        """
+        Run the network until C{when} on its clock.
+        """
+        now = Deferred()
+        self.reactor.callLater(when - self.reactor.seconds(), now.callback, None)
+        self.network.run(now)
+
+    def assertIdleClose(self, client, when):
+        self.assertEqual(self.closeCode(client), 1000)
+        self.assertEqual(client.closeReason, IDLE_REASON)
+        self.assertEqual(self.reactor.seconds(), when)
+
+    def test_idleConnectionClosed(self):
+        """
+        A client that answers the pings but sends no message is closed
+        with 1000 (C{idle}) after 300 s.
+        """
+        client = self.open()
+        self.assertIdleClose(client, IDLE_TIMEOUT)
+
+    def test_messagesKeepItOpen(self):
+        """
+        The idle time starts again with each message.
+        """
+        client = self.open()
+        self.waitUntil(200)
+        client.send(json.dumps(SENTINEL))
+        self.assertEqual(self.receive(client, 1), [SENTINEL_ANSWER])
+        self.assertIdleClose(client, 200 + IDLE_TIMEOUT)
+
+    def test_requestInFlightIsNotIdle(self):
+        """
+        A connection waiting for its answer is not idle: its idle time
+        starts with the answer.
+        """
+        client = self.open()
+        client.send(json.dumps(request("transform", ["stall", "a"])))
+        self.assertEqual(withoutMessages(self.receive(client, 1)[0]), appError("timeout"))
+        self.assertIdleClose(client, 1000 + IDLE_TIMEOUT)
+
+    def test_clientAnsweringNoPingCut(self):
+        """
+        A client that answers no ping (gone, or not reading) is cut once
+        the first ping has waited 60 s, long before it would be idle.
+        """
+        silent = Collector(UPGRADE)
+        connectProtocol(HostnameEndpoint(self.reactor, HOST, WEB), silent)
+        received = self.successResultOf(self.network.run(silent.done))
+        self.assertTrue(received.startswith(b"HTTP/1.1 101 "))
+        self.assertIn(bytes([0x80 | Opcode.PING]), received)
+        self.assertLess(self.reactor.seconds() - (PING_INTERVAL + 60), 0.5)  # Autobahn's timers tick by 0.2 s
+        self.assertGreaterEqual(self.reactor.seconds(), PING_INTERVAL + 60)
+
+
+class CloseFrameTests(TestCase):
+    """
+    A close frame that breaks the protocol is answered with a close frame
+    with 1002 (protocol error) before the connection closes.  Over a real
+    socket: in memory, aborting a connection loses nothing it has to send,
+    which is what went wrong.
+    """
+
+    async def setUp(self):
+        service = TransformService(misbehavingCatalogue(reactor), reactor, LIMITS)
+        port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            makeSite(service, POEMS, OriginPolicy(), reactor)
+        )
+        self.addCleanup(port.stopListening)
+        self.url = f"ws://127.0.0.1:{port.getHost().port}/ws"
+        self.port = port.getHost().port
+
+    async def closeWith(self, frame: bytes):
+        client = WebSocketClient(self.url)
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port), client)
+        await client.handshake
+        client.sendRaw(frame)
+        return await client.closed
+
+    async def test_invalidCloseCodes(self):
+        for code in [999, 1005, 1006, 2999]:
+            frame = Frame(Opcode.CLOSE, code.to_bytes(2, "big") + b"bye").serialize(mask=True)
+            self.assertEqual(await self.closeWith(frame), 1002, code)
+
+    async def test_closePayloadOver125Bytes(self):
+        payload = (1000).to_bytes(2, "big") + b"x" * 198
+        frame = (
+            bytes([0x80 | Opcode.CLOSE, 0x80 | 126]) + len(payload).to_bytes(2, "big") + bytes(4) + payload
+        )
+        self.assertEqual(await self.closeWith(frame), 1002)
 
 
 class OriginTests(WebSocketTestCase):

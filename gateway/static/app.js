@@ -76,6 +76,12 @@ class RpcConnection {
     });
     socket.addEventListener("close", (event) => {
       if (socket !== this.socket) return;
+      if (event.code === 1000 && event.reason === "idle" && this.pending.size === 0) {
+        // The gateway closes a connection unused for a while (--ws-idle-timeout):
+        // nothing was lost, so connect again at once, without a word.
+        this.connect();
+        return;
+      }
       const why = CLOSE_REASONS[event.code] || `closed with code ${event.code}`;
       this.failPending(`The connection closed before the answer came: ${why}.`);
       this.scheduleReconnect(why);

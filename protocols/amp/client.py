@@ -18,6 +18,7 @@ from zope.interface import implementer
 from protocols.amp.commands import ListTransforms, TransformPoem
 from protocols.amp.connection import BoxConnection
 from protocols.amp.wire import ANSWER, ERROR, ERROR_CODE, ERROR_DESCRIPTION, OversizeBox, maxBoxBytes
+from protocols.common import MAX_REPLY_BYTES
 from protocols.interfaces import ITransformLister
 from service.deadline import withDeadline
 
@@ -105,7 +106,7 @@ class AMPTransformClient:
         endpoint: IStreamClientEndpoint,
         clock: IReactorTime,
         timeout: float = 10.0,
-        maxReplyBytes: int = 64 * 1024 * 1024,
+        maxReplyBytes: int = MAX_REPLY_BYTES,
     ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout

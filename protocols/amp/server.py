@@ -30,7 +30,7 @@ from protocols.common import Refusals, TransformServerFactory, logRefusal
 from protocols.connections import FIRST_BYTES_GRACE, IDrainable
 from protocols.listing import transformsListing
 from protocols.observer import OK, UNOBSERVED, IServerObserver, stopwatch
-from service.errors import PoemTooLarge, TransformError, TransformFailed
+from service.errors import BadRequest, PoemTooLarge, TransformError, TransformFailed
 from service.transformer import Caller, TransformService
 
 
@@ -275,12 +275,13 @@ class TransformAMP(BoxConnection, TimeoutMixin):
         """
         The error of a command sent without C{_ask} has nothing to answer:
         it is logged as a refusal, as few times as the listener's refusals
-        allow.  Anything else is what L{BoxConnection} makes of it.
+        allow (an unknown command, Twisted's C{UNHANDLED}, as a
+        L{BadRequest}).  Anything else is what L{BoxConnection} makes of it.
         """
-        error = ERRORS_BY_CODE.get(failure.value.errorCode) if failure.check(amp.RemoteAmpError) else None
-        if error is None:
+        if not failure.check(amp.RemoteAmpError):
             super().unhandledError(failure)
             return
+        error = ERRORS_BY_CODE.get(failure.value.errorCode, BadRequest)
         self.locator.refused(
             error(failure.value.description), "a command sent without _ask failed; nothing to answer:"
         )

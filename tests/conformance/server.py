@@ -2,11 +2,12 @@
 The WebSocket server that Autobahn|Testsuite's fuzzing client tests.
 
 It serves the gateway's own web site, built by L{gateway.web.makeSite}
-exactly as C{xform serve} builds it, with one addition that exists only in
-the conformance run: C{/echo}, a WebSocket endpoint made by the same
-factory class as C{/ws}, with the same protocol options, whose protocol
-sends every message back instead of answering it as JSON-RPC.  Most of the
-testsuite's cases expect an echo; the rest run against C{/ws} itself.
+as C{xform serve} builds it (its timeouts the defaults of C{xform serve}),
+with one addition that exists only in the conformance run: C{/echo}, a
+WebSocket endpoint made by the same factory class as C{/ws}, with the same
+protocol options and timeouts, whose protocol sends every message back
+instead of answering it as JSON-RPC.  Most of the testsuite's cases expect
+an echo; the rest run against C{/ws} itself.
 
     python tests/conformance/server.py PORT MAX_POEM_BYTES
 """
@@ -17,6 +18,7 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.logger import globalLogBeginner, textFileLogObserver
 
+from gateway.server import ServeOptions
 from gateway.web import makeSite
 from protocols.origins import OriginPolicy
 from protocols.websocket import (
@@ -45,8 +47,25 @@ def main(port: int, maxPoemBytes: int) -> None:
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     service = TransformService(builtinCatalogue(reactor), reactor, Limits(maxPoemBytes=maxPoemBytes))
     origins = OriginPolicy()
-    site = makeSite(service, {}, origins, reactor)
-    site.resource.putChild(b"echo", TransformWebSocketResource(EchoFactory(service, origins, reactor)))
+    defaults = ServeOptions()
+    idle, webSocketIdle, ping = (
+        defaults["idle-timeout"],
+        defaults["ws-idle-timeout"],
+        defaults["ws-ping-interval"],
+    )
+    site = makeSite(
+        service, {}, origins, reactor, idleTimeout=idle, webSocketIdleTimeout=webSocketIdle, pingInterval=ping
+    )
+    echo = EchoFactory(
+        service,
+        origins,
+        site.refusals,
+        reactor,
+        idleTimeout=webSocketIdle,
+        peerTimeout=idle,
+        pingInterval=ping,
+    )
+    site.resource.putChild(b"echo", TransformWebSocketResource(echo))
     TCP4ServerEndpoint(reactor, port, interface="127.0.0.1").listen(site)
     reactor.run()
 

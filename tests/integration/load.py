@@ -11,27 +11,38 @@ L{Outcome}:
     - long-lived WebSocket sessions (L{WebSocketSession}), as the page does:
       one connection for request after request, opened again when the
       gateway closes it between two requests. A session can be told to send
-      one slow request, to be sure of a request in flight at a given moment.
+      one slow request, or slow requests one after the other for as long as
+      its connection lasts, to be sure of a request in flight at a given
+      moment; L{sessionsOnEveryReplica} opens them so that every replica
+      holds one.
 """
 
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
+from websockets.frames import CloseCode
 from websockets.sync.client import ClientConnection, connect
 
 from gateway import syncclient
-from tests.integration.system import POEM, System
+from tests.integration.system import POEM, Engine, Replica, System, served, waitUntil
 
 #: A request that takes the gateway about a second of work: six passes over
 #: a poem of 600 kB, whose answer is still the poem in lower case.
 SLOW_TRANSFORM = "|".join(["titlecase", "cummingsify"] * 3)
 SLOW_POEM = (POEM + "\n") * (600_000 // (len(POEM) + 1))
+
+#: The poem of the slow requests that a session sends one right after the
+#: other (L{WebSocketSession.keepSlow}): a quarter of the slow one, each
+#: request a quarter of a second of work, far below the gateway's deadline
+#: even on a busy host.
+BUSY_POEM = (POEM + "\n") * (150_000 // (len(POEM) + 1))
 
 #: Seconds between the starts of two requests of one client.
 PACE = 0.02
@@ -107,12 +118,16 @@ class Load:
                 error = str(failure)
             self.outcomes.append(Outcome(scheme, started, time.time(), error))
 
-    def addSession(self) -> "WebSocketSession":
+    def addSession(self, probe: str | None = None) -> "WebSocketSession":
         """
         Open a long-lived WebSocket session and start its requests.
+
+        @param probe: a token for a probe first (L{WebSocketSession.probe}).
         """
         session = WebSocketSession(self.system, self)
         session.connect()
+        if probe is not None:
+            session.probe(probe)
         self._spawn(session.run, "ws session")
         return session
 
@@ -158,8 +173,11 @@ class WebSocketSession:
     """
     A long-lived WebSocket JSON-RPC client: one connection kept open for
     request after request. When the gateway has closed it between two
-    requests, the next request goes on a new connection; a request whose
-    connection closes before its answer fails.
+    requests, the next request goes on a new connection; so does a request
+    left without an answer when the gateway closes the connection as going
+    away (1001), which a gateway that stops does only once it has answered
+    every request it took: it never took this one. A request whose
+    connection closes otherwise before its answer fails.
 
     @ivar slowSent: set once the slow request asked for by L{sendSlow} is
         sent.
@@ -172,18 +190,22 @@ class WebSocketSession:
         self._open = ExitStack()
         self._ids = 0
         self._slowWanted = threading.Event()
+        self._keepSlow = threading.Event()
         self.slowSent = threading.Event()
+        self.slowOutcomes: list[Outcome] = []
 
     def connect(self) -> None:
         """
         Open a new connection, closing the one before, if any.
         """
         self._close()
+        self._keepSlow.clear()
         self._connection = self._open.enter_context(connect(self._url, open_timeout=TIMEOUT, max_size=None))
 
     def _close(self) -> None:
         self._open.close()
         self._connection = None
+        self._keepSlow.clear()
 
     def sendSlow(self) -> None:
         """
@@ -191,10 +213,30 @@ class WebSocketSession:
         """
         self._slowWanted.set()
 
+    def probe(self, token: str) -> None:
+        """
+        Ask, on the session's connection, for the unknown transform
+        C{probe-TOKEN}, which the replica at its other end logs as
+        L{tests.integration.system.PROBES} says.
+        """
+        reply = self._ask(f"probe-{token}", POEM, slow=False)
+        if reply.get("error", {}).get("data") != "unknown-transform":
+            pytest.fail(f"a probe over WebSocket was not refused as asked: {reply}")
+
+    def keepSlow(self) -> None:
+        """
+        From the next request on, send slow requests (of L{BUSY_POEM}) one
+        right after the other for as long as the connection lasts, so that
+        one is in flight whenever it ends; on the next connection, the
+        steady pace again.
+        """
+        self._keepSlow.set()
+
     def run(self) -> None:
-        while not self._load.stopping.wait(PACE):
-            slow = self._slowWanted.is_set() and not self.slowSent.is_set()
-            poem = SLOW_POEM if slow else POEM
+        while not self._load.stopping.wait(0 if self._keepSlow.is_set() else PACE):
+            busy = self._keepSlow.is_set()
+            slow = busy or (self._slowWanted.is_set() and not self.slowSent.is_set())
+            poem = BUSY_POEM if busy else SLOW_POEM if slow else POEM
             started, error = time.time(), None
             try:
                 reply = self._ask(SLOW_TRANSFORM if slow else "cummingsify", poem, slow)
@@ -203,7 +245,10 @@ class WebSocketSession:
             except SESSION_ERRORS as failure:
                 error = f"{type(failure).__name__}: {failure}"
                 self._close()
-            self._load.outcomes.append(Outcome("ws session", started, time.time(), error, slow))
+            outcome = Outcome("ws session", started, time.time(), error, slow)
+            self._load.outcomes.append(outcome)
+            if slow:
+                self.slowOutcomes.append(outcome)
         self._close()
 
     def _ask(self, transform: str, poem: str, slow: bool) -> dict:
@@ -224,4 +269,51 @@ class WebSocketSession:
             self._connection.send(request)
         if slow:
             self.slowSent.set()
+        try:
+            return json.loads(self._connection.recv(TIMEOUT))
+        except ConnectionClosedOK as closed:
+            if closed.rcvd is None or closed.rcvd.code != CloseCode.GOING_AWAY:
+                raise
+        self.connect()
+        self._connection.send(request)
         return json.loads(self._connection.recv(TIMEOUT))
+
+
+def show(capsys: pytest.CaptureFixture, text: str) -> None:
+    """
+    Print C{text} in the test's output, on a line of its own.
+    """
+    with capsys.disabled():
+        print("\n" + text)
+
+
+def sessionsOnEveryReplica(
+    system: System, engine: Engine, load: Load, replicas: list[Replica]
+) -> dict[Replica, WebSocketSession]:
+    """
+    Open long-lived WebSocket sessions through HAProxy, one at a time, until
+    each of C{replicas} holds one, as the replicas' logs show (each session
+    sends a probe of its own first); a session that HAProxy gives to a
+    replica holding one already stays open, and sends requests like the
+    others.
+
+    @return: the session each replica holds.
+    """
+    sessions: dict[Replica, WebSocketSession] = {}
+    for _ in range(3 * len(replicas)):
+        since, token = time.time(), uuid.uuid4().hex
+        session = load.addSession(probe=token)
+
+        def logged(since: float = since, token: str = token) -> list[Replica]:
+            return [replica for replica in replicas if served(engine, replica, "ws", token, since)]
+
+        holders = waitUntil(logged, 10, "a new WebSocket session in a replica's log")
+        if len(holders) != 1:
+            pytest.fail(f"one WebSocket session logged by {len(holders)} replicas")
+        sessions.setdefault(holders[0], session)
+        if len(sessions) == len(replicas):
+            return sessions
+    pytest.fail(
+        f"HAProxy gave WebSocket sessions to {', '.join(replica.name for replica in sessions)} only, "
+        f"of {', '.join(replica.name for replica in replicas)}"
+    )

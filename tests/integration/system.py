@@ -1,7 +1,7 @@
 """
-The compose system as the integration suite sees it: HAProxy's address for
-each protocol, the Docker engine behind it, and how to tell from a replica's
-log that it served a request.
+The system as the integration suite sees it: HAProxy's address for each
+protocol, the Docker engine behind it (compose's, or a Swarm's), and how to
+tell from a replica's log that it served a request.
 """
 
 import os
@@ -10,8 +10,10 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 import pytest
 
@@ -21,9 +23,6 @@ from gateway.urls import ServerURL
 #: The protocols HAProxy serves, by the scheme of their URLs: those in the
 #: clear.
 SCHEMES = {name: scheme for name, scheme in schemes.SCHEMES.items() if not scheme.tls}
-
-#: The replicas of the compose file.
-REPLICAS = ("gateway-1", "gateway-2")
 
 #: The poem of most requests, and what C{cummingsify} makes of it.
 POEM = "Science! True daughter of Old Time thou art!\nWho alterest all things with thy peering eyes."
@@ -76,47 +75,81 @@ class System:
             return False
 
 
+@dataclass(frozen=True)
+class Replica:
+    """
+    One replica of the gateway: a container of its service.
+
+    @ivar id: the container's id.
+    @ivar name: its name in reports: the container's under compose
+        (C{xform-test_gateway_1}); in a Swarm, its task's slot
+        (C{xform-test_gateway.1}), which the task that replaces it keeps.
+    @ivar task: its Swarm task's id; C{None} under compose.
+    """
+
+    id: str
+    name: str
+    task: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """
+    Something that happened to a container, as the engine tells it.
+
+    @ivar time: when (a C{time.time()}).
+    @ivar container: the container's id.
+    @ivar action: what: C{kill} (a signal sent), C{health_status: healthy}...
+    """
+
+    time: float
+    container: str
+    action: str
+
+
+def _dockerTime(text: str) -> float:
+    """
+    A time as C{docker inspect} shows it (RFC 3339, UTC, in nanoseconds), as
+    a C{time.time()}.
+    """
+    return datetime.fromisoformat(text).timestamp()
+
+
 class Engine:
     """
-    The Docker engine running the system, through its command-line clients.
+    The Docker engine running the system, through the docker client: what
+    the tests do the same whether compose runs the system (L{Compose}) or a
+    Swarm (L{Stack}).
 
-    @ivar compose: the compose command of the system.
     @ivar docker: the docker client.
     """
 
-    def __init__(self, compose: list[str], docker: list[str]) -> None:
-        self.compose = compose
+    def __init__(self, docker: list[str]) -> None:
         self.docker = docker
-        self._containers: dict[str, str] = {}
 
     def _run(self, *command: str) -> str:
         return subprocess.run(command, check=True, capture_output=True, text=True, timeout=60).stdout
 
-    def container(self, service: str) -> str:
+    def replicas(self) -> list[Replica]:
         """
-        The id of the container of C{service} (the same container once
-        stopped, started or restarted).
+        The replicas that run, by name.
         """
-        if service not in self._containers:
-            found = self._run(*self.compose, "ps", "-q", service).split()
-            assert len(found) == 1, f"{service} has {len(found)} containers"
-            self._containers[service] = found[0]
-        return self._containers[service]
+        raise NotImplementedError
 
-    def inspect(self, service: str, template: str) -> str:
+    def inspect(self, replica: Replica, template: str) -> str:
         """
         The Go C{template} (such as C{{{.RestartCount}}}) applied to the
-        container of C{service}.
+        container of C{replica}.
         """
-        return self._run(*self.docker, "inspect", "--format", template, self.container(service)).strip()
+        return self._run(*self.docker, "inspect", "--format", template, replica.id).strip()
 
-    def logs(self, service: str, since: float) -> str:
+    def logs(self, replica: Replica, since: float) -> str:
         """
-        What the container of C{service} has logged since C{since} (a
-        C{time.time()}), standard output and error together.
+        What C{replica} has logged since C{since} (a C{time.time()}),
+        standard output and error together.
         """
         done = subprocess.run(
-            [*self.docker, "logs", "--since", f"{since:.6f}", self.container(service)],
+            [*self.docker, "logs", "--since", f"{since:.6f}", replica.id],
             check=True,
             capture_output=True,
             text=True,
@@ -124,45 +157,219 @@ class Engine:
         )
         return done.stdout + done.stderr
 
-    def signal(self, service: str, name: str) -> float:
+    def signal(self, replica: Replica, name: str) -> float:
         """
-        Send the signal C{name} (such as C{SIGTERM}) to C{service} through
-        the engine. The engine counts this as stopping the container on
-        purpose: it does not restart it.
+        Send the signal C{name} (such as C{SIGTERM}) to C{replica} through
+        the engine, which counts this as stopping the container on purpose.
 
         @return: when it was sent (a C{time.time()} just before the engine
             was asked to send it): a request still running then was in
             flight when it arrived.
         """
-        container = self.container(service)
         sent = time.time()
-        self._run(*self.docker, "kill", "--signal", name, container)
+        self._run(*self.docker, "kill", "--signal", name, replica.id)
         return sent
 
-    def crash(self, service: str) -> float:
+    def crash(self, replica: Replica) -> float:
         """
-        Kill the process of C{service} with SIGKILL from the host, as the
+        Kill the process of C{replica} with SIGKILL from the host, as the
         kernel's out-of-memory killer would: the engine sees it die, and
-        restarts it by its restart policy.
+        restarts or replaces it by its restart policy.
 
         @return: when it was killed (a C{time.time()}).
         """
-        pid = int(self.inspect(service, "{{.State.Pid}}"))
+        pid = int(self.inspect(replica, "{{.State.Pid}}"))
         killed = time.time()
         os.kill(pid, signal.SIGKILL)
         return killed
 
-    def start(self, service: str) -> None:
+    def healthy(self, replica: Replica) -> bool:
         """
-        Start the stopped C{service}.
+        Whether C{replica} runs and passes its health check.
         """
-        self._run(*self.compose, "start", service)
+        return self.inspect(replica, "{{.State.Status}} {{.State.Health.Status}}") == "running healthy"
 
-    def healthy(self, service: str) -> bool:
+    def replacement(self, replica: Replica, since: float, timeout: float = 60.0) -> Replica:
         """
-        Whether C{service} runs and passes its health check.
+        Wait until the restart policy has brought back C{replica}, which
+        ended at C{since} without being stopped through the engine, and
+        return the replica that took its place (healthy or not yet).
         """
-        return self.inspect(service, "{{.State.Status}} {{.State.Health.Status}}") == "running healthy"
+        raise NotImplementedError
+
+    def bringBack(self, replica: Replica, since: float, timeout: float = 60.0) -> Replica:
+        """
+        Bring back C{replica}, stopped through the engine at C{since} (with
+        L{signal}), and return the replica that took its place.
+        """
+        raise NotImplementedError
+
+
+class Compose(Engine):
+    """
+    The engine of a system that compose runs: the replicas are the
+    containers of its C{gateway} service, which Docker restarts in place.
+
+    @ivar compose: the compose command of the system.
+    """
+
+    def __init__(self, compose: list[str], docker: list[str]) -> None:
+        super().__init__(docker)
+        self.compose = compose
+
+    def replicas(self) -> list[Replica]:
+        containers = self._run(*self.compose, "ps", "-q", "gateway").split()
+        if not containers:
+            return []
+        described = self._run(
+            *self.docker, "inspect", "--format", "{{.Id}} {{.Name}} {{.State.Running}}", *containers
+        )
+        found = [line.split() for line in described.splitlines()]
+        return sorted(
+            (Replica(id, name.lstrip("/")) for id, name, running in found if running == "true"),
+            key=lambda replica: replica.name,
+        )
+
+    def replacement(self, replica: Replica, since: float, timeout: float = 60.0) -> Replica:
+        """
+        Docker restarts a container that dies in place: C{replica} itself,
+        once it runs again.
+        """
+
+        def restarted() -> bool:
+            running, started = self.inspect(replica, "{{.State.Running}} {{.State.StartedAt}}").split()
+            return running == "true" and _dockerTime(started) > since
+
+        waitUntil(restarted, timeout, f"{replica.name} restarted by its restart policy")
+        return replica
+
+    def bringBack(self, replica: Replica, since: float, timeout: float = 60.0) -> Replica:
+        """
+        Docker never restarts a container stopped on purpose: start it.
+        """
+        self._run(*self.docker, "start", replica.id)
+        return replica
+
+
+class Stack(Engine):
+    """
+    The engine of a system deployed as a Swarm stack, on one node: the
+    replicas are the running tasks of its C{gateway} service, and the Swarm
+    replaces one that ends, whatever ends it, with a new task in its slot.
+
+    @ivar service: the name of the gateway service (C{STACK_gateway}).
+    """
+
+    def __init__(self, stack: str, docker: list[str]) -> None:
+        super().__init__(docker)
+        self.service = f"{stack}_gateway"
+
+    def replicas(self) -> list[Replica]:
+        listed = self._run(
+            *self.docker,
+            "ps",
+            "--no-trunc",
+            "--filter",
+            f"label=com.docker.swarm.service.name={self.service}",
+            "--format",
+            '{{.ID}} {{.Label "com.docker.swarm.task.name"}} {{.Label "com.docker.swarm.task.id"}}',
+        )
+        found = [line.split() for line in listed.splitlines()]
+        return sorted(
+            (Replica(id, taskName.removesuffix(f".{task}"), task) for id, taskName, task in found),
+            key=lambda replica: replica.name,
+        )
+
+    def replacement(self, replica: Replica, since: float, timeout: float = 60.0) -> Replica:
+        """
+        A new task in the slot of C{replica}.
+        """
+
+        def replaced() -> Replica | None:
+            return next(
+                (found for found in self.replicas() if found.name == replica.name and found.id != replica.id),
+                None,
+            )
+
+        return waitUntil(replaced, timeout, f"a new task in the place of {replica.name}")
+
+    # A Swarm replaces a task however it ended.
+    bringBack = replacement
+
+    def scale(self, replicas: int) -> None:
+        """
+        Ask the Swarm for C{replicas} replicas, and return at once.
+        """
+        self._run(*self.docker, "service", "scale", "--detach", f"{self.service}={replicas}")
+
+    def update(self, image: str) -> None:
+        """
+        Start a rolling update of the gateway to C{image}, and return at
+        once: the Swarm replaces the replicas one by one, as the service's
+        update settings say.
+        """
+        self._run(*self.docker, "service", "update", "--detach", "--image", image, self.service)
+
+    def setting(self, template: str) -> str:
+        """
+        The Go C{template} (such as C{{{.Spec.Mode.Replicated.Replicas}}})
+        applied to the gateway service.
+        """
+        return self._run(*self.docker, "service", "inspect", "--format", template, self.service).strip()
+
+    def desiredStates(self, replicas: list[Replica]) -> dict[Replica, str]:
+        """
+        What the Swarm wants of the task of each of C{replicas} now: that it
+        runs (C{running}), or that it stops (C{shutdown}).
+        """
+        states = dict(
+            line.split()
+            for line in self._run(
+                *self.docker,
+                "inspect",
+                "--type",
+                "task",
+                "--format",
+                "{{.ID}} {{.DesiredState}}",
+                *(replica.task for replica in replicas),
+            ).splitlines()
+        )
+        return {replica: states[replica.task] for replica in replicas}
+
+    @contextmanager
+    def events(self, *names: str) -> Iterator[list[Event]]:
+        """
+        Record the events C{names} (such as C{kill}, the engine sending a
+        signal, or C{health_status}) of the gateway's containers while the
+        C{with} block runs: the engine keeps only its last few events, and
+        health checks every few seconds push them out.
+
+        @return: a list that holds the events in order once the block is
+            over.
+        """
+        filters = [f"--filter=event={name}" for name in names]
+        recording = subprocess.Popen(
+            [
+                *self.docker,
+                "events",
+                f"--since={time.time():.6f}",
+                *filters,
+                f"--filter=label=com.docker.swarm.service.name={self.service}",
+                "--format={{.TimeNano}} {{.Actor.ID}} {{.Action}}",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        recorded: list[Event] = []
+        try:
+            yield recorded
+        finally:
+            recording.terminate()
+            lines = recording.communicate(timeout=10)[0].splitlines()
+            recorded += [
+                Event(int(nanoseconds) / 1e9, container, action)
+                for nanoseconds, container, action in (line.split(" ", 2) for line in lines)
+            ]
 
 
 @dataclass(frozen=True)
@@ -190,14 +397,10 @@ def _refusedProbe(system: System, scheme: str, token: str) -> None:
         assert "unknown-transform" in str(refusal.value)
 
 
-def _answeredProbe(system: System, scheme: str) -> None:
-    assert system.transform(scheme, "cummingsify", POEM) == POEM.lower()
-
-
 #: How to see a request of each scheme in the log of the replica that served
-#: it: netstring and AMP log a refused request with the transform's name;
-#: at debug, the level the compose test runs the replicas at, HTTP logs
-#: every request with its path, and WebSocket every connection.
+#: it: each asks for the unknown transform C{probe-TOKEN}, and a replica logs
+#: every request it refuses with the transform's name (a few a second at most
+#: of each kind: L{protocols.common.Refusals}).
 PROBES = {
     "netstring": Probe(
         lambda system, token: _refusedProbe(system, "netstring", token),
@@ -211,13 +414,16 @@ PROBES = {
     ),
     "http": Probe(
         lambda system, token: _refusedProbe(system, "http", token),
-        lambda token: rf"http \S+: POST /transform/probe-{token} 404",
+        lambda token: rf"http \S+: answering 404 unknown-transform: unknown transform 'probe-{token}'",
     ),
-    "ws": Probe(lambda system, token: _answeredProbe(system, "ws"), lambda token: r"ws \S+: connected"),
+    "ws": Probe(
+        lambda system, token: _refusedProbe(system, "ws", token),
+        lambda token: rf"ws \S+: answering unknown-transform: unknown transform 'probe-{token}'",
+    ),
 }
 
 
-def served(engine: Engine, replica: str, scheme: str, token: str, since: float) -> int:
+def served(engine: Engine, replica: Replica, scheme: str, token: str, since: float) -> int:
     """
     How many probes of C{scheme} with C{token} C{replica} has logged since
     C{since}.
@@ -226,17 +432,20 @@ def served(engine: Engine, replica: str, scheme: str, token: str, since: float) 
 
 
 def waitUntilServing(
-    system: System, engine: Engine, replica: str, timeout: float = 30.0, schemes=SCHEMES
+    system: System, engine: Engine, *replicas: Replica, timeout: float = 30.0, schemes=SCHEMES
 ) -> None:
     """
-    Send probes over each of C{schemes} through HAProxy until C{replica}
-    has logged one of each.
+    Send probes over each of C{schemes} through HAProxy until each of
+    C{replicas} has logged one of each.
     """
     since, token = time.time(), uuid.uuid4().hex
     for scheme in schemes:
+        waiting = list(replicas)
 
-        def reached(scheme=scheme) -> int:
+        def reached(scheme: str = scheme, waiting: list[Replica] = waiting) -> bool:
             PROBES[scheme].send(system, token)
-            return served(engine, replica, scheme, token, since)
+            waiting[:] = [replica for replica in waiting if not served(engine, replica, scheme, token, since)]
+            return not waiting
 
-        waitUntil(reached, timeout, f"{replica} serving {scheme} through HAProxy")
+        names = ", ".join(replica.name for replica in replicas)
+        waitUntil(reached, timeout, f"{names} serving {scheme} through HAProxy")

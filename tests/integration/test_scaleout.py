@@ -8,11 +8,8 @@ import time
 
 import pytest
 
-from tests.integration.load import Load, WebSocketSession
-from tests.integration.system import REPLICAS, served, waitUntil, waitUntilServing
-
-#: The replica stopped or killed; the other one survives.
-VICTIM, SURVIVOR = REPLICAS
+from tests.integration.load import Load, sessionsOnEveryReplica, show
+from tests.integration.system import waitUntil, waitUntilServing
 
 #: Seconds of load before the replica goes, and after.
 BEFORE, AFTER = 2.0, 6.0
@@ -23,29 +20,6 @@ BEFORE, AFTER = 2.0, 6.0
 DYING = 0.25
 
 
-def _print(capsys, text: str) -> None:
-    with capsys.disabled():
-        print("\n" + text)
-
-
-def _sessionsOnBothReplicas(system, engine, load: Load) -> list[WebSocketSession]:
-    """
-    Open two long-lived WebSocket sessions, and make sure that HAProxy gave
-    one to each replica.
-    """
-    since = time.time()
-    sessions = [load.addSession(), load.addSession()]
-
-    def bothLogged() -> dict[str, int] | None:
-        found = {replica: served(engine, replica, "ws", "", since) for replica in REPLICAS}
-        return found if sum(found.values()) == 2 else None
-
-    counts = waitUntil(bothLogged, 10, "two WebSocket sessions in the replicas' logs")
-    if set(counts.values()) != {1}:
-        pytest.fail(f"HAProxy did not spread two WebSocket sessions over the replicas: {counts}")
-    return sessions
-
-
 @pytest.mark.engine
 def test_sigtermLosesNoRequest(system, engine, capsys):
     """
@@ -53,9 +27,12 @@ def test_sigtermLosesNoRequest(system, engine, capsys):
     no new ones: under steady load on every protocol, with a slow request in
     flight on each replica when the signal comes, no request fails.
     """
+    replicas = engine.replicas()
+    victim = replicas[0]
     load = Load(system)
+    signalled = None
     try:
-        sessions = _sessionsOnBothReplicas(system, engine, load)
+        sessions = list(sessionsOnEveryReplica(system, engine, load, replicas).values())
         load.addPerCallClients()
         time.sleep(BEFORE)
         for session in sessions:
@@ -63,19 +40,20 @@ def test_sigtermLosesNoRequest(system, engine, capsys):
         for session in sessions:
             if not session.slowSent.wait(10):
                 pytest.fail("a slow request was not sent")
-        signalled = engine.signal(VICTIM, "SIGTERM")
+        signalled = engine.signal(victim, "SIGTERM")
         time.sleep(AFTER)
         load.stop()
-        _print(capsys, load.report(f"SIGTERM to {VICTIM} under load", signalled))
+        show(capsys, load.report(f"SIGTERM to {victim.name} under load", signalled))
         slow = [outcome for outcome in load.outcomes if outcome.slow]
-        if len(slow) != 2 or not all(outcome.ended > signalled for outcome in slow):
-            pytest.fail(f"the slow requests were not both in flight when the signal came: {slow}")
+        if len(slow) != len(sessions) or not all(outcome.ended > signalled for outcome in slow):
+            pytest.fail(f"the slow requests were not all in flight when the signal came: {slow}")
         assert load.failures() == []
     finally:
         load.stop()
-        engine.start(VICTIM)
-        waitUntil(lambda: engine.healthy(VICTIM), 60, f"{VICTIM} healthy again")
-        waitUntilServing(system, engine, VICTIM)
+        if signalled is not None:
+            back = engine.bringBack(victim, signalled)
+            waitUntil(lambda: engine.healthy(back), 60, f"{back.name} healthy again")
+            waitUntilServing(system, engine, back)
 
 
 @pytest.mark.engine
@@ -83,28 +61,30 @@ def test_sigkillFailsOnlyRequestsInFlight(system, engine, capsys):
     """
     A replica killed with SIGKILL under steady load fails only the requests
     it had in flight, each with an error its client can tell; every request
-    sent after goes to the survivor. The replica's restart policy brings it
-    back, and it gets traffic again over every protocol.
+    sent after goes to the survivors. The restart policy brings the replica
+    back (compose restarts its container, a Swarm starts a new task in its
+    place), and it gets traffic again over every protocol.
     """
-    restarts = int(engine.inspect(VICTIM, "{{.RestartCount}}"))
+    replicas = engine.replicas()
+    victim = replicas[0]
     load = Load(system)
     try:
-        _sessionsOnBothReplicas(system, engine, load)
+        sessionsOnEveryReplica(system, engine, load, replicas)
         load.addPerCallClients()
         time.sleep(BEFORE)
-        killed = engine.crash(VICTIM)
+        killed = engine.crash(victim)
         time.sleep(AFTER)
     finally:
         load.stop()
-    _print(capsys, load.report(f"SIGKILL to {VICTIM} under load", killed))
+    show(capsys, load.report(f"SIGKILL to {victim.name} under load", killed))
     for failure in load.failures():
-        assert failure.inFlightDuring(killed, killed + DYING), f"not in flight on {VICTIM}: {failure}"
+        assert failure.inFlightDuring(killed, killed + DYING), f"not in flight on {victim.name}: {failure}"
         assert failure.ended < killed + 2 and not failure.error.startswith("wrong answer"), (
             f"not a prompt, clean error: {failure}"
         )
     after = [outcome for outcome in load.outcomes if outcome.started > killed + DYING]
     assert len(after) > 100 and all(outcome.error is None for outcome in after)
 
-    waitUntil(lambda: int(engine.inspect(VICTIM, "{{.RestartCount}}")) > restarts, 30, f"{VICTIM} restarted")
-    waitUntil(lambda: engine.healthy(VICTIM), 60, f"{VICTIM} healthy again")
-    waitUntilServing(system, engine, VICTIM)
+    back = engine.replacement(victim, killed)
+    waitUntil(lambda: engine.healthy(back), 60, f"{back.name} healthy again")
+    waitUntilServing(system, engine, back)
