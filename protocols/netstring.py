@@ -117,7 +117,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
     _decoder: NetstringDecoder | None = None
     _tooLong: NetstringTooLong | None = None
     #: The whole requests not answered yet, in order.
-    _requests: "Iterator[bytes] | None" = None
+    _requests: "Iterator[bytes | memoryview] | None" = None
     _request: "Deferred[str] | None" = None
     _received = 0
     _replied = False
@@ -153,9 +153,12 @@ class TransformProtocol(Protocol, TimeoutMixin):
             return  # the requests have arrived; anything after them is ignored
         self._received += len(data)
         self._decoder.feed(data)
-        requests: list[bytes] = []
+        # A request gathered over reads is a view of the bytes received, not
+        # copied before it is decoded (the decoder is not fed again once the
+        # requests are taken).
+        requests: list[bytes | memoryview] = []
         try:
-            requests.extend(iter(self._decoder.pop, None))
+            requests.extend(iter(self._decoder.popView, None))
         except NetstringTooLong as tooLong:
             if not requests:
                 self._started = self.factory.clock.seconds()

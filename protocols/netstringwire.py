@@ -13,6 +13,10 @@ from service.errors import BadRequest
 SEPARATOR = b"."
 
 
+#: How far into a request's payload its C{.} is looked for first: past the
+#: longest transform name (256 characters) in UTF-8.
+_DOT_SEARCH = 1025
+
 #: The most digits a length may have, whatever the limit: enough to read the
 #: length of a netstring that is too long, so that the refusal can say how
 #: long it is.
@@ -41,13 +45,20 @@ class NetstringTooLong(NetstringError):
         self.head = head
 
 
+def netstringHeader(length: int) -> bytes:
+    """
+    What comes before a payload of C{length} bytes; a comma comes after it.
+    """
+    return b"%d:" % length
+
+
 def netstringPieces(payload: bytes) -> list[bytes]:
     """
     The netstring of C{payload} as pieces to write one after the other
     (C{transport.writeSequence}), so that C{payload} is not copied to frame
     it.
     """
-    return [b"%d:" % len(payload), payload, b","]
+    return [netstringHeader(len(payload)), payload, b","]
 
 
 def encodeNetstring(payload: bytes) -> bytes:
@@ -68,7 +79,8 @@ class NetstringDecoder:
     digits, and a payload not followed by a comma.
 
     It copies each payload once, from the bytes received (see
-    L{keepReceived<protocols.wirebuffer.keepReceived>}).
+    L{keepReceived<protocols.wirebuffer.keepReceived>}); L{popView} not at
+    all.
     """
 
     __slots__ = ("maxLength", "_buffer", "_offset", "_payloadLength")  # one per connection
@@ -97,6 +109,17 @@ class NetstringDecoder:
         @raise NetstringTooLong: if its length is over the limit.
         @raise NetstringError: if the bytes cannot be a valid netstring.
         """
+        payload = self.popView()
+        return payload if payload is None or isinstance(payload, bytes) else payload.tobytes()
+
+    def popView(self) -> bytes | memoryview | None:
+        """
+        L{pop}, without copying a payload gathered over several reads: it is
+        a view of the bytes kept (valid until the decoder is fed again),
+        since copying a large payload would hold the reactor.  A payload
+        that came in one read is sliced from it (a copy of 64 KiB at most,
+        cheaper than a view for a small one).
+        """
         buffer, start = self._buffer, self._offset
         if self._payloadLength is None:
             if start == len(buffer):
@@ -118,14 +141,11 @@ class NetstringDecoder:
             return None
         if buffer[end] != ord(","):
             raise NetstringError(f"the {self._payloadLength}-byte payload is not followed by a comma")
-        if isinstance(buffer, bytes):
-            payload = buffer[start:end]
-        else:
-            with memoryview(buffer) as view:
-                payload = view[start:end].tobytes()
         self._offset = end + 1
         self._payloadLength = None
-        return payload
+        if isinstance(buffer, bytes):
+            return buffer[start:end]
+        return memoryview(buffer)[start:end]
 
     def _checkLength(self, digits: bytes, complete: bool) -> None:
         if not digits.isdigit():
@@ -151,16 +171,22 @@ def encodeRequest(transform: str, poem: str) -> bytes:
     return name + SEPARATOR + poem.encode("utf-8")
 
 
-def decodeRequest(payload: bytes) -> tuple[str, str]:
+def decodeRequest(payload: bytes | memoryview) -> tuple[str, str]:
     """
-    Split a request's payload into the transform name and the poem.
+    Split a request's payload into the transform name and the poem, without
+    copying the poem's bytes before decoding them when C{payload} is a view.
 
     @raise BadRequest: if there is no C{.} or the payload is not UTF-8.
     """
-    name, separator, poem = payload.partition(SEPARATOR)
-    if not separator:
+    # A view has no find(): only its first bytes, where the dot of any name
+    # that can be valid is, are copied to look for it; the rest only for a
+    # name too long, to be refused.  (bytes() of bytes is no copy.)
+    dot = bytes(payload[:_DOT_SEARCH]).find(SEPARATOR)
+    if dot < 0 and len(payload) > _DOT_SEARCH:
+        dot = bytes(payload).find(SEPARATOR)
+    if dot < 0:
         raise BadRequest("the request has no '.' between the transform name and the poem")
     try:
-        return name.decode("utf-8"), poem.decode("utf-8")
+        return str(payload[:dot], "utf-8"), str(payload[dot + len(SEPARATOR) :], "utf-8")
     except UnicodeDecodeError as error:
         raise BadRequest(f"the request is not valid UTF-8 (byte {error.start} of its part)") from None

@@ -23,6 +23,7 @@ from protocols.netstring import (
     encodeNetstring,
     maxRequestBytes,
 )
+from protocols.netstringwire import decodeRequest
 from service import BadRequest, Limits, TransformService, TransformTimeout
 from tests.helpers import POEMS, captureLogs, misbehavingCatalogue
 
@@ -39,6 +40,32 @@ class NetstringDecoderTests(SynchronousTestCase):
         for byte in b"5:hello,0:,3:a.b,":
             decoder.feed(bytes([byte]))
         self.assertEqual(self.popAll(decoder), [b"hello", b"", b"a.b"])
+
+    def test_viewOfAPayloadGatheredOverReads(self):
+        """
+        L{NetstringDecoder.popView} gives a payload that came in one read as
+        bytes, and one gathered over several reads as a view of the bytes
+        received, which L{decodeRequest} decodes as it would bytes.
+        """
+        decoder = NetstringDecoder(100)
+        decoder.feed(b"11:rot13.HELLO,16:rot13.caf\xc3\xa9 po")
+        whole = decoder.popView()
+        decoder.feed(b"em,")
+        gathered = decoder.popView()
+        self.assertEqual((type(whole), whole), (bytes, b"rot13.HELLO"))
+        self.assertIsInstance(gathered, memoryview)
+        self.assertEqual(decodeRequest(gathered), ("rot13", "café poem"))
+        for payload in [b"rot13.caf\xc3", b"no dot", b"x" * 2000 + b".poem"]:
+            decoder = NetstringDecoder(3000)
+            decoder.feed(encodeNetstring(payload)[:3])
+            decoder.feed(encodeNetstring(payload)[3:])
+            view = decoder.popView()
+            try:
+                expected = decodeRequest(payload)
+            except BadRequest as error:
+                self.assertEqual(self.assertRaises(BadRequest, decodeRequest, view).message, error.message)
+            else:
+                self.assertEqual(decodeRequest(view), expected)
 
     def test_incomplete(self):
         decoder = NetstringDecoder(100)
