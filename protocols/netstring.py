@@ -41,6 +41,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+from twisted.protocols.basic import FileSender
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -63,6 +64,7 @@ from protocols.netstringwire import (
     decodeRequest,
     encodeNetstring,
     encodeRequest,
+    netstringHeader,
     netstringPieces,
 )
 from protocols.observer import OK
@@ -93,6 +95,35 @@ MAX_NAME_BYTES = 4 * MAX_NAME_LENGTH
 
 #: An answer over this size is written in pieces (L{netstringPieces}).
 LARGE_ANSWER_BYTES = 16 * 1024
+
+#: An ASCII answer of more characters than this is encoded and sent a piece
+#: at a time (L{TransformProtocol._stream}): only with a poem limit raised
+#: over the default mebibyte.
+STREAMED_ANSWER_CHARS = 1024 * 1024
+
+
+class _TextReader:
+    """
+    A text read a piece at a time, as C{FileSender} reads a file.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._offset = 0
+
+    def read(self, size: int) -> str:
+        piece = self._text[self._offset : self._offset + size]
+        self._offset += size
+        return piece
+
+
+class _AnswerSender(FileSender):
+    """
+    Twisted's C{FileSender}, in pieces of about a tenth of a millisecond's
+    encoding each.
+    """
+
+    CHUNK_SIZE = 256 * 1024
 
 
 @implementer(IHalfCloseableProtocol, IDrainable)
@@ -214,15 +245,16 @@ class TransformProtocol(Protocol, TimeoutMixin):
                 result.addCallbacks(self._answerLater, self._transformFailed)
                 result.addErrback(self.log.failure, "while answering {peer}", peer=self._peer)
                 return
-            self._reply(result)
+            if not self._reply(result):
+                return  # the answer is written a piece at a time; the next ones after it
         self.transport.loseConnection()
         # A client that never reads its answers must not hold them forever
         # (the timer is still running when every answer came at once).
         self.setTimeout(self.factory.idleTimeout)
 
     def _answerLater(self, poem: str) -> None:
-        self._reply(poem)
-        self._answer()
+        if self._reply(poem):
+            self._answer()
 
     def _served(self, outcome: str) -> None:
         """
@@ -232,9 +264,18 @@ class TransformProtocol(Protocol, TimeoutMixin):
         started = self._started if self._started is not None else now
         self.factory.observer.requestServed(self._transform, outcome, now - started)
 
-    def _reply(self, poem: str) -> None:
+    def _reply(self, poem: str) -> bool:
+        """
+        Write the answer C{poem}.
+
+        @return: whether it is written already; if not, it is being written
+            a piece at a time, and L{_answer} carries on once it is.
+        """
         self._replied = True
         self._served(OK)
+        if len(poem) > STREAMED_ANSWER_CHARS and poem.isascii():
+            self._stream(poem)
+            return False
         answer = netstringPieces(poem.encode("utf-8"))
         self.factory.observer.sent(sum(map(len, answer)))
         # Twisted joins what is written when it sends: written in pieces, a
@@ -244,6 +285,37 @@ class TransformProtocol(Protocol, TimeoutMixin):
             self.transport.writeSequence(answer)
         else:
             self.transport.write(b"".join(answer))
+        return True
+
+    def _stream(self, poem: str) -> None:
+        """
+        Write a long ASCII answer a piece at a time, each piece encoded once
+        the transport has sent the one before (Twisted's C{FileSender}), so
+        that neither the encoding of the whole answer nor Twisted's join of
+        what is written holds the reactor in one go; then go on with the
+        requests.  Its length is its number of characters: ASCII.
+        """
+        header = netstringHeader(len(poem))
+        self.factory.observer.sent(len(header) + len(poem) + 1)
+        self.transport.write(header)
+        # Each piece the client takes restarts the idle time (_encodePiece).
+        self.setTimeout(self.factory.idleTimeout)
+        sent = _AnswerSender().beginFileTransfer(_TextReader(poem), self.transport, self._encodePiece)
+        sent.addCallbacks(self._streamed, self._streamStopped)
+        sent.addErrback(self.log.failure, "while answering {peer}", peer=self._peer)
+
+    def _encodePiece(self, piece: str) -> bytes:
+        self.resetTimeout()
+        return piece.encode("ascii")
+
+    def _streamed(self, lastSent: object) -> None:
+        self.transport.write(b",")
+        self._answer()
+
+    def _streamStopped(self, failure: Failure) -> None:
+        """
+        The transport stopped the answer's producer: the connection is gone.
+        """
 
     def _transformFailed(self, failure: Failure) -> None:
         if failure.check(CancelledError):

@@ -6,7 +6,7 @@ the Part 13 client, all on a fake clock.
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
@@ -14,6 +14,7 @@ from twisted.test.iosim import ConnectionCompleter
 from twisted.trial.unittest import SynchronousTestCase
 
 from protocols.netstring import (
+    STREAMED_ANSWER_CHARS,
     NetstringDecoder,
     NetstringError,
     NetstringTooLong,
@@ -346,6 +347,63 @@ class NetstringServerTests(ServerTestCase):
         self.assertEqual(self.service.inFlight, 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertFalse([event for event in self.events if event.get("log_failure")])
+
+
+class LongAnswerTests(ServerTestCase):
+    """
+    An ASCII answer of more than L{STREAMED_ANSWER_CHARS} characters is
+    encoded and written a piece at a time, each piece once the transport has
+    taken the one before.
+    """
+
+    maxPoemBytes = 3 * STREAMED_ANSWER_CHARS
+
+    def longRequest(self):
+        """
+        Ask for a long answer, and another after it in the same read.
+        """
+        poem = "ABC DEF\n" * (STREAMED_ANSWER_CHARS // 8 + 1)
+        protocol, transport = self.request(encodeNetstring(b"reverse." + poem.encode()) + HELLO)
+        self.clock.advance(0)  # the transform runs in slices
+        while self.clock.getDelayedCalls() and transport.producer is None:
+            self.clock.advance(0.01)
+        return protocol, transport, "".join(reversed(poem.splitlines(keepends=True))).encode()
+
+    def test_writtenAPieceAtATime(self):
+        """
+        The answer is written in pieces of 256 KiB at most, and the answers
+        after it once it is written.
+        """
+        protocol, transport, expected = self.longRequest()
+        written = [len(transport.value())]
+        while transport.producer is not None:
+            transport.producer.resumeProducing()
+            written.append(len(transport.value()))
+        self.assertReplied(transport, encodeNetstring(expected) + b"11:hello world,")
+        self.assertGreater(len(written), 4)
+        self.assertLessEqual(max(b - a for a, b in zip(written, written[1:], strict=False)), 256 * 1024 + 16)
+
+    def test_clientThatStopsReading(self):
+        """
+        A client that stops reading the answer is dropped after the idle
+        timeout, and nothing more is written.
+        """
+        protocol, transport, expected = self.longRequest()
+        transport.producer.resumeProducing()
+        written = len(transport.value())
+        self.clock.advance(30)
+        self.assertTrue(transport.disconnected)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(transport.value()), written)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_nonASCIIIsWrittenAtOnce(self):
+        poem = "é" * (STREAMED_ANSWER_CHARS + 1)
+        protocol, transport = self.request(encodeNetstring(b"cummingsify." + poem.encode()))
+        self.clock.advance(0)
+        while self.clock.getDelayedCalls() and not transport.value():
+            self.clock.advance(0.01)
+        self.assertReplied(transport, encodeNetstring(poem.encode()))
 
 
 class HalfCloseTests(ServerTestCase):
