@@ -65,7 +65,6 @@ from protocols.netstringwire import (
     encodeNetstring,
     encodeRequest,
     netstringHeader,
-    netstringPieces,
 )
 from protocols.observer import OK
 from service.catalogue import MAX_NAME_LENGTH
@@ -92,9 +91,6 @@ def maxRequestBytes(service: TransformService) -> int:
 
 #: The most bytes a transform name can take in UTF-8.
 MAX_NAME_BYTES = 4 * MAX_NAME_LENGTH
-
-#: An answer over this size is written in pieces (L{netstringPieces}).
-LARGE_ANSWER_BYTES = 16 * 1024
 
 #: An ASCII answer of more characters than this is encoded and sent a piece
 #: at a time (L{TransformProtocol._stream}): only with a poem limit raised
@@ -276,15 +272,11 @@ class TransformProtocol(Protocol, TimeoutMixin):
         if len(poem) > STREAMED_ANSWER_CHARS and poem.isascii():
             self._stream(poem)
             return False
-        answer = netstringPieces(poem.encode("utf-8"))
-        self.factory.observer.sent(sum(map(len, answer)))
-        # Twisted joins what is written when it sends: written in pieces, a
-        # large answer is not copied once more to be framed; a small one
-        # costs the transport less as one string.
-        if len(answer[1]) > LARGE_ANSWER_BYTES:
-            self.transport.writeSequence(answer)
-        else:
-            self.transport.write(b"".join(answer))
+        answer = encodeNetstring(poem.encode("utf-8"))
+        self.factory.observer.sent(len(answer))
+        # One string: the transport joins what it is given when it sends, so
+        # an answer written in pieces would only be copied there instead.
+        self.transport.write(answer)
         return True
 
     def _stream(self, poem: str) -> None:

@@ -52,20 +52,11 @@ def netstringHeader(length: int) -> bytes:
     return b"%d:" % length
 
 
-def netstringPieces(payload: bytes) -> list[bytes]:
-    """
-    The netstring of C{payload} as pieces to write one after the other
-    (C{transport.writeSequence}), so that C{payload} is not copied to frame
-    it.
-    """
-    return [netstringHeader(len(payload)), payload, b","]
-
-
 def encodeNetstring(payload: bytes) -> bytes:
     """
     Frame C{payload} as one netstring.
     """
-    return b"".join(netstringPieces(payload))
+    return b"%d:%s," % (len(payload), payload)
 
 
 class NetstringDecoder:
