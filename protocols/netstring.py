@@ -29,17 +29,19 @@ shared by the server (L{TransformFactory}), the asynchronous client
 poetry protocol.
 """
 
-from collections import deque
+from collections.abc import Callable, Iterator
 
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.endpoints import connectProtocol
 from twisted.internet.interfaces import (
+    IDelayedCall,
     IHalfCloseableProtocol,
     IReactorTime,
     IStreamClientEndpoint,
 )
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+from twisted.protocols.basic import FileSender
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -62,6 +64,7 @@ from protocols.netstringwire import (
     decodeRequest,
     encodeNetstring,
     encodeRequest,
+    netstringHeader,
 )
 from protocols.observer import OK
 from service.catalogue import MAX_NAME_LENGTH
@@ -89,6 +92,35 @@ def maxRequestBytes(service: TransformService) -> int:
 #: The most bytes a transform name can take in UTF-8.
 MAX_NAME_BYTES = 4 * MAX_NAME_LENGTH
 
+#: An ASCII answer of more characters than this is encoded and sent a piece
+#: at a time (L{TransformProtocol._stream}): only with a poem limit raised
+#: over the default mebibyte.
+STREAMED_ANSWER_CHARS = 1024 * 1024
+
+
+class _TextReader:
+    """
+    A text read a piece at a time, as C{FileSender} reads a file.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._offset = 0
+
+    def read(self, size: int) -> str:
+        piece = self._text[self._offset : self._offset + size]
+        self._offset += size
+        return piece
+
+
+class _AnswerSender(FileSender):
+    """
+    Twisted's C{FileSender}, in pieces of about a tenth of a millisecond's
+    encoding each.
+    """
+
+    CHUNK_SIZE = 256 * 1024
+
 
 @implementer(IHalfCloseableProtocol, IDrainable)
 class TransformProtocol(Protocol, TimeoutMixin):
@@ -96,15 +128,23 @@ class TransformProtocol(Protocol, TimeoutMixin):
     Serve the requests of one connection: read netstrings until at least
     one is whole, answer each in order, close.
 
+    A connection makes one idle timer, when it is made, and keeps it: it is
+    reset rather than replaced, and stopped only while the service works on
+    a request it does not answer at once.
+
     @ivar factory: the L{TransformFactory} that made this protocol.
-    @ivar caller: who asks, for the service's caps on requests in flight.
+    @ivar caller: who asks, for the service's caps on requests in flight;
+        C{None} once the connection is lost.
     """
 
     log = Logger()
     factory: "TransformFactory"
+    caller: Caller | None = None
 
     _decoder: NetstringDecoder | None = None
     _tooLong: NetstringTooLong | None = None
+    #: The whole requests not answered yet, in order.
+    _requests: "Iterator[bytes | memoryview] | None" = None
     _request: "Deferred[str] | None" = None
     _received = 0
     _replied = False
@@ -112,14 +152,23 @@ class TransformProtocol(Protocol, TimeoutMixin):
     _started: float | None = None
     _grace = None
 
+    def callLater(self, seconds: float, function: Callable[[], object]) -> IDelayedCall:
+        """
+        Schedule C{TimeoutMixin}'s idle timer on the factory's clock.
+        """
+        return self.factory.clock.callLater(seconds, function)
+
+    @property
+    def _peer(self) -> str:
+        """
+        The client, for log lines: described only when a line is written.
+        """
+        return describeAddress(self.transport.getPeer())
+
     def connectionMade(self) -> None:
-        self.callLater = self.factory.clock.callLater
-        address = self.transport.getPeer()
-        self._peer = describeAddress(address)
-        self.caller = Caller(peerOf(address), self)
+        self.caller = Caller(peerOf(self.transport.getPeer()), self)
         self.factory.opened(self, self.caller.peer)
         self._decoder = NetstringDecoder(maxRequestBytes(self.factory.service))
-        self._requests: deque[bytes] = deque()
         self.setTimeout(self.factory.idleTimeout)
 
     def dataReceived(self, data: bytes) -> None:
@@ -130,24 +179,29 @@ class TransformProtocol(Protocol, TimeoutMixin):
         if self._decoder is None:
             return  # the requests have arrived; anything after them is ignored
         self._received += len(data)
-        self.resetTimeout()
         self._decoder.feed(data)
+        # A request gathered over reads is a view of the bytes received, not
+        # copied before it is decoded (the decoder is not fed again once the
+        # requests are taken).
+        requests: list[bytes | memoryview] = []
         try:
-            self._requests.extend(iter(self._decoder.pop, None))
+            requests.extend(iter(self._decoder.popView, None))
         except NetstringTooLong as tooLong:
-            if not self._requests:
+            if not requests:
                 self._started = self.factory.clock.seconds()
                 self._tooLong = tooLong
                 self._readNameOfTooLong(b"")
                 return
         except NetstringError as error:
-            if not self._requests:
+            if not requests:
                 self._refuse(BadRequest(f"malformed netstring: {error}"))
                 return
-        if self._requests:
-            self._decoder = None
-            self.setTimeout(None)
-            self._answerNext()
+        if not requests:
+            self.resetTimeout()
+            return
+        self._decoder = None
+        self._requests = iter(requests)
+        self._answer()
 
     def _readNameOfTooLong(self, data: bytes) -> None:
         """
@@ -163,25 +217,40 @@ class TransformProtocol(Protocol, TimeoutMixin):
         elif len(tooLong.head) > MAX_NAME_BYTES:
             self._refuse(BadRequest("the request has no '.' after the longest transform name"))
 
-    def _answerNext(self) -> None:
+    def _answer(self) -> None:
         """
-        Transform the next request, or close once every one is answered.
+        Answer the requests in order, one after the other as long as the
+        service answers them at once, then close.  A request the service
+        does not answer at once is answered, and the rest after it, once
+        its L{Deferred} fires.
         """
-        if not self._requests:
-            self.transport.loseConnection()
-            # A client that never reads its answers must not hold them forever.
-            self.setTimeout(self.factory.idleTimeout)
-            return
-        self._started = self.factory.clock.seconds()
-        try:
-            name, poem = decodeRequest(self._requests.popleft())
-        except BadRequest as error:
-            self._refuse(error)
-            return
-        self._transform = name
-        self._request = self.factory.service.transform(name, poem, self.caller)
-        self._request.addCallbacks(self._reply, self._transformFailed)
-        self._request.addErrback(self.log.failure, "while answering {peer}", peer=self._peer)
+        for payload in self._requests:
+            self._started = self.factory.clock.seconds()
+            try:
+                name, poem = decodeRequest(payload)
+                self._transform = name
+                result = self.factory.service.transformEagerly(name, poem, self.caller)
+            except TransformError as error:
+                self._refuse(error)
+                return
+            if not isinstance(result, str):
+                # The service's deadline bounds the wait; the idle time
+                # starts again once the answers are written.
+                self.setTimeout(None)
+                self._request = result
+                result.addCallbacks(self._answerLater, self._transformFailed)
+                result.addErrback(self.log.failure, "while answering {peer}", peer=self._peer)
+                return
+            if not self._reply(result):
+                return  # the answer is written a piece at a time; the next ones after it
+        self.transport.loseConnection()
+        # A client that never reads its answers must not hold them forever
+        # (the timer is still running when every answer came at once).
+        self.setTimeout(self.factory.idleTimeout)
+
+    def _answerLater(self, poem: str) -> None:
+        if self._reply(poem):
+            self._answer()
 
     def _served(self, outcome: str) -> None:
         """
@@ -191,13 +260,54 @@ class TransformProtocol(Protocol, TimeoutMixin):
         started = self._started if self._started is not None else now
         self.factory.observer.requestServed(self._transform, outcome, now - started)
 
-    def _reply(self, poem: str) -> None:
+    def _reply(self, poem: str) -> bool:
+        """
+        Write the answer C{poem}.
+
+        @return: whether it is written already; if not, it is being written
+            a piece at a time, and L{_answer} carries on once it is.
+        """
         self._replied = True
         self._served(OK)
+        if len(poem) > STREAMED_ANSWER_CHARS and poem.isascii():
+            self._stream(poem)
+            return False
         answer = encodeNetstring(poem.encode("utf-8"))
         self.factory.observer.sent(len(answer))
+        # One string: the transport joins what it is given when it sends, so
+        # an answer written in pieces would only be copied there instead.
         self.transport.write(answer)
-        self._answerNext()
+        return True
+
+    def _stream(self, poem: str) -> None:
+        """
+        Write a long ASCII answer a piece at a time, each piece encoded once
+        the transport has sent the one before (Twisted's C{FileSender}), so
+        that neither the encoding of the whole answer nor Twisted's join of
+        what is written holds the reactor in one go; then go on with the
+        requests.  Its length is its number of characters: ASCII.
+        """
+        header = netstringHeader(len(poem))
+        self.factory.observer.sent(len(header) + len(poem) + 1)
+        self.transport.write(header)
+        # Each piece the client takes restarts the idle time (_encodePiece).
+        self.setTimeout(self.factory.idleTimeout)
+        sent = _AnswerSender().beginFileTransfer(_TextReader(poem), self.transport, self._encodePiece)
+        sent.addCallbacks(self._streamed, self._streamStopped)
+        sent.addErrback(self.log.failure, "while answering {peer}", peer=self._peer)
+
+    def _encodePiece(self, piece: str) -> bytes:
+        self.resetTimeout()
+        return piece.encode("ascii")
+
+    def _streamed(self, lastSent: object) -> None:
+        self.transport.write(b",")
+        self._answer()
+
+    def _streamStopped(self, failure: Failure) -> None:
+        """
+        The transport stopped the answer's producer: the connection is gone.
+        """
 
     def _transformFailed(self, failure: Failure) -> None:
         if failure.check(CancelledError):
@@ -215,8 +325,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
             protocol="netstring",
             peer=self._peer,
         )
-        self._decoder = self._tooLong = None
-        self._requests.clear()
+        self._decoder = self._tooLong = self._requests = None
         self.transport.loseConnection()
 
     def drain(self) -> None:
@@ -278,7 +387,12 @@ class TransformProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure) -> None:
         self.setTimeout(None)
-        self._requests.clear()
+        self._requests = None
+        # The caller refers to this protocol: without it, the protocol, its
+        # transport and their buffers go as soon as Twisted lets go of them,
+        # rather than at the garbage collector's next pass (the service
+        # keeps its own reference to a request's caller while it runs).
+        self.caller = None
         if self._grace is not None and self._grace.active():
             self._grace.cancel()
         self.factory.closed(self)

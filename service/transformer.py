@@ -30,6 +30,7 @@ How a request runs:
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from twisted.internet.defer import (
     CancelledError,
@@ -68,11 +69,11 @@ CONNECTION_SHARE = 1 / 8
 PEER_SHARE = 1 / 2
 
 
-@dataclass(frozen=True)
-class Caller:
+class Caller(NamedTuple):
     """
     Who asks: what the service counts a request against, for the
-    per-connection and per-address shares of the requests in flight.
+    per-connection and per-address shares of the requests in flight.  A
+    named tuple: the cheapest record to make, once per connection.
 
     A protocol makes one per connection, when it is made, and passes it with
     every request of that connection::
@@ -248,25 +249,40 @@ class TransformService:
             has fired already when the answer was cheap enough to make at
             once.
         """
-        limit = self.limits.maxPoemBytes
         try:
-            steps = self.catalogue.pipeline(name)
-            size = self._sizeAtOnce(poem)
-            if size is None and len(poem) > limit:  # each character is a byte or more
-                raise PoemTooLarge.forSize(len(poem), limit, exact=False)
-            if size is not None and size > limit:
-                raise PoemTooLarge.forSize(size, limit)
-            self._admit(caller)
-            done = 0
-            if size is not None:
-                done, poem = self._atOnce(steps, poem)
-                if done == len(steps):
-                    resultSize = self._resultSizeAtOnce(poem)
-                    if resultSize is not None:
-                        return succeed(self._checkedResult(poem, resultSize))
-                    # else measured in slices, after no more steps
+            result = self.transformEagerly(name, poem, caller)
         except TransformError as error:
             return fail(error)
+        return succeed(result) if isinstance(result, str) else result
+
+    def transformEagerly(self, name: str, poem: str, caller: Caller | None = None) -> "str | Deferred[str]":
+        """
+        L{transform}, for a protocol that answers at once what is made at
+        once: a poem made at once is returned as it is, and a request
+        refused at once raises its error, rather than coming in an
+        already-fired L{Deferred}.  A request that takes longer gets the
+        L{Deferred} L{transform} gives.
+
+        @return: the new poem, or a L{Deferred} of it.
+        @raise TransformError: what L{transform}'s L{Deferred} would have
+            failed with at once.
+        """
+        limit = self.limits.maxPoemBytes
+        steps = self.catalogue.pipeline(name)
+        size = self._sizeAtOnce(poem)
+        if size is None and len(poem) > limit:  # each character is a byte or more
+            raise PoemTooLarge.forSize(len(poem), limit, exact=False)
+        if size is not None and size > limit:
+            raise PoemTooLarge.forSize(size, limit)
+        self._admit(caller)
+        done = 0
+        if size is not None:
+            done, poem = self._atOnce(steps, poem)
+            if done == len(steps):
+                resultSize = self._resultSizeAtOnce(poem)
+                if resultSize is not None:
+                    return self._checkedResult(poem, resultSize)
+                # else measured in slices, after no more steps
 
         self._enter(caller)
         result = Deferred.fromCoroutine(self._run(steps[done:], poem, measured=size is not None))

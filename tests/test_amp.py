@@ -367,10 +367,11 @@ class ErrorTests(ServerTestCase):
         """
 
         class BrokenService(TransformService):
-            def transform(self, name, poem, caller=None):
+            # The AMP server asks the service through transformEagerly.
+            def transformEagerly(self, name, poem, caller=None):
                 if name == "bug":
                     raise RuntimeError("a bug in the service")
-                return super().transform(name, poem)
+                return super().transformEagerly(name, poem)
 
         self.factory.service = BrokenService(misbehavingCatalogue(self.clock), self.clock)
         client, server, pump = self.connect()

@@ -6,7 +6,7 @@ the Part 13 client, all on a fake clock.
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
@@ -14,6 +14,7 @@ from twisted.test.iosim import ConnectionCompleter
 from twisted.trial.unittest import SynchronousTestCase
 
 from protocols.netstring import (
+    STREAMED_ANSWER_CHARS,
     NetstringDecoder,
     NetstringError,
     NetstringTooLong,
@@ -23,6 +24,7 @@ from protocols.netstring import (
     encodeNetstring,
     maxRequestBytes,
 )
+from protocols.netstringwire import decodeRequest
 from service import BadRequest, Limits, TransformService, TransformTimeout
 from tests.helpers import POEMS, captureLogs, misbehavingCatalogue
 
@@ -39,6 +41,32 @@ class NetstringDecoderTests(SynchronousTestCase):
         for byte in b"5:hello,0:,3:a.b,":
             decoder.feed(bytes([byte]))
         self.assertEqual(self.popAll(decoder), [b"hello", b"", b"a.b"])
+
+    def test_viewOfAPayloadGatheredOverReads(self):
+        """
+        L{NetstringDecoder.popView} gives a payload that came in one read as
+        bytes, and one gathered over several reads as a view of the bytes
+        received, which L{decodeRequest} decodes as it would bytes.
+        """
+        decoder = NetstringDecoder(100)
+        decoder.feed(b"11:rot13.HELLO,16:rot13.caf\xc3\xa9 po")
+        whole = decoder.popView()
+        decoder.feed(b"em,")
+        gathered = decoder.popView()
+        self.assertEqual((type(whole), whole), (bytes, b"rot13.HELLO"))
+        self.assertIsInstance(gathered, memoryview)
+        self.assertEqual(decodeRequest(gathered), ("rot13", "café poem"))
+        for payload in [b"rot13.caf\xc3", b"no dot", b"x" * 2000 + b".poem"]:
+            decoder = NetstringDecoder(3000)
+            decoder.feed(encodeNetstring(payload)[:3])
+            decoder.feed(encodeNetstring(payload)[3:])
+            view = decoder.popView()
+            try:
+                expected = decodeRequest(payload)
+            except BadRequest as error:
+                self.assertEqual(self.assertRaises(BadRequest, decodeRequest, view).message, error.message)
+            else:
+                self.assertEqual(decodeRequest(view), expected)
 
     def test_incomplete(self):
         decoder = NetstringDecoder(100)
@@ -200,6 +228,16 @@ class NetstringServerTests(ServerTestCase):
         expected = [b"11:hello world,", encodeNetstring("HELLO … hello … hello".encode()), b"8:TWO\nONE\n,"]
         self.assertReplied(transport, b"".join(expected))
 
+    def test_manyNetstringsInOneReadAreAllAnswered(self):
+        """
+        Thousands of requests in one read, each answered at once, are all
+        answered, in order, and the connection closes: the server answers
+        them in a loop, not in nested calls.
+        """
+        count = 5000
+        protocol, transport = self.request(b"".join(encodeNetstring(b"reverse.%d" % n) for n in range(count)))
+        self.assertReplied(transport, b"".join(encodeNetstring(b"%d" % n) for n in range(count)))
+
     def test_netstringsAfterTheFirstChunkAreIgnored(self):
         """
         A netstring that comes in a later piece of data, once the first
@@ -309,6 +347,63 @@ class NetstringServerTests(ServerTestCase):
         self.assertEqual(self.service.inFlight, 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertFalse([event for event in self.events if event.get("log_failure")])
+
+
+class LongAnswerTests(ServerTestCase):
+    """
+    An ASCII answer of more than L{STREAMED_ANSWER_CHARS} characters is
+    encoded and written a piece at a time, each piece once the transport has
+    taken the one before.
+    """
+
+    maxPoemBytes = 3 * STREAMED_ANSWER_CHARS
+
+    def longRequest(self):
+        """
+        Ask for a long answer, and another after it in the same read.
+        """
+        poem = "ABC DEF\n" * (STREAMED_ANSWER_CHARS // 8 + 1)
+        protocol, transport = self.request(encodeNetstring(b"reverse." + poem.encode()) + HELLO)
+        self.clock.advance(0)  # the transform runs in slices
+        while self.clock.getDelayedCalls() and transport.producer is None:
+            self.clock.advance(0.01)
+        return protocol, transport, "".join(reversed(poem.splitlines(keepends=True))).encode()
+
+    def test_writtenAPieceAtATime(self):
+        """
+        The answer is written in pieces of 256 KiB at most, and the answers
+        after it once it is written.
+        """
+        protocol, transport, expected = self.longRequest()
+        written = [len(transport.value())]
+        while transport.producer is not None:
+            transport.producer.resumeProducing()
+            written.append(len(transport.value()))
+        self.assertReplied(transport, encodeNetstring(expected) + b"11:hello world,")
+        self.assertGreater(len(written), 4)
+        self.assertLessEqual(max(b - a for a, b in zip(written, written[1:], strict=False)), 256 * 1024 + 16)
+
+    def test_clientThatStopsReading(self):
+        """
+        A client that stops reading the answer is dropped after the idle
+        timeout, and nothing more is written.
+        """
+        protocol, transport, expected = self.longRequest()
+        transport.producer.resumeProducing()
+        written = len(transport.value())
+        self.clock.advance(30)
+        self.assertTrue(transport.disconnected)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(transport.value()), written)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_nonASCIIIsWrittenAtOnce(self):
+        poem = "é" * (STREAMED_ANSWER_CHARS + 1)
+        protocol, transport = self.request(encodeNetstring(b"cummingsify." + poem.encode()))
+        self.clock.advance(0)
+        while self.clock.getDelayedCalls() and not transport.value():
+            self.clock.advance(0.01)
+        self.assertReplied(transport, encodeNetstring(poem.encode()))
 
 
 class HalfCloseTests(ServerTestCase):

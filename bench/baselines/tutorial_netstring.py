@@ -26,8 +26,9 @@ class TutorialTransformProtocol(NetstringReceiver):
         self.transport.loseConnection()
 
 
-factory = ServerFactory.forProtocol(TutorialTransformProtocol)
-factory.noisy = False
-port = reactor.listenTCP(int(sys.argv[1]), factory, interface="127.0.0.1")
-print(f"listening on 127.0.0.1:{port.getHost().port}", flush=True)
-reactor.run()
+if __name__ == "__main__":  # bench/inprocess.py imports the protocol
+    factory = ServerFactory.forProtocol(TutorialTransformProtocol)
+    factory.noisy = False
+    port = reactor.listenTCP(int(sys.argv[1]), factory, interface="127.0.0.1")
+    print(f"listening on 127.0.0.1:{port.getHost().port}", flush=True)
+    reactor.run()

@@ -62,8 +62,9 @@ class TransformAMP(amp.AMP):
         return {"poem": poem.lower()}
 
 
-factory = Factory.forProtocol(TransformAMP)
-factory.noisy = False
-port = reactor.listenTCP(int(sys.argv[1]), factory, interface="127.0.0.1")
-print(f"listening on 127.0.0.1:{port.getHost().port}", flush=True)
-reactor.run()
+if __name__ == "__main__":  # bench/inprocess.py imports the protocol
+    factory = Factory.forProtocol(TransformAMP)
+    factory.noisy = False
+    port = reactor.listenTCP(int(sys.argv[1]), factory, interface="127.0.0.1")
+    print(f"listening on 127.0.0.1:{port.getHost().port}", flush=True)
+    reactor.run()

@@ -28,14 +28,6 @@ from protocols.amp.wire import (
 )
 
 
-def _ampKeysFirst(item: tuple[bytes, bytes]) -> tuple[int, bytes]:
-    """
-    The sort key of a key/value pair of a box sent: L{BoxConnection.sendBox}.
-    """
-    key = item[0]
-    return (0, key) if key[:1] == b"_" else (1, b"")
-
-
 @implementer(amp.IBoxSender)
 class BoxConnection(Protocol):
     """
@@ -164,8 +156,9 @@ class BoxConnection(Protocol):
                 size = self.decoder.lastBoxBytes
                 self.unanswered[tag] = size
                 self.heldBytes += size
-                self.questionsChanged()
-                self._holdFewerBytes()
+                # More is held: reading may have to pause (it cannot resume).
+                if self.heldBytes + self.decoder.heldBytes() >= self.maxBoxBytes:
+                    self.pauseReading("questions")
         else:
             self.drop("a box that is neither a question nor the answer to one")
             return
@@ -198,21 +191,26 @@ class BoxConnection(Protocol):
         """
         if self._finished:
             raise ConnectionLost()
-        data = encodeBox(sorted(box.items(), key=_ampKeysFirst))
+        items = box.items()
+        ampKeys = sorted([item for item in items if item[0][:1] == b"_"])
+        data = encodeBox(ampKeys + [item for item in items if item[0][:1] != b"_"])
         self.transport.write(data)
         self.boxSent(len(data))
         if ASK in box:
             self._asked.add(box[ASK])
             return
-        tag = box.get(ANSWER, box.get(ERROR))
-        if tag in self.unanswered:
-            self.heldBytes -= self.unanswered.pop(tag)
-            self.questionsChanged()
-            self._holdFewerBytes()
+        size = self.unanswered.pop(box.get(ANSWER, box.get(ERROR)), None)
+        if size is not None:
+            self.heldBytes -= size
+            if "questions" in self._pauses:  # less is held: reading may resume
+                self._holdFewerBytes()
+            if not self.unanswered:
+                self.allAnswered()
 
-    def questionsChanged(self) -> None:
+    def allAnswered(self) -> None:
         """
-        A question arrived or was answered (L{unanswered} changed).
+        The last question that was unanswered is answered: none is left in
+        L{unanswered}.
         """
 
     def boxSent(self, size: int) -> None:

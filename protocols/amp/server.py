@@ -49,6 +49,14 @@ class TransformLocator(amp.CommandLocator):
     logged and answered C{TRANSFORM_FAILED}, never with Twisted's C{UNKNOWN},
     which would close the connection.
 
+    C{ListTransforms} is answered by a responder that C{CommandLocator}
+    wraps, as usual.  C{Transform}, the question asked again and again, has
+    a responder of its own, L{answerTransform}, which does what that
+    wrapping does -- the command's own C{parseArguments} and
+    C{makeResponse}, its errors turned into C{RemoteAmpError}s -- and when
+    the service makes the poem at once, returns the answer box itself, with
+    no L{Deferred} of its own: the dispatcher sends it at once.
+
     @ivar service: the shared transform service.
     @ivar refusals: the listener's refusals, which keep their log lines few.
     @ivar peer: the client, for log lines.
@@ -60,6 +68,9 @@ class TransformLocator(amp.CommandLocator):
     log = Logger()
     peer = "?"
     caller: Caller | None = None
+    #: The answers not given yet, to abandon if the connection goes; made
+    #: for the first such answer, since most are given at once.
+    _running: "set[Deferred] | None" = None
 
     def __init__(
         self,
@@ -72,44 +83,66 @@ class TransformLocator(amp.CommandLocator):
         self.refusals = refusals
         self.observer = observer
         self._now = stopwatch(clock)
-        self._running: set[Deferred] = set()
 
-    @TransformPoem.responder
-    def transform(self, transform: str, poem: str) -> "Deferred[dict]":
-        started = self._now()
-        return self.service.transform(transform, poem, self.caller).addCallbacks(
-            self._served, self._refused, (transform, started), None, (transform, started)
-        )
+    def answerTransform(self, box: dict[bytes, bytes]) -> "amp.AmpBox | Failure | Deferred[amp.AmpBox]":
+        """
+        Answer a C{Transform} question.
 
-    def _served(self, poem: str, transform: str, started: float) -> dict:
+        @return: the answer box, or the failure to answer with, when the
+            service answered at once; else a L{Deferred} of either.
+        """
+        answered, transform, started = ASK in box, "", self._now()
+        try:
+            arguments = TransformPoem.parseArguments(box, self)
+            transform = arguments["transform"]
+            poem = self.service.transformEagerly(transform, arguments["poem"], self.caller)
+            if isinstance(poem, str):
+                return self._transformed(poem, transform, started)
+        except Exception:
+            return self._notTransformed(Failure(), transform, started, answered)
+        answer = self._track(poem).addCallback(self._transformed, transform, started)
+        return answer.addErrback(self._notTransformed, transform, started, answered)
+
+    def _transformed(self, poem: str, transform: str, started: float) -> amp.AmpBox:
+        answer = TransformPoem.makeResponse({"poem": poem}, self)
         self.observer.requestServed(transform, OK, self._now() - started)
-        return {"poem": poem}
+        return answer
 
-    def _refused(self, failure: Failure, transform: str, started: float) -> Failure:
+    def _notTransformed(self, failure: Failure, transform: str, started: float, answered: bool) -> Failure:
         if not failure.check(CancelledError):  # else the connection is gone
             error = failure.value
             outcome = error.name if isinstance(error, TransformError) else TransformFailed.name
             self.observer.requestServed(transform, outcome, self._now() - started)
-        return failure
+        return self._answerFailure(failure, "Transform", answered)
 
     @ListTransforms.responder
     def listTransforms(self) -> "Deferred[dict]":
         return self.service.listing().addCallback(lambda entries: {"transforms": transformsListing(entries)})
 
     def locateResponder(self, name: bytes):
+        if name == TransformPoem.commandName:
+            return self.answerTransform
         responder = super().locateResponder(name)
         if responder is None:
             return None
         command = name.decode("ascii", "replace")
 
         def respond(box: dict[bytes, bytes]) -> Deferred:
-            answer = maybeDeferred(responder, box)
-            if not answer.called:
-                self._running.add(answer)
-                answer.addBoth(self._finished, answer)
+            answer = self._track(maybeDeferred(responder, box))
             return answer.addErrback(self._answerFailure, command, ASK in box)
 
         return respond
+
+    def _track(self, answer: Deferred) -> Deferred:
+        """
+        Keep C{answer} among the L{_running} ones until it fires.
+        """
+        if not answer.called:
+            if self._running is None:
+                self._running = set()
+            self._running.add(answer)
+            answer.addBoth(self._finished, answer)
+        return answer
 
     def _finished(self, result: object, answer: Deferred) -> object:
         self._running.discard(answer)
@@ -126,9 +159,7 @@ class TransformLocator(amp.CommandLocator):
             if answered and cause is not None and cause.check(TransformError):
                 self.refused(cause.value)
             return failure
-        if failure.check(TransformError):  # from the arguments, before the responder ran
-            if command == TransformPoem.commandName.decode():
-                self.observer.requestServed("", failure.value.name, 0.0)
+        if failure.check(TransformError):  # from the arguments or a responder of our own
             if answered:
                 self.refused(failure.value)
             return Failure(
@@ -161,7 +192,7 @@ class TransformLocator(amp.CommandLocator):
         """
         Abandon every request still running: its client has gone.
         """
-        for answer in list(self._running):
+        for answer in list(self._running or ()):
             answer.cancel()
 
 
@@ -182,6 +213,7 @@ class TransformAMP(BoxConnection, TimeoutMixin):
     _closing = False
     _draining = False
     _received = False
+    _readingData = False
     _grace = None
 
     def __init__(self, factory: "TransformAMPFactory") -> None:
@@ -200,19 +232,27 @@ class TransformAMP(BoxConnection, TimeoutMixin):
         self.factory.opened(self, self.locator.caller.peer)
 
     def dataReceived(self, data: bytes) -> None:
-        self.resetTimeout()
         self._received = True
         self.factory.observer.received(len(data))
-        super().dataReceived(data)
+        self._readingData = True
+        try:
+            super().dataReceived(data)
+        finally:
+            self._readingData = False
+        self.resetTimeout()  # after the answers given while reading: see allAnswered
 
     def boxSent(self, size: int) -> None:
         self.factory.observer.sent(size)
 
-    def questionsChanged(self) -> None:
-        if not self.unanswered:  # the idle time starts with the last answer
+    def allAnswered(self) -> None:
+        # The idle time starts with the last answer; dataReceived resets
+        # the timer after the answers given while it reads, the last one
+        # included, so that the questions answered at once, one after the
+        # other, do not reset it each time.
+        if not self._readingData:
             self.resetTimeout()
-            if self._draining:
-                self._closeIfAnswered()
+        if self._draining:
+            self._closeIfAnswered()
 
     def drain(self) -> None:
         """

@@ -12,7 +12,9 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterable, Iterator, MutableMapping
+from itertools import islice
 
+from protocols.wirebuffer import keepReceived
 from service.errors import ERRORS_BY_NAME, BadRequest, TransformError
 
 #: The longest key, in bytes.
@@ -124,6 +126,8 @@ def splitValue(name: bytes, value: bytes) -> list[tuple[bytes, bytes]]:
     bytes, none cut inside a UTF-8 sequence (for text).  An empty value is
     one empty piece.
     """
+    if len(value) <= MAX_VALUE_LENGTH:  # the usual case: one piece
+        return [(name, value)]
     pieces, start = [], 0
     while len(value) - start > MAX_VALUE_LENGTH:
         end = start + MAX_VALUE_LENGTH
@@ -147,15 +151,21 @@ def takeValue(box: MutableMapping[bytes, bytes], name: bytes) -> bytes:
     @raise BadRequest: if there is no C{name} key, or a C{name.N} key is not
         part of the gapless sequence C{name.2}, C{name.3}, ...
     """
-    pieces = []
-    for key in pieceKeys(name):
+    first = box.pop(name, None)
+    if first is None:
+        raise BadRequest(f"the box has no {name.decode()!r} value")
+    prefix = name + b"."
+    for key in box:
+        if key.startswith(prefix):
+            break
+    else:
+        return first  # the usual case: one piece, or pieces the decoder joined
+    pieces = [first]
+    for key in islice(pieceKeys(name), 1, None):
         piece = box.pop(key, None)
         if piece is None:
             break
         pieces.append(piece)
-    if not pieces:
-        raise BadRequest(f"the box has no {name.decode()!r} value")
-    prefix = name + b"."
     strays = sorted(key for key in box if key.startswith(prefix))
     if strays:
         raise BadRequest(
@@ -270,11 +280,13 @@ class BoxDecoder:
 
     def _newBox(self) -> None:
         self._box: dict[bytes, bytes] = {}
-        self._pieces: dict[bytes, _Pieces] = {}
+        # The pieces of the split values, made for the first piece.
+        self._pieces: dict[bytes, _Pieces] | None = None
         self._key: bytes | None = None
         self._piece: tuple[bytes, int] | None = None
         self._boxBytes = 0
-        self._valueBytes: dict[bytes, int] = {}
+        # What each split value holds, counted once the box is over the limit.
+        self._valueBytes: dict[bytes, int] | None = None
         self._wireBytes = 0
         self._skipping = 0
         self._oversize = False
@@ -283,15 +295,7 @@ class BoxDecoder:
         """
         Add received bytes.
         """
-        if self._offset == len(self._buffer):
-            self._buffer, self._offset = data, 0
-            return
-        if isinstance(self._buffer, bytes):
-            self._buffer = bytearray(memoryview(self._buffer)[self._offset :])
-        else:
-            del self._buffer[: self._offset]
-        self._offset = 0
-        self._buffer += data
+        self._buffer, self._offset = keepReceived(self._buffer, self._offset, data), 0
 
     def pending(self) -> int:
         """
@@ -360,7 +364,7 @@ class BoxDecoder:
                         self._becomeOversize()
                         if key not in _KEPT:
                             boxBytes += cost
-                            self._countValue(key, piece, length)
+                            self._countValue(key if piece is None else piece[0], length)
                             skipping = length
                             key = None
                             offset += 2
@@ -372,26 +376,36 @@ class BoxDecoder:
                     value = view[offset + 2 : offset + 2 + length].tobytes()
                     offset += 2 + length
                     boxBytes += cost
-                    self._countValue(key, piece, length)
-                    if piece is None or self._oversize:
+                    if self._oversize:  # one of the keys kept
+                        self._countValue(key, length)
+                        self._box[key] = value
+                    elif piece is None:
                         self._box[key] = value
                     else:
-                        pieces = self._pieces.get(piece[0])
-                        if pieces is None:
-                            pieces = self._pieces[piece[0]] = _Pieces()
-                        pieces.add(piece[1], value)
+                        self._addPiece(piece, value)
                     key = None
             finally:
                 self._key, self._piece, self._skipping, self._boxBytes = key, piece, skipping, boxBytes
                 self._wireBytes += offset - start
                 self._offset = offset
 
-    def _countValue(self, key: bytes, piece: tuple[bytes, int] | None, length: int) -> None:
+    def _addPiece(self, piece: tuple[bytes, int], value: bytes) -> None:
         """
-        Add a value of C{length} bytes to what its split value holds, when
-        it is one or a piece of one.
+        Keep C{value}, the piece C{piece} (name and number) of a split
+        value.
         """
-        name = key if piece is None else piece[0]
+        if self._pieces is None:
+            self._pieces = {}
+        pieces = self._pieces.get(piece[0])
+        if pieces is None:
+            pieces = self._pieces[piece[0]] = _Pieces()
+        pieces.add(piece[1], value)
+
+    def _countValue(self, name: bytes, length: int) -> None:
+        """
+        Add C{length} bytes to what the split value C{name} of a box over
+        the limit holds, if C{name} is one.
+        """
         if name in self.splitNames:
             self._valueBytes[name] = self._valueBytes.get(name, 0) + length
 
@@ -407,17 +421,28 @@ class BoxDecoder:
         return (name, number) if number >= 2 else None
 
     def _becomeOversize(self) -> None:
+        """
+        The box coming in is over the limit: keep only its AMP keys, and
+        count what its split values hold, from what they held so far.
+        """
         if not self._oversize:
             self._oversize = True
+            self._valueBytes = {}
+            for name in self.splitNames:
+                held = len(self._box.get(name, b""))
+                if self._pieces is not None and name in self._pieces:
+                    held += len(self._pieces[name].data)
+                if held:
+                    self._valueBytes[name] = held
             self._box = {key: self._box[key] for key in _KEPT if key in self._box}
-            self._pieces = {}
+            self._pieces = None
 
     def _endBox(self) -> dict[bytes, bytes]:
         box, size = self._box, self._boxBytes
         if self._oversize:
             box = OversizeBox(box)
             box.size, box.valueBytes = size, self._valueBytes
-        else:
+        elif self._pieces is not None:
             for name, pieces in self._pieces.items():
                 pieces.joinInto(box, name)
         self._newBox()
