@@ -6,10 +6,15 @@ C{xform serve}, C{twist xform-gateway}, C{twistd xform-gateway} -- stops
 that tree before the reactor shuts down, and waits for the L{Deferred} its
 C{stopService} returns; so the drain happens there, the same under each:
 
+    0. with C{--drain-delay}, turn C{/readyz} unready and go on serving
+       for that long, so that a load balancer's health checks see it and
+       send new connections elsewhere before any is refused or reset;
     1. stop listening on every protocol's endpoint (a load balancer's new
        connections are refused, and it tries another replica), and turn
        C{/readyz} unready; the connections the kernel had already accepted
-       for a listener are taken first, to be served rather than reset;
+       for a listener are taken first, to be served rather than reset
+       (those it accepts in the moment before the socket closes are
+       reset: what step 0 is for);
     2. tell every open connection to drain (L{IDrainable}): it finishes
        what it has in flight, then closes -- WebSocket with 1001, HTTP
        with C{Connection: close}, idle ones at once;
@@ -20,8 +25,8 @@ C{stopService} returns; so the drain happens there, the same under each:
 
 The gateway takes SIGINT and SIGTERM from the reactor once it runs: the
 first stops the reactor, which stops the tree as above, and the process
-exits 0; a second one cuts the drain short at once (step 3 without the
-wait).
+exits 0; a second one cuts the delay and the drain short at once (step 3
+without the wait).
 """
 
 import signal
@@ -124,6 +129,8 @@ class Gateway(DrainingRoot, ListeningTree):
     @ivar listeners: the protocols' listeners, stopped first.
     @ivar drainTimeout: seconds the connections have to finish once the
         gateway stops.
+    @ivar drainDelay: seconds the gateway serves on, unready, once stopping
+        and before its listeners close.
     @ivar metrics: what the gateway counts (a L{gateway.metrics.GatewayMetrics}),
         once L{gateway.server.makeService} has made it, else C{None}.
     """
@@ -137,19 +144,24 @@ class Gateway(DrainingRoot, ListeningTree):
         connections: Connections,
         drainTimeout: float,
         handleSignals: bool = True,
+        drainDelay: float = 0.0,
     ) -> None:
         """
         @param handleSignals: take SIGINT and SIGTERM once the reactor runs
             (in the main thread only).
+        @param drainDelay: seconds to go on serving, unready, once stopping
+            and before the listeners close.
         """
         super().__init__(reactor)
         self.service = service
         self.connections = connections
         self.drainTimeout = drainTimeout
+        self.drainDelay = drainDelay
         self.listeners: list[ListeningService] = []
         self.metrics = None
         self._handleSignals = handleSignals
         self._cutRequested = False
+        self._endDelay: Deferred[None] | None = None
         self._endDrain: Deferred[str] | None = None
 
     def addListener(self, listener: ListeningService) -> None:
@@ -187,6 +199,8 @@ class Gateway(DrainingRoot, ListeningTree):
 
     def _cutShort(self) -> None:
         self._cutRequested = True
+        if self._endDelay is not None and not self._endDelay.called:
+            self._endDelay.callback(None)
         if self._endDrain is not None:
             self._end(CUT_SHORT)
 
@@ -195,6 +209,13 @@ class Gateway(DrainingRoot, ListeningTree):
         Drain, then stop every service; see the module's docstring.
         """
         Service.stopService(self)
+        if self.drainDelay and not self._cutRequested:
+            self.log.info("unready; serving {seconds:g} s more before the drain", seconds=self.drainDelay)
+            self._endDelay = Deferred()
+            delay = self.reactor.callLater(self.drainDelay, self._endDelay.callback, None)
+            await self._endDelay
+            if delay.active():
+                delay.cancel()
         self._endDrain = Deferred()
         for listener in self.listeners:
             if IReadDescriptor.providedBy(listener.port):

@@ -406,10 +406,10 @@ def describeValue(value: object) -> str:
     return str(value)
 
 
-def positive(kind: type) -> Callable[[str], int | float]:
+def positive(kind: type, orZero: bool = False) -> Callable[[str], int | float]:
     """
     A coercer for C{usage.Options} parameters: C{text} as a C{kind} that
-    must be above zero.
+    must be above zero (or zero, with C{orZero}).
     """
 
     def parse(text: str) -> int | float:
@@ -417,8 +417,8 @@ def positive(kind: type) -> Callable[[str], int | float]:
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or not value > 0:
-            raise ValueError(f"{text!r} is not a positive number")
+        if value is None or not (value >= 0 if orZero else value > 0):
+            raise ValueError(f"{text!r} is not {'zero or ' if orZero else ''}a positive number")
         return value
 
     return parse

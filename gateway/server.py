@@ -199,6 +199,15 @@ class ServeOptions(CommandOptions):
             positive(float),
         ],
         [
+            "drain-delay",
+            None,
+            0.0,
+            "Seconds to go on serving once SIGTERM or SIGINT comes, unready (/readyz answers 503), "
+            "before the listeners close and the drain starts: time for a load balancer's health "
+            "checks to send new work elsewhere.",
+            positive(float, orZero=True),
+        ],
+        [
             "metrics",
             None,
             OFF,
@@ -325,7 +334,9 @@ def makeService(
     catalogue = builtinCatalogue(reactor)
     service = TransformService(catalogue, reactor, limits)
     connections = Connections(options["max-connections"], options["max-connections-per-peer"])
-    root = Gateway(reactor, service, connections, options["drain-timeout"], handleSignals)
+    root = Gateway(
+        reactor, service, connections, options["drain-timeout"], handleSignals, options["drain-delay"]
+    )
     root.metrics = metrics = GatewayMetrics(service, connections, lambda: not root.readiness())
     for prefix, server in options["upstream"].items():
         try:

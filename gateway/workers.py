@@ -378,6 +378,7 @@ class Supervisor(DrainingRoot, ListeningTree):
     @ivar options: the options of C{xform serve}, whose arguments the
         workers parse again.
     @ivar drainTimeout: seconds each worker has to drain once stopping.
+    @ivar drainDelay: seconds each worker serves on, unready, before that.
     @ivar listeners: the listeners whose sockets the workers share.
     @ivar workers: the N workers.
     @ivar metrics: every worker's metrics, summed.
@@ -401,6 +402,7 @@ class Supervisor(DrainingRoot, ListeningTree):
         super().__init__(reactor)
         self.options = options
         self.drainTimeout = options["drain-timeout"]
+        self.drainDelay = options["drain-delay"]
         self.workers = [WorkerSlot(number) for number in range(1, options["workers"] + 1)]
         self.metrics = WorkersMetrics(self)
         self.listeners: list[ListeningService] = []
@@ -570,7 +572,7 @@ class Supervisor(DrainingRoot, ListeningTree):
         ended = DeferredList([slot.whenEnded() for slot in running])
         for slot in running:
             slot.signal("TERM")
-        timer = self.reactor.callLater(self.drainTimeout + STOP_MARGIN, self._kill)
+        timer = self.reactor.callLater(self.drainDelay + self.drainTimeout + STOP_MARGIN, self._kill)
         await ended
         if timer.active():
             timer.cancel()
@@ -582,7 +584,7 @@ class Supervisor(DrainingRoot, ListeningTree):
         self.log.warn(
             "killing the workers still running {seconds:g} s after SIGTERM ({count})",
             count=len(left),
-            seconds=self.drainTimeout + STOP_MARGIN,
+            seconds=self.drainDelay + self.drainTimeout + STOP_MARGIN,
         )
         for slot in left:
             slot.signal("KILL")

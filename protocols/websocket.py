@@ -53,7 +53,13 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import connectProtocol
-from twisted.internet.interfaces import IPushProducer, IReactorTime, ISSLTransport, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+    ISSLTransport,
+    IStreamClientEndpoint,
+)
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -70,7 +76,7 @@ from protocols.common import (
     logRefusal,
     lostToAnError,
 )
-from protocols.connections import Connections, IDrainable
+from protocols.connections import FIRST_BYTES_GRACE, Connections, IDrainable
 from protocols.http import ServedChannel, errorBody
 from protocols.interfaces import ITransformLister
 from protocols.jsonrpc import decodeReply, encodeCall, poemOf
@@ -148,6 +154,9 @@ class TransformWebSocketProtocol(WebSocketServerProtocol, TimeoutMixin):
 
     _counted = False
     _draining = False
+    #: Whether a message has begun to arrive.
+    _messaged = False
+    _grace: IDelayedCall | None = None
 
     #: The client, as C{host:port}, for log lines.
     client = "?"
@@ -200,7 +209,7 @@ class TransformWebSocketProtocol(WebSocketServerProtocol, TimeoutMixin):
     def onOpen(self) -> None:
         self.setTimeout(self.factory.idleTimeout)
         if self._draining:
-            self._goAway()
+            self._awaitFirstMessage()
 
     def dataReceived(self, data: bytes) -> None:
         if self.state != WebSocketProtocol.STATE_CONNECTING:  # the handshake was counted as HTTP
@@ -227,6 +236,7 @@ class TransformWebSocketProtocol(WebSocketServerProtocol, TimeoutMixin):
         """
 
     def onMessageFrameData(self, payload: bytes) -> None:
+        self._messaged = True
         self.resetTimeout()  # a message arriving, however slowly, is no idleness
         super().onMessageFrameData(payload)
 
@@ -343,13 +353,25 @@ class TransformWebSocketProtocol(WebSocketServerProtocol, TimeoutMixin):
     def drain(self) -> None:
         """
         The gateway is stopping: answer the requests running, and close
-        with 1001 (going away) once none is left; a connection still in its
-        opening handshake closes so once open.
+        with 1001 (going away) once none is left.  A WebSocket that has
+        sent no message yet (it may be in its opening handshake) has
+        L{FIRST_BYTES_GRACE} seconds, once open, to send one, which is
+        answered: a client that connected just before is served, not cut.
         """
         self._draining = True
         for answer in list(self._pending):
             answer.addBoth(lambda _: self._closeIfIdle())
-        self._closeIfIdle()
+        if self._messaged:
+            self._closeIfIdle()
+        elif self.state == WebSocketProtocol.STATE_OPEN:
+            self._awaitFirstMessage()
+
+    def _awaitFirstMessage(self) -> None:
+        self._grace = self.callLater(FIRST_BYTES_GRACE, self._closeIfSilent)
+
+    def _closeIfSilent(self) -> None:
+        if not self._messaged:
+            self._closeIfIdle()
 
     def _closeIfIdle(self) -> None:
         if not self._pending and self.state == WebSocketProtocol.STATE_OPEN:
@@ -373,6 +395,8 @@ class TransformWebSocketProtocol(WebSocketServerProtocol, TimeoutMixin):
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self.setTimeout(None)
+        if self._grace is not None and self._grace.active():
+            self._grace.cancel()
         pending, self._pending = self._pending, set()
         for answer in pending:
             answer.cancel()

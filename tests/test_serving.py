@@ -409,10 +409,49 @@ class GatewayStopTests(OperationsCase):
     The drain of the whole tree, on a fake clock.
     """
 
-    def gateway(self, drainTimeout=2.0):
-        gateway = Gateway(self.clock, self.service, self.connections, drainTimeout, handleSignals=False)
+    def gateway(self, drainTimeout=2.0, drainDelay=0.0):
+        gateway = Gateway(
+            self.clock,
+            self.service,
+            self.connections,
+            drainTimeout,
+            handleSignals=False,
+            drainDelay=drainDelay,
+        )
         gateway.startService()
         return gateway
+
+    def test_drainDelayServesOnUnready(self):
+        """
+        With a drain delay, a stopping gateway is unready at once but goes on
+        serving its connections as usual for that long; then it drains.
+        """
+        gateway = self.gateway(drainDelay=3.0)
+        client, server, pump = self.ampConnection()
+        stopped = gateway.stopService()
+        self.assertEqual(gateway.readiness(), ["stopping"])
+        self.clock.advance(2.9)
+        self.assertEqual(self.successResultOf(self.ask(client, pump, "reverse")), {"poem": "poem"})
+        self.assertFalse(server.transport.disconnecting)
+        self.assertFalse(self.connections.draining)
+        self.clock.advance(0.1)
+        pump.flush()
+        self.assertTrue(server.transport.disconnecting)
+        self.successResultOf(stopped)
+
+    def test_secondSignalCutsTheDelayShort(self):
+        """
+        Cutting the drain short during the delay ends the delay too.
+        """
+        gateway = self.gateway(drainDelay=3.0)
+        client, server, pump = self.ampConnection()
+        answer = self.ask(client, pump, "stall")
+        stopped = gateway.stopService()
+        gateway._cutShort()
+        pump.flush()
+        self.successResultOf(stopped)
+        self.failureResultOf(answer)
+        self.assertEqual(len(self.connections), 0)
 
     def test_drainedBeforeTheTimeout(self):
         """

@@ -18,6 +18,7 @@ from twisted.trial.unittest import TestCase
 from websockets.frames import Frame, Opcode
 
 from gateway.web import makeSite
+from protocols.connections import FIRST_BYTES_GRACE, Connections
 from protocols.jsonrpc import (
     ANSWER_TOO_BIG,
     ERROR_CODES,
@@ -229,10 +230,13 @@ class WebSocketTestCase(MemoryTestCase):
     def setUp(self):
         super().setUp()
         self.service = TransformService(misbehavingCatalogue(self.reactor), self.reactor, self.limits)
-        self.site = makeSite(self.service, POEMS, self.origins, self.reactor)
+        self.site = self.makeSite()
         self.network.listen(WEB, self.site)
         self.address = f"{HOST}:{WEB}"
         self.url = f"ws://{self.address}/ws"
+
+    def makeSite(self):
+        return makeSite(self.service, POEMS, self.origins, self.reactor)
 
     def connect(self, **options):
         """
@@ -454,6 +458,52 @@ class ClosingTests(WebSocketTestCase):
         self.assertEqual(self.closeCode(client), 1000)
         self.assertEqual(self.service.inFlight, 0)
         self.assertLess(self.reactor.seconds(), 60.0)
+
+
+class DrainTests(WebSocketTestCase):
+    """
+    The drain of a WebSocket: answer what it asked, then close with 1001.
+    """
+
+    def setUp(self):
+        self.connections = Connections()
+        super().setUp()
+
+    def makeSite(self):
+        return makeSite(self.service, POEMS, self.origins, self.reactor, connections=self.connections)
+
+    def test_silentWebSocketHasAGraceToAsk(self):
+        """
+        A WebSocket that has sent no message when the drain starts (it may
+        have just connected, its request on its way) has
+        L{FIRST_BYTES_GRACE} seconds to send one, which is answered; then
+        it is closed with 1001.
+        """
+        client = self.open()
+        self.connections.drain()
+        self.reactor.advance(FIRST_BYTES_GRACE / 2)
+        client.send(json.dumps(SENTINEL))
+        self.assertEqual(self.receive(client, 1), [SENTINEL_ANSWER])
+        self.assertEqual(self.closeCode(client), 1001)
+        self.assertEqual(self.reactor.seconds(), FIRST_BYTES_GRACE / 2)
+
+    def test_silentWebSocketClosedAfterTheGrace(self):
+        client = self.open()
+        self.connections.drain()
+        self.assertEqual(self.closeCode(client), 1001)
+        self.assertEqual(self.reactor.seconds(), FIRST_BYTES_GRACE)
+
+    def test_webSocketThatHasAskedClosedAtOnce(self):
+        """
+        A WebSocket that has had its answers is closed with 1001 as the
+        drain starts.
+        """
+        client = self.open()
+        client.send(json.dumps(SENTINEL))
+        self.assertEqual(self.receive(client, 1), [SENTINEL_ANSWER])
+        self.connections.drain()
+        self.assertEqual(self.closeCode(client), 1001)
+        self.assertEqual(self.reactor.seconds(), 0)
 
 
 class TimeoutTests(WebSocketTestCase):
