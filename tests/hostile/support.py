@@ -351,6 +351,17 @@ class Target:
 # Raw clients.
 
 
+def together(*calls: Callable[[], object]) -> None:
+    """
+    Run C{calls} at once, each in a thread of its own, and wait for all.
+    """
+    threads = [threading.Thread(target=call) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def connection(port: int, source: str = ATTACKER, timeout: float = 10.0) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
 

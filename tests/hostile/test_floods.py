@@ -10,8 +10,8 @@ import os
 import select
 import signal
 import socket
-import threading
 import time
+from functools import partial
 
 from tests.hostile.support import (
     ATTACKER,
@@ -24,6 +24,7 @@ from tests.hostile.support import (
     receiveAll,
     rpc,
     text,
+    together,
     webSocket,
 )
 
@@ -243,11 +244,7 @@ def test_requestFloodFromOneAddress(target):
                     answers.append(receiveAll(sock))
 
     with target.attack("request-flood") as run:
-        threads = [threading.Thread(target=flood, args=(kind,)) for kind in ["netstring", "http"] * 8]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        together(*[partial(flood, kind) for kind in ["netstring", "http"] * 8])
         run.note(connections=len(answers), requests=len(answers) // 2 * 11)
     netstrings = [answer for answer in answers if not answer.startswith(b"HTTP")]
     assert set(netstrings) == {b"11:hello world,"}, set(netstrings)
@@ -271,11 +268,7 @@ def test_costlyPipelinesFromTenClients(target):
             statuses.append(receiveAll(sock).split(b" ", 2)[1])
 
     with target.attack("ten-costly-pipelines") as run:
-        threads = [threading.Thread(target=ask) for _ in range(10)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        together(*[ask] * 10)
         run.note(clients=10, statuses=sorted(status.decode() for status in statuses))
     assert len(statuses) == 10 and set(statuses) <= {b"200", b"504"}
 
@@ -304,11 +297,7 @@ def test_echoFlood(target):
             )
 
     with target.attack("echo-flood") as run:
-        threads = [threading.Thread(target=flood) for _ in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        together(*[flood] * 20)
         run.note(requests=len(codes), overloaded=codes.count(b"overloaded"))
     assert len(codes) == 1000 and b"overloaded" in codes and b"result" in codes
 
