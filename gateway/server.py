@@ -168,6 +168,14 @@ class ServeOptions(CommandOptions):
             "Processes serving the listeners, on the same addresses (xform serve only).",
             positive(int),
         ],
+        [
+            "stop-margin",
+            None,
+            5.0,
+            "Seconds past the drain timeout that the workers have to end once stopping, "
+            "before they are killed (xform serve --workers only).",
+            positive(float),
+        ],
         ["log-level", None, "info", f"Least level logged: {', '.join(LEVELS)}.", oneOf(*LEVELS)],
         [
             "log-format",

@@ -37,7 +37,7 @@ and the other workers meanwhile, which serve them, so no connection is
 refused.  On SIGTERM
 or SIGINT it closes its own sockets, sends SIGTERM to every worker, each
 of which drains as one gateway does (L{gateway.drain}), waits for them up
-to the drain timeout and L{STOP_MARGIN} more (then kills those left), and
+to the drain timeout and its C{--stop-margin} more (then kills those left), and
 exits with 0; a second signal is passed on to the workers, which cut their
 drain short.  A worker whose supervisor has gone stops by itself.  Workers
 run in process groups of their own, so that Ctrl-C reaches the supervisor
@@ -91,10 +91,6 @@ STEADY = 10.0
 #: keeps ending soon after it started, in seconds.
 FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 30.0
-
-#: Seconds the supervisor waits for its workers past their drain timeout
-#: before it kills them.
-STOP_MARGIN = 5.0
 
 #: Seconds the supervisor waits for a worker's own metrics.
 SNAPSHOT_TIMEOUT = 5.0
@@ -379,6 +375,8 @@ class Supervisor(DrainingRoot, ListeningTree):
         workers parse again.
     @ivar drainTimeout: seconds each worker has to drain once stopping.
     @ivar drainDelay: seconds each worker serves on, unready, before that.
+    @ivar stopMargin: seconds past L{drainTimeout} that a stopping worker
+        has to end before it is killed.
     @ivar listeners: the listeners whose sockets the workers share.
     @ivar workers: the N workers.
     @ivar metrics: every worker's metrics, summed.
@@ -403,6 +401,7 @@ class Supervisor(DrainingRoot, ListeningTree):
         self.options = options
         self.drainTimeout = options["drain-timeout"]
         self.drainDelay = options["drain-delay"]
+        self.stopMargin = options["stop-margin"]
         self.workers = [WorkerSlot(number) for number in range(1, options["workers"] + 1)]
         self.metrics = WorkersMetrics(self)
         self.listeners: list[ListeningService] = []
@@ -572,7 +571,7 @@ class Supervisor(DrainingRoot, ListeningTree):
         ended = DeferredList([slot.whenEnded() for slot in running])
         for slot in running:
             slot.signal("TERM")
-        timer = self.reactor.callLater(self.drainDelay + self.drainTimeout + STOP_MARGIN, self._kill)
+        timer = self.reactor.callLater(self.drainDelay + self.drainTimeout + self.stopMargin, self._kill)
         await ended
         if timer.active():
             timer.cancel()
@@ -584,7 +583,7 @@ class Supervisor(DrainingRoot, ListeningTree):
         self.log.warn(
             "killing the workers still running {seconds:g} s after SIGTERM ({count})",
             count=len(left),
-            seconds=self.drainDelay + self.drainTimeout + STOP_MARGIN,
+            seconds=self.drainDelay + self.drainTimeout + self.stopMargin,
         )
         for slot in left:
             slot.signal("KILL")

@@ -1,10 +1,11 @@
 """
 Every console example of the docs, run as written against real processes
 in a network namespace of its own, its output compared with what the docs show (the rules are
-in L{tests.console}).
+in L{tests.console}); the documents run at the same time, each its blocks in order.
 """
 
 import os
+import threading
 
 import pytest
 
@@ -37,23 +38,66 @@ def composePorts() -> dict[int, int] | None:
     return {int(shown): int(actual) for shown, actual in (pair.split("=") for pair in setting.split(","))}
 
 
+class DocumentRun(threading.Thread):
+    """
+    The console blocks of one document, run in order in a console session
+    of their own, in a thread: the documents run at the same time, each in
+    its own network namespace and directory, so that one document's waits
+    (a server's delay, a timeout) overlap another's work.
+
+    @ivar errors: the error of each block run so far, or C{None}.
+    """
+
+    def __init__(self, document: str, session: ConsoleSession) -> None:
+        super().__init__(daemon=True, name=document)
+        self.document, self.session = document, session
+        self.errors: list[AssertionError | None] = []
+        self._ran = threading.Condition()
+
+    def run(self) -> None:
+        for block in BLOCKS[self.document]:
+            error = None
+            try:
+                for command in block.commands:
+                    self.session.run(command, f"{self.document}:{command.line}")
+            except AssertionError as failed:
+                error = failed
+            except Exception as failed:  # reported by the block's test, as pytest would
+                error = AssertionError(f"{self.document}: {failed!r}")
+                error.__cause__ = failed
+            with self._ran:
+                self.errors.append(error)
+                self._ran.notify_all()
+
+    def outcome(self, index: int) -> AssertionError | None:
+        """
+        Wait until block C{index} has run; its error, or C{None}.
+        """
+        with self._ran:
+            self._ran.wait_for(lambda: len(self.errors) > index or not self.is_alive())
+            if len(self.errors) <= index:
+                return AssertionError(f"{self.document}: block {index} never ran")
+            return self.errors[index]
+
+
 @pytest.fixture(scope="module")
-def sessions(tmp_path_factory):
+def runs(tmp_path_factory):
     """
-    One console session per document, shared by its blocks, which run in
-    order; every background command is stopped at the end.
+    Every document's console blocks, started at once, each document's in a
+    session of its own; every background command is stopped at the end.
     """
-    opened: dict[str, ConsoleSession] = {}
-
-    def session(document: str) -> ConsoleSession:
-        if document not in opened:
-            ports = composePorts() if document in NEED_COMPOSE else None
-            opened[document] = ConsoleSession(ROOT, tmp_path_factory.mktemp("console"), ports)
-        return opened[document]
-
-    yield session
-    for session in opened.values():
-        session.close()
+    started = {}
+    for document in DOCUMENTS:
+        ports = composePorts() if document in NEED_COMPOSE else None
+        if document in NEED_COMPOSE and ports is None:
+            continue
+        session = ConsoleSession(ROOT, tmp_path_factory.mktemp("console"), ports)
+        started[document] = DocumentRun(document, session)
+        started[document].start()
+    yield started
+    for run in started.values():
+        run.join()
+        run.session.close()
 
 
 @pytest.mark.parametrize(
@@ -61,15 +105,15 @@ def sessions(tmp_path_factory):
     [(document, index) for document, blocks in BLOCKS.items() for index in range(len(blocks))],
     ids=lambda value: str(value),
 )
-def test_consoleBlock(sessions, document, index):
+def test_consoleBlock(runs, document, index):
     """
     The block's commands print what the docs show.
     """
-    if document in NEED_COMPOSE and composePorts() is None:
+    if document not in runs:
         pytest.skip("needs the compose system: make compose-test runs it")
-    session = sessions(document)
-    for command in BLOCKS[document][index].commands:
-        session.run(command, f"{document}:{command.line}")
+    error = runs[document].outcome(index)
+    if error is not None:
+        raise error
 
 
 def test_everyDocumentIsCovered():

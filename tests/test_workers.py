@@ -32,7 +32,6 @@ from gateway.urls import parseServerURL
 from gateway.workers import (
     FIRST_RESTART_DELAY,
     MAX_RESTART_DELAY,
-    STOP_MARGIN,
     Cover,
     Serving,
     Supervisor,
@@ -404,14 +403,14 @@ class SupervisorTests(SynchronousTestCase):
 
     def test_hungWorkerKilled(self):
         """
-        A worker still running its drain timeout and L{STOP_MARGIN} after
-        SIGTERM is killed.
+        A worker still running its drain timeout and its stop margin
+        (C{--stop-margin}, 5 s by default) after SIGTERM is killed.
         """
         self.serve(0)
         self.serve(1)
         stopped = self.supervisor.stopService()
         self.reactor.processes[0].end(ProcessDone(0))
-        self.reactor.advance(10 + STOP_MARGIN - 0.01)
+        self.reactor.advance(10 + 5 - 0.01)
         self.assertEqual(self.reactor.processes[1].signals, ["TERM"])
         self.reactor.advance(0.01)
         self.assertEqual(self.reactor.processes[1].signals, ["TERM", "KILL"])

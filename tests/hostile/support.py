@@ -197,7 +197,8 @@ class Attack:
         Run C{attack} again and again, up to C{most} times, until the polite
         client has been served on every protocol since the attack started:
         so that a short attack overlaps the polite requests it is measured
-        against.
+        against.  It runs once at least, even if the polite client was
+        served before it started (on a busy machine, say).
 
         @return: what each run returned.
         """
@@ -211,7 +212,7 @@ class Attack:
 
         waiter = threading.Thread(target=wait, daemon=True)
         waiter.start()
-        while not done.is_set() and len(results) < most:
+        while not (results and done.is_set()) and len(results) < most:
             results.append(attack())
         waiter.join()
         return results
