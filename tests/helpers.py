@@ -113,6 +113,71 @@ def silentServer() -> socket.socket:
     return silent
 
 
+class HeldUpstream(threading.Thread):
+    """
+    A netstring transform server on a free loopback port that holds every
+    request it reads until L{release}, then answers each with its poem in
+    capitals: a request in flight for as long as a test needs, without
+    work or wall-clock time.  A gateway given L{arguments} sends it the
+    requests for C{held:<anything>}.  A context manager, which L{close}s
+    it on leaving.
+
+    @ivar received: set once a request has arrived whole.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.listening = socket.create_server(("127.0.0.1", 0))
+        self.arguments = ("--upstream", f"held=netstring://127.0.0.1:{self.listening.getsockname()[1]}")
+        self.received = threading.Event()
+        self._released = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listening.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._hold, args=(connection,), daemon=True).start()
+
+    def _hold(self, connection: socket.socket) -> None:
+        with connection, connection.makefile("rb") as reader:
+            try:
+                header = b""
+                while not header.endswith(b":"):
+                    byte = reader.read(1)
+                    if not byte:
+                        return
+                    header += byte
+                _, _, poem = reader.read(int(header[:-1]) + 1)[:-1].partition(b".")
+                self.received.set()
+                self._released.wait()
+                answer = poem.upper()
+                connection.sendall(b"%d:%s," % (len(answer), answer))
+            except (OSError, ValueError):
+                pass  # the gateway gave up on it
+
+    def release(self) -> None:
+        """
+        Answer the requests held and those to come.
+        """
+        self._released.set()
+
+    def close(self) -> None:
+        """
+        Release what it holds, and stop listening.
+        """
+        self.release()
+        self.listening.close()
+
+    def __enter__(self) -> "HeldUpstream":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
 def xform(*arguments, input=None, timeout=30, env=None):
     """
     Run the C{xform} command as a process, with C{env} added to its

@@ -25,18 +25,9 @@ from gateway import syncclient
 from gateway.schemes import SCHEMES
 from gateway.server import LISTENERS
 from gateway.urls import parseServerURL
-from tests.helpers import PLAIN_SCHEMES, GatewayProcess
+from tests.helpers import PLAIN_SCHEMES, GatewayProcess, HeldUpstream
 
 POEM = "Science! True daughter of Old Time thou art!\nWho alterest all things with thy peering eyes."
-
-#: About a megabyte of poem, and a pipeline that takes a second or more of
-#: work on it per few steps: requests that are surely in flight when a
-#: signal comes.
-LARGE_POEM = (POEM.upper() + "\n") * (1_000_000 // (len(POEM) + 1))
-
-
-def slowPipeline(steps: int) -> str:
-    return "|".join(["titlecase"] * steps)
 
 
 def metricsGateway(*arguments: str, listeners=tuple(LISTENERS), command=None) -> GatewayProcess:
@@ -185,32 +176,31 @@ def test_connectionCaps():
         assert process.stop() == 0
 
 
-class SlowRequest(threading.Thread):
+class HeldRequest(threading.Thread):
     """
-    A slow transform over HTTP, in a thread; L{outcome} is the new poem or
-    the error.
+    A transform of L{POEM} over C{scheme}, in a thread, that the gateway's
+    upstream, a L{HeldUpstream} given to it, holds until released: a
+    request in flight when a signal comes.  L{outcome} is the answer (the
+    poem in capitals) or the error.
     """
 
-    def __init__(self, process: GatewayProcess, steps: int, scheme: str = "http") -> None:
+    def __init__(self, process: GatewayProcess, upstream: HeldUpstream, scheme: str = "http") -> None:
         super().__init__(daemon=True)
-        self.process, self.steps, self.scheme = process, steps, scheme
+        self.process, self.upstream, self.scheme = process, upstream, scheme
         self.outcome: object = None
 
     def run(self) -> None:
         try:
-            self.outcome = transform(self.process, self.scheme, slowPipeline(self.steps), LARGE_POEM, 60)
+            self.outcome = transform(self.process, self.scheme, "held:capitals", POEM, 60)
         except syncclient.ClientError as error:
             self.outcome = error
 
-    def startInFlight(self) -> "SlowRequest":
+    def startInFlight(self) -> "HeldRequest":
         """
-        Start it, and wait until the gateway has it in flight.
+        Start it, and wait until the upstream holds it.
         """
         self.start()
-        end = time.monotonic() + 20
-        while samples(self.process.ports["metrics"]).get(("xform_transforms_in_flight", ()), 0) < 1:
-            assert time.monotonic() < end, "the slow request never got in flight"
-            time.sleep(0.02)
+        assert self.upstream.received.wait(20), "the request never reached the upstream"
         return self
 
 
@@ -220,14 +210,15 @@ def test_drainFinishesRequestsInFlight():
     request in flight gets its answer; an idle WebSocket is closed with
     1001, idle HTTP and AMP connections are closed; then it exits 0.
     """
-    process = metricsGateway("--deadline", "60")
+    upstream = HeldUpstream()
+    process = metricsGateway("--deadline", "60", *upstream.arguments)
     try:
-        with connect(process.url("ws")) as idleSocket:
+        with upstream, connect(process.url("ws")) as idleSocket:
             idleHTTP = http.client.HTTPConnection("127.0.0.1", process.ports["web"], timeout=10)
             idleHTTP.request("GET", "/transforms")
             idleHTTP.getresponse().read()
             idleAMP = openConnection(process.ports["amp"], "127.0.0.1")
-            slow = SlowRequest(process, 8).startInFlight()
+            slow = HeldRequest(process, upstream).startInFlight()
             process.process.send_signal(signal.SIGTERM)
             process.waitForLog(lambda: process.logged("draining"), what="the drain")
             assert get(process.ports["metrics"], "/readyz")[0] == 503
@@ -238,8 +229,9 @@ def test_drainFinishesRequestsInFlight():
             assert idleSocket.close_code == 1001
             assert closedAtOnce(idleAMP)
             assert idleHTTP.sock.recv(1) == b""
+            upstream.release()
             slow.join(60)
-            assert slow.outcome == LARGE_POEM.title()
+            assert slow.outcome == POEM.upper()
             assert process.wait(20) == 0
             assert process.logged("drained: every connection is closed")
     finally:
@@ -251,9 +243,10 @@ def test_drainTimeoutCutsWhatIsLeft():
     A request still in flight at the drain timeout is cut, and the process
     exits 0 without waiting for it.
     """
-    process = metricsGateway("--deadline", "60", "--drain-timeout", "0.2")
+    upstream = HeldUpstream()
+    process = metricsGateway("--deadline", "60", "--drain-timeout", "0.2", *upstream.arguments)
     try:
-        slow = SlowRequest(process, 16, "ws").startInFlight()
+        slow = HeldRequest(process, upstream, "ws").startInFlight()
         signalled = time.monotonic()
         process.process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
@@ -262,6 +255,7 @@ def test_drainTimeoutCutsWhatIsLeft():
         assert time.monotonic() - signalled < 3
         assert process.logged("drain timed out; cutting the connections left (1)")
     finally:
+        upstream.close()
         process.stop()
 
 
@@ -270,9 +264,10 @@ def test_secondSignalCutsTheDrainShort():
     A second signal during the drain cuts it short: the process exits at
     once, 0, though its drain timeout is far off.
     """
-    process = metricsGateway("--deadline", "60", "--drain-timeout", "30")
+    upstream = HeldUpstream()
+    process = metricsGateway("--deadline", "60", "--drain-timeout", "30", *upstream.arguments)
     try:
-        slow = SlowRequest(process, 16, "amp").startInFlight()
+        slow = HeldRequest(process, upstream, "amp").startInFlight()
         process.process.send_signal(signal.SIGTERM)
         process.waitForLog(lambda: process.logged("draining"), what="the drain")
         signalled = time.monotonic()
@@ -283,6 +278,7 @@ def test_secondSignalCutsTheDrainShort():
         assert isinstance(slow.outcome, syncclient.ClientError), slow.outcome
         assert process.logged("SIGINT again: cutting the drain short")
     finally:
+        upstream.close()
         process.stop()
 
 
@@ -301,13 +297,19 @@ def test_drainUnderTwistedRunners(runner):
     Under C{twist} and C{twistd -n}, SIGTERM drains the same way: the
     request in flight gets its answer, and the process exits 0.
     """
-    process = metricsGateway("--deadline", "60", listeners=("web",), command=RUNNERS[runner])
+    upstream = HeldUpstream()
+    process = metricsGateway(
+        "--deadline", "60", *upstream.arguments, listeners=("web",), command=RUNNERS[runner]
+    )
     try:
-        slow = SlowRequest(process, 8).startInFlight()
+        slow = HeldRequest(process, upstream).startInFlight()
         process.process.send_signal(signal.SIGTERM)
+        process.waitForLog(lambda: process.logged("draining"), what="the drain")
+        upstream.release()
         assert process.wait(30) == 0
         slow.join(30)
-        assert slow.outcome == LARGE_POEM.title()
+        assert slow.outcome == POEM.upper()
         assert process.logged("drained: every connection is closed")
     finally:
+        upstream.close()
         process.stop()

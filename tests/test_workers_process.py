@@ -26,8 +26,8 @@ from gateway.schemes import SCHEMES
 from gateway.syncclient import tlsContext
 from gateway.urls import parseServerURL
 from tests.certificates import makeTLSFiles
-from tests.helpers import ROOT, GatewayProcess, xform
-from tests.test_operations_process import LARGE_POEM, SlowRequest, get, metricsGateway, requests, samples
+from tests.helpers import ROOT, GatewayProcess, HeldUpstream, xform
+from tests.test_operations_process import POEM, HeldRequest, get, metricsGateway, requests, samples
 
 REQUEST, ANSWER = b"23:cummingsify.HELLO WORLD,", b"11:hello world,"
 
@@ -271,9 +271,10 @@ def test_drainEveryWorker(stop):
     drains: no new connection is taken, the request in flight gets its
     answer, then the supervisor exits 0.
     """
-    process = workersGateway("--deadline", "60", listeners=("netstring", "web"))
+    upstream = HeldUpstream()
+    process = workersGateway("--deadline", "60", *upstream.arguments, listeners=("netstring", "web"))
     try:
-        slow = SlowRequest(process, 8).startInFlight()
+        slow = HeldRequest(process, upstream).startInFlight()
         process.process.send_signal(stop)
         closed = f": netstring no longer listening on 127.0.0.1:{process.ports['netstring']}"
         process.waitForLog(
@@ -283,12 +284,14 @@ def test_drainEveryWorker(stop):
         # A worker logs that it no longer listens once its own socket is
         # closed; the other worker's, which it also held, closes just after.
         until(lambda: refused(process.ports["netstring"]))
+        upstream.release()
         slow.join(60)
-        assert slow.outcome == LARGE_POEM.title()
+        assert slow.outcome == POEM.upper()
         assert process.wait(30) == 0
         assert process.logged("stopped listening; draining the workers (2 running)")
         assert process.logged("every worker has stopped")
     finally:
+        upstream.close()
         process.stop()
 
 
@@ -335,9 +338,12 @@ def test_secondSignalCutsEveryDrainShort():
     cut their drains short: it exits 0 at once, though the drain timeout is
     far off.
     """
-    process = workersGateway("--deadline", "60", "--drain-timeout", "30", listeners=("amp",))
+    upstream = HeldUpstream()
+    process = workersGateway(
+        "--deadline", "60", "--drain-timeout", "30", *upstream.arguments, listeners=("amp",)
+    )
     try:
-        slow = SlowRequest(process, 16, "amp").startInFlight()
+        slow = HeldRequest(process, upstream, "amp").startInFlight()
         process.process.send_signal(signal.SIGTERM)
         process.waitForLog(lambda: stoppedListening(process) == 2, what="both workers draining")
         signalled = time.monotonic()
@@ -348,6 +354,7 @@ def test_secondSignalCutsEveryDrainShort():
         assert process.logged("SIGINT again: cutting the drain short")
         assert process.logged("SIGTERM again: cutting the drain short")  # a worker's
     finally:
+        upstream.close()
         process.stop()
 
 
