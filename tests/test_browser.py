@@ -254,7 +254,7 @@ def test_idleCloseIsQuiet(desktop):
     page connects again at once without saying it was disconnected, and
     works.
     """
-    with GatewayProcess(*OPTIONS, "--ws-idle-timeout", "2", listeners=("web",)) as gateway:
+    with GatewayProcess(*OPTIONS, "--ws-idle-timeout", "1", listeners=("web",)) as gateway:
         page = desktop.new_page()
         try:
             open_(page, gateway)

@@ -299,14 +299,14 @@ def test_hungWorkerKilled():
     """
     A worker still running its drain timeout and C{--stop-margin} after
     SIGTERM (here a stopped one) is killed, and the supervisor exits 0.
-    (The other worker, which drains nothing, has those 2.5 s to end.)
+    (The other worker, which drains nothing, has those 1.5 s to end.)
     """
-    process = workersGateway("--drain-timeout", "0.5", "--stop-margin", "2")
+    process = workersGateway("--drain-timeout", "0.5", "--stop-margin", "1")
     try:
         os.kill(workerPid(process, 1), signal.SIGSTOP)
         process.process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
-        assert process.logged("killing the workers still running 2.5 s after SIGTERM (1)")
+        assert process.logged("killing the workers still running 1.5 s after SIGTERM (1)")
         assert process.logged("was killed by SIGKILL")
     finally:
         process.stop()
