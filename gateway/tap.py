@@ -14,6 +14,8 @@ the runners own their one process, so under them C{--workers} above 1 is a
 usage error.
 """
 
+import gc
+
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -54,6 +56,7 @@ def makeService(options: Options) -> ListeningTree:
             OptionError("workers", "twist and twistd run one process; for several, use xform serve --workers")
         )
     root = prepareService(options, reactor)
+    gc.freeze()  # as xform serve does (gateway.cli.main)
     if options["log-format"] != "text":
         log.warn(
             "--log-format {logFormat} is for xform serve: the runner writes this log "

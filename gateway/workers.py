@@ -44,6 +44,7 @@ run in process groups of their own, so that Ctrl-C reaches the supervisor
 alone, which passes it on once.
 """
 
+import gc
 import os
 import signal
 import socket
@@ -817,6 +818,7 @@ def runWorker(arguments: list[str]) -> None:
     }
     root = makeWorker(options, reactor, number, sockets)
     startLogging(options["log-level"], options["log-format"], worker=number)
+    gc.freeze()  # as xform serve does (gateway.cli.main)
     react(serveUntilStopped, [root])
 
 

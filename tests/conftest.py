@@ -2,6 +2,7 @@
 Fixtures shared by the command line and process tests of several modules.
 """
 
+import gc
 import io
 import sys
 
@@ -41,3 +42,12 @@ def fullGateway():
     """
     with GatewayProcess(listeners=tuple(LISTENERS)) as process:
         yield process
+
+
+def pytest_collection_finish(session):
+    """
+    Keep the cyclic collector from walking again, at every full
+    collection, what the collection imported and built, which lives until
+    the end of the run (as C{xform} does for what it starts with).
+    """
+    gc.freeze()
