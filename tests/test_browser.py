@@ -4,6 +4,7 @@ Playwright, against a real C{xform serve}.  The last test leaves a
 screenshot of the page at L{SCREENSHOT}.
 """
 
+import datetime
 import re
 
 import pytest
@@ -38,6 +39,9 @@ PATIENCE = 20_000
 #: The longest the page waits before it tries to connect again, in
 #: milliseconds (RETRY_MAX_MS in gateway/static/app.js).
 RETRY_MAX_MS = 8000
+
+#: Where the page's fake clock starts, in tests that install one.
+CLOCK_START = datetime.datetime(2026, 1, 1)
 
 
 #: An upstream that cannot list its transforms: a netstring server (none
@@ -219,14 +223,18 @@ def test_reconnectsAfterARestart(desktop):
     Stop the gateway: the page says it is disconnected and retries; start
     it again on the same port: the page reconnects by itself, when its
     retry timer fires, and works.  The page's timers run on Playwright's
-    fake clock, moved on once the gateway is back.
+    fake clock, paused once the page is connected and moved on once the
+    gateway is back.
     """
     first = GatewayProcess(*OPTIONS, listeners=("web",)).start()
     port = first.ports["web"]
     page = desktop.new_page()
     try:
-        page.clock.install()
+        page.clock.install(time=CLOCK_START)
         open_(page, first)
+        # Time flows on an installed clock until paused: from here on, the
+        # page's timers fire only when run_for moves the clock.
+        page.clock.pause_at(CLOCK_START + datetime.timedelta(hours=1))
         assert first.stop() == 0
         expect(page.locator("#connection")).to_have_attribute("data-state", "closed", timeout=PATIENCE)
         expect(page.locator("#connection-text")).to_contain_text("Disconnected")
