@@ -362,10 +362,15 @@ class ConsoleSession:
 
     def _mismatch(self, where: str, command: Command, output: str) -> str:
         shown = "\n".join(command.expected).rstrip() or "(nothing)"
+        background = "".join(
+            f"\n--- printed so far by {job.command.strip()!r} ---\n{job.output[-4000:]}"
+            for job in self.jobs
+            if job.process.poll() is None
+        )
         return (
             f"{where}: the example does not print what the docs show\n"
             f"$ {self._withPorts(command.text)}\n--- shown ---\n{shown}\n"
-            f"--- printed ---\n{normalise(output) or '(nothing)'}"
+            f"--- printed ---\n{normalise(output) or '(nothing)'}{background}"
         )
 
     def close(self) -> None:
