@@ -251,12 +251,16 @@ def until(condition, timeout: float = 30.0) -> None:
 
 def refused(port: int) -> bool:
     """
-    Whether a connection to C{port} is refused.
+    Whether a connection to C{port} is refused.  One reset while connecting
+    (taken into the backlog of a listening socket that closed under it) is
+    not refused yet.
     """
     try:
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        pass
     return False
 
 
