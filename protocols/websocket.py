@@ -61,7 +61,7 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
 )
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
+from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 from zope.interface import implementer
@@ -505,13 +505,25 @@ class TransformWebSocketResource(WebSocketResource):
         channel = request.channel
         transport = channel.transport
         result = super().render(request)
+        protocol = _deliveredTo(transport)
         if (
             channel.transport is None
             and isinstance(channel, ServedChannel)
-            and isinstance(transport.protocol, TransformWebSocketProtocol)
+            and isinstance(protocol, TransformWebSocketProtocol)
         ):
-            transport.protocol.takeOver(channel)
+            protocol.takeOver(channel)
         return result
+
+
+def _deliveredTo(transport):
+    """
+    The protocol that C{transport} delivers what it reads to: over TLS, the
+    one that Twisted's TLS layer, a L{ProtocolWrapper}, wraps (its own
+    C{protocol} attribute is the TCP transport's, the TLS layer itself).
+    """
+    if isinstance(transport, ProtocolWrapper):
+        return transport.wrappedProtocol
+    return transport.protocol
 
 
 class ConnectionClosed(TransformFailed):

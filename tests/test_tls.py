@@ -52,6 +52,7 @@ from tests.helpers import (
     xform,
 )
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, PATIENCE
+from tests.test_operations_process import samples
 
 #: What a blocking client says of a certificate its authorities did not sign.
 UNTRUSTED = "TLS failed: certificate verify failed: unable to get local issuer certificate"
@@ -198,6 +199,27 @@ def test_sameOriginOverTLS(tlsGateway, tlsFiles):
     with pytest.raises(InvalidStatus) as refused:
         _webSocket(tlsGateway, tlsFiles, clear)
     assert refused.value.response.status_code == 403
+
+
+def test_webSocketsOverTLSFreeTheirPlace(tlsFiles):
+    """
+    A WebSocket over TLS counts as a WebSocket connection, not an HTTP one,
+    while it is open, and frees its place among the connections once
+    closed, as in the clear: with C{--max-connections-per-peer 2}, ten in a
+    row from one address are each let in.
+    """
+    with GatewayProcess(
+        "--web", tlsFiles.endpoint(), "--max-connections-per-peer", "2", "--metrics", "tcp:0:interface=127.0.0.1",
+        listeners=("web", "metrics"),
+    ) as gateway:  # fmt: skip
+        own = f"https://127.0.0.1:{gateway.ports['web']}"
+        context = ssl.create_default_context(cafile=tlsFiles.ca)
+        with connect(gateway.url("wss"), ssl=context, origin=own, proxy=None):
+            found = samples(gateway.ports["metrics"])
+            assert found["xform_connections_open", (("protocol", "ws"),)] == 1
+            assert found["xform_connections_open", (("protocol", "http"),)] == 0
+        for _ in range(10):
+            assert _webSocket(gateway, tlsFiles, own) == "UV"
 
 
 @pytest.fixture(scope="module")
