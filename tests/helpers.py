@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from twisted.internet.defer import Deferred, gatherResults
@@ -113,6 +114,18 @@ def silentServer() -> socket.socket:
     return silent
 
 
+def accepted(listening: socket.socket) -> Iterator[socket.socket]:
+    """
+    Each connection that C{listening} accepts, until it is closed.
+    """
+    while True:
+        try:
+            connection, _ = listening.accept()
+        except OSError:
+            return  # closed
+        yield connection
+
+
 class HeldUpstream(threading.Thread):
     """
     A netstring transform server on a free loopback port that holds every
@@ -134,11 +147,7 @@ class HeldUpstream(threading.Thread):
         self.start()
 
     def run(self) -> None:
-        while True:
-            try:
-                connection, _ = self.listening.accept()
-            except OSError:
-                return  # closed
+        for connection in accepted(self.listening):
             threading.Thread(target=self._hold, args=(connection,), daemon=True).start()
 
     def _hold(self, connection: socket.socket) -> None:

@@ -22,7 +22,7 @@ import time
 import pytest
 
 from gateway.schemes import SCHEMES
-from tests.helpers import PLAIN_SCHEMES, POEMS, GatewayProcess, XformProcess, freePort
+from tests.helpers import PLAIN_SCHEMES, POEMS, GatewayProcess, XformProcess, accepted, freePort
 from tests.test_poetryclient import printed
 
 #: What each scheme's half an answer is: the start of what a whole one
@@ -78,11 +78,7 @@ class FaultyUpstream(threading.Thread):
         self.start()
 
     def run(self) -> None:
-        while True:
-            try:
-                connection, _ = self.listening.accept()
-            except OSError:
-                return  # closed
+        for connection in accepted(self.listening):
             with connection:
                 connection.settimeout(5)
                 try:
