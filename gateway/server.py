@@ -172,7 +172,7 @@ class ServeOptions(CommandOptions):
             "stop-margin",
             None,
             5.0,
-            "Seconds past the drain timeout that the workers have to end once stopping, "
+            "Seconds past the drain delay and timeout that the workers have to end once stopping, "
             "before they are killed (xform serve --workers only).",
             positive(float),
         ],

@@ -34,12 +34,11 @@ The supervisor starts a worker again when one ends (at once if it had run
 for L{STEADY} seconds, else after a delay that doubles up to
 L{MAX_RESTART_DELAY}); its listening sockets stay open in the supervisor
 and the other workers meanwhile, which serve them, so no connection is
-refused.  On SIGTERM
-or SIGINT it closes its own sockets, sends SIGTERM to every worker, each
-of which drains as one gateway does (L{gateway.drain}), waits for them up
-to the drain timeout and its C{--stop-margin} more (then kills those left), and
-exits with 0; a second signal is passed on to the workers, which cut their
-drain short.  A worker whose supervisor has gone stops by itself.  Workers
+refused.  On SIGTERM or SIGINT it closes its own sockets, sends SIGTERM to
+every worker, each of which drains as one gateway does (L{gateway.drain}),
+waits for them up to their drain delay and timeout and C{--stop-margin}
+more (then kills those left), and exits with 0; a second signal is passed
+on to the workers, which cut their drain short.  A worker whose supervisor has gone stops by itself.  Workers
 run in process groups of their own, so that Ctrl-C reaches the supervisor
 alone, which passes it on once.
 """
@@ -376,8 +375,8 @@ class Supervisor(DrainingRoot, ListeningTree):
         workers parse again.
     @ivar drainTimeout: seconds each worker has to drain once stopping.
     @ivar drainDelay: seconds each worker serves on, unready, before that.
-    @ivar stopMargin: seconds past L{drainTimeout} that a stopping worker
-        has to end before it is killed.
+    @ivar stopMargin: seconds past L{drainDelay} and L{drainTimeout} that a
+        stopping worker has to end before it is killed.
     @ivar listeners: the listeners whose sockets the workers share.
     @ivar workers: the N workers.
     @ivar metrics: every worker's metrics, summed.
