@@ -81,13 +81,21 @@ class DocumentRun(threading.Thread):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(request, tmp_path_factory):
     """
-    Every document's console blocks, started at once, each document's in a
-    session of its own; every background command is stopped at the end.
+    The console blocks of every document that a selected test shows (all of
+    a document's blocks, since each may need those before it), started at
+    once, each document's in a session of its own; every background
+    command is stopped at the end.  (make compose-test selects
+    docs/deploy.md alone.)
     """
+    selected = {
+        item.callspec.params["document"]
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec")
+    }
     started = {}
-    for document in DOCUMENTS:
+    for document in sorted(selected):
         ports = composePorts() if document in NEED_COMPOSE else None
         if document in NEED_COMPOSE and ports is None:
             continue
