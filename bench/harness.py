@@ -299,12 +299,17 @@ class Loadgen:
         return f"loadgen {self.mode}, {shape}"
 
     def start(self, port: int, duration: float, warmup: float) -> LoadRun:
-        command = [
-            str(LOADGEN),
-            self.mode,
+        command = [str(LOADGEN), self.mode, "--verify", *self.loadArguments(port, duration, warmup)]
+        return LoadRun(command, timeout=warmup + duration + 60)
+
+    def loadArguments(self, port: int, duration: float, warmup: float) -> list[str]:
+        """
+        The port and the shape of the load, as loadgen and
+        C{bench/amp_load.py} both take them.
+        """
+        return [
             "--port",
             str(port),
-            "--verify",
             "--conns",
             str(self.conns),
             "--inflight",
@@ -316,7 +321,6 @@ class Loadgen:
             "--duration",
             f"{duration:g}",
         ]
-        return LoadRun(command, timeout=warmup + duration + 60)
 
     def finish(self, run: LoadRun) -> Measure:
         return Measure.fromLoadgen(json.loads(run.output()))
@@ -338,22 +342,7 @@ class AMPSplitLoad(Loadgen):
         return f"bench/amp_load.py, {self.conns} x {self.inflight}"
 
     def start(self, port: int, duration: float, warmup: float) -> LoadRun:
-        command = [
-            PYTHON,
-            str(HERE / "amp_load.py"),
-            "--port",
-            str(port),
-            "--conns",
-            str(self.conns),
-            "--inflight",
-            str(self.inflight),
-            "--poem-bytes",
-            str(self.poemBytes),
-            "--warmup",
-            f"{warmup:g}",
-            "--duration",
-            f"{duration:g}",
-        ]
+        command = [PYTHON, str(HERE / "amp_load.py"), *self.loadArguments(port, duration, warmup)]
         return LoadRun(command, timeout=warmup + duration + 60)
 
 
