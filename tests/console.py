@@ -14,8 +14,9 @@ commands, each with the output it shows:
       shell: it is started, the lines it shows are waited for (they are
       the first lines it prints, such as the address it listens on), and
       it runs until the end of the document, or until a later
-      C{kill [-SIGNAL] %N} stops the N-th background command of the
-      document;
+      C{kill [-SIGNAL] %N} stops job N, numbered as bash numbers them: a
+      new job takes the number after the highest of those still running,
+      so it is C{%1} again once every earlier job has been stopped;
     - every other command runs to its end in C{bash}, its output on a
       terminal, with C{xform} on the C{PATH}, in a directory holding the
       project's C{poems/};
@@ -253,7 +254,10 @@ class ConsoleSession:
             "PYTHONUNBUFFERED": "1",
             "TERM": "dumb",
         }
-        self.jobs: list[BackgroundCommand] = []
+        #: The jobs a reader's shell would list, by their numbers.
+        self.jobs: dict[int, BackgroundCommand] = {}
+        #: Every background command started, stopped or not.
+        self.started: list[BackgroundCommand] = []
         self._namespace = None
         self.enter: list[str] = []
         if ports is None:
@@ -296,16 +300,22 @@ class ConsoleSession:
         """
         text = self._withPorts(command.text)
         pattern = outputPattern([self._withPorts(line) for line in command.expected])
+        self._forgetEndedJobs()
         kill = KILL.match(text)
         if kill:
             name, number = kill.groups()
-            job = self.jobs[int(number) - 1]
+            job = self.jobs.get(int(number))
+            if job is None:
+                raise AssertionError(
+                    f"{where}: no job %{number}: a shell would say so (jobs: {sorted(self.jobs)})"
+                )
             job.signal(signalNumber(name or "TERM"))
             job.process.wait(COMMAND_TIMEOUT)
             return
         if command.background:
             job = BackgroundCommand(text, self)
-            self.jobs.append(job)
+            self.jobs[max(self.jobs, default=0) + 1] = job
+            self.started.append(job)
             output = job.waitFor(pattern, COMMAND_TIMEOUT)
             if output is not None:
                 raise AssertionError(self._mismatch(where, command, output))
@@ -313,6 +323,15 @@ class ConsoleSession:
         output = self._runInTerminal(text)
         if not pattern.fullmatch(normalise(output)):
             raise AssertionError(self._mismatch(where, command, output))
+
+    def _forgetEndedJobs(self) -> None:
+        """
+        Drop the jobs that have ended, as an interactive shell does before
+        its next prompt: their numbers are free again.
+        """
+        for number, job in list(self.jobs.items()):
+            if job.process.poll() is not None:
+                del self.jobs[number]
 
     def _withPorts(self, text: str) -> str:
         """
@@ -364,7 +383,7 @@ class ConsoleSession:
         shown = "\n".join(command.expected).rstrip() or "(nothing)"
         background = "".join(
             f"\n--- printed so far by {job.command.strip()!r} ---\n{job.output[-4000:]}"
-            for job in self.jobs
+            for job in self.jobs.values()
             if job.process.poll() is None
         )
         return (
@@ -374,7 +393,7 @@ class ConsoleSession:
         )
 
     def close(self) -> None:
-        for job in self.jobs:
+        for job in self.started:
             job.stop()
         if self._namespace is not None:
             self._namespace.kill()
