@@ -64,7 +64,10 @@ def buildLoadgen() -> Path:
     """
     source = LOADGEN_SOURCE / "loadgen.c"
     if not source.exists():
-        raise SystemExit(f"bench: no loadgen source at {source} (set LOADGEN_SOURCE)")
+        raise SystemExit(
+            f"bench: no loadgen source at {source}: set LOADGEN_SOURCE to the directory"
+            " that holds loadgen.c and build.sh (../shared/tools/loadgen next to this checkout)"
+        )
     if not LOADGEN.exists() or LOADGEN.stat().st_mtime < source.stat().st_mtime:
         BUILD.mkdir(exist_ok=True)
         subprocess.run(["sh", str(LOADGEN_SOURCE / "build.sh"), str(LOADGEN)], check=True)
