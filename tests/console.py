@@ -254,10 +254,9 @@ class ConsoleSession:
             "PYTHONUNBUFFERED": "1",
             "TERM": "dumb",
         }
-        #: The jobs a reader's shell would list, by their numbers.
+        #: The jobs a reader's shell would list, by their numbers: every
+        #: background command still running (an ended one is dropped).
         self.jobs: dict[int, BackgroundCommand] = {}
-        #: Every background command started, stopped or not.
-        self.started: list[BackgroundCommand] = []
         self._namespace = None
         self.enter: list[str] = []
         if ports is None:
@@ -315,7 +314,6 @@ class ConsoleSession:
         if command.background:
             job = BackgroundCommand(text, self)
             self.jobs[max(self.jobs, default=0) + 1] = job
-            self.started.append(job)
             output = job.waitFor(pattern, COMMAND_TIMEOUT)
             if output is not None:
                 raise AssertionError(self._mismatch(where, command, output))
@@ -393,7 +391,7 @@ class ConsoleSession:
         )
 
     def close(self) -> None:
-        for job in self.started:
+        for job in self.jobs.values():
             job.stop()
         if self._namespace is not None:
             self._namespace.kill()
