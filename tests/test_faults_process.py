@@ -187,13 +187,13 @@ def test_upstreamWhoseAnswerNeverEnds(scheme):
     has grown past that, so that a failure costs the machine nothing
     more.)  An answer cut at the deadline was longer than that bound: the
     AMP client reads a box over its limit to its end, dropping it, and this
-    one has no end; at loopback speed a 2 s deadline lets through many
+    one has no end; at loopback speed a 1 s deadline lets through many
     times the bound.
     """
     gateway = GatewayProcess(listeners=("web",))
     grown = threading.Event()
     upstream = FaultyUpstream(scheme, "endless", grown.is_set)
-    gateway.arguments += ["--upstream", f"up={upstream.url}", "--deadline", "2"]
+    gateway.arguments += ["--upstream", f"up={upstream.url}", "--deadline", "1"]
     with gateway:
         start = residentMemory(gateway.process.pid)
         most = start
