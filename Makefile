@@ -12,7 +12,7 @@ PYTHON ?= python3
 VENV ?= .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench conformance fuzz soak deps compose-deps compose-test swarm-test install clean
+.PHONY: run test lint bench conformance fuzz soak deps bench-deps compose-deps compose-test swarm-test install clean
 
 run: $(VENV)/.runtime
 	$(VENV)/bin/xform serve
@@ -39,11 +39,9 @@ lint: install
 #   make bench BENCH_ARGS='amp-200 ws-200 --rounds 5'
 #   make bench BENCH_ARGS='--profile amp-200'     (a py-spy flame graph)
 # It installs what it needs beyond the tests': Debian's wrk (HTTP load),
-# gcc (to build loadgen) and taskset, and the bench extra into .venv.
-BENCH_DEBIAN_PACKAGES := wrk gcc libc6-dev util-linux
-
-bench: install $(VENV)/.bench-installed
-	@$(MAKE) --no-print-directory deps DEBIAN_PACKAGES="$(BENCH_DEBIAN_PACKAGES)"
+# gcc (to build loadgen) and taskset (.ci/bench-packages.txt), and the bench
+# extra into .venv.
+bench: install bench-deps $(VENV)/.bench-installed
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 $(VENV)/.bench-installed: pyproject.toml
@@ -128,6 +126,9 @@ endef
 # when missing.
 deps:
 	$(call install-missing,.ci/debian-packages.txt)
+
+bench-deps:
+	$(call install-missing,.ci/bench-packages.txt)
 
 # Those of make compose-test: Docker's engine and compose, and debootstrap
 # for CI's stand-in base images.
