@@ -38,6 +38,7 @@ from protocols.http import (
     ErrorPage,
     JSONMethodErrors,
     NotFound,
+    TransformCall,
     TransformRoute,
     TransformsRoute,
     WebSite,
@@ -255,7 +256,8 @@ def makeSite(
     )
     root = StaticFiles(str(STATIC))
     root.putChild(b"ws", TransformWebSocketResource(webSockets))
-    root.putChild(b"transform", TransformRoute(service, origins, refusals, http or UNOBSERVED, reactor))
+    call = TransformCall(service, origins, refusals, http or UNOBSERVED, reactor)
+    root.putChild(b"transform", TransformRoute(call))
     root.putChild(b"transforms", TransformsRoute(service))
     root.putChild(b"poems", Poems(poems))
     _healthRoutes(root, readiness, metrics)

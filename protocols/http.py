@@ -199,29 +199,12 @@ class TransformRoute(APIResource):
     C{/transform}: the parent of L{TransformCall}, which serves every name
     below it; a C{POST} to C{/transform} itself names no transform.
 
-    @ivar service: the transform service called.
-    @ivar origins: the pages allowed to post.
-    @ivar refusals: where refusals are logged (the web site's).
-    @ivar observer: told how each request ended.
-    @ivar clock: times the requests.
     @ivar call: the child, C{/transform/<name>}.
     """
 
-    def __init__(
-        self,
-        service: TransformService,
-        origins: OriginPolicy,
-        refusals: Refusals,
-        observer: IServerObserver = UNOBSERVED,
-        clock: IReactorTime | None = None,
-    ) -> None:
+    def __init__(self, call: "TransformCall") -> None:
         super().__init__()
-        self.service = service
-        self.origins = origins
-        self.refusals = refusals
-        self.observer = observer
-        self.clock = clock
-        self.call = TransformCall(service, origins, refusals, observer, clock)
+        self.call = call
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         return self.call
