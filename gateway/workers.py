@@ -38,9 +38,9 @@ refused.  On SIGTERM or SIGINT it closes its own sockets, sends SIGTERM to
 every worker, each of which drains as one gateway does (L{gateway.drain}),
 waits for them up to their drain delay and timeout and C{--stop-margin}
 more (then kills those left), and exits with 0; a second signal is passed
-on to the workers, which cut their drain short.  A worker whose supervisor has gone stops by itself.  Workers
-run in process groups of their own, so that Ctrl-C reaches the supervisor
-alone, which passes it on once.
+on to the workers, which cut their drain short.  A worker whose supervisor
+has gone stops by itself.  Workers run in process groups of their own, so
+that Ctrl-C reaches the supervisor alone, which passes it on once.
 """
 
 import gc
